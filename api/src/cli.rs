@@ -1,0 +1,213 @@
+//! The `mttx` command line. Every command takes `--source`, `--facts` and `--state` (also
+//! from `MTTX_SOURCE`, `MTTX_FACTS`, `MTTX_STATE`), defaulting to the embedded demo files
+//! under `./.mttx/`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+use mttx_fixtures::{Config, golden};
+use mttx_migrations::Location;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mttx",
+    version,
+    about = "Incident analytics: MTTA, MTTR and friends from an incident log"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub places: Places,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where mttx reads and writes.
+#[derive(Debug, Args)]
+pub struct Places {
+    /// The replica: a PostgreSQL URL or an SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_SOURCE",
+        default_value = ".mttx/replica.sqlite"
+    )]
+    pub source: String,
+    /// The facts table (a Delta Lake location).
+    #[arg(long, global = true, env = "MTTX_FACTS", default_value = ".mttx/facts")]
+    pub facts: String,
+    /// mttx's own state database: a PostgreSQL URL or an SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_STATE",
+        default_value = ".mttx/state.sqlite"
+    )]
+    pub state: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make replica data for tests, benchmarks and demos.
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Generate a realistic replica into --source (same arguments, same rows).
+    Generate(GenerateArgs),
+    /// Load the hand-worked golden data set into --source.
+    Golden {
+        /// Empty the replica first if it holds data.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of accounts (tenants).
+    #[arg(long, default_value_t = 3)]
+    pub accounts: u32,
+    /// Number of incidents over all accounts (about 10 log entries each).
+    #[arg(long, default_value_t = 5_000)]
+    pub incidents: u64,
+    /// Weeks of history.
+    #[arg(long, default_value_t = 12)]
+    pub weeks: u32,
+    /// End of the history, exclusive (a date, UTC midnight, or an RFC 3339 time). Later
+    /// events have not happened yet, so some incidents are still open.
+    #[arg(long, default_value = "2026-11-23")]
+    pub until: String,
+    /// Share of incidents carrying one kind of bad input (0 to 0.5).
+    #[arg(long, default_value_t = 0.01)]
+    pub bad_rate: f64,
+    /// Empty the replica first if it holds data.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+fn parse_until(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| {
+        format!("--until `{s}` is neither a date (2026-11-23) nor an RFC 3339 time (2026-11-23T00:00:00Z)")
+    })?;
+    Ok(date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+}
+
+fn location(flag: &str, value: &str) -> anyhow::Result<Location> {
+    value.parse().with_context(|| format!("--{flag}"))
+}
+
+/// Makes sure the folder of an SQLite file exists, so the defaults work in a fresh checkout.
+fn ensure_parent(location: &Location) -> anyhow::Result<()> {
+    if let Location::Sqlite(path) = location
+        && let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Fixtures { command } => {
+            let source = location("source", &cli.places.source)?;
+            ensure_parent(&source)?;
+            match command {
+                FixturesCommand::Generate(args) => {
+                    let cfg = Config {
+                        seed: args.seed,
+                        accounts: args.accounts,
+                        incidents: args.incidents,
+                        weeks: args.weeks,
+                        until: parse_until(&args.until)?,
+                        bad_rate: args.bad_rate,
+                        ..Config::default()
+                    };
+                    let summary = mttx_fixtures::generate_into(cfg, &source, args.replace).await?;
+                    println!("generated into {source}\n{summary}");
+                }
+                FixturesCommand::Golden { replace } => {
+                    let data = golden::dataset()?;
+                    mttx_fixtures::load_dataset(&data, &source, replace).await?;
+                    println!(
+                        "loaded the golden set into {source}: {} accounts, {} incidents, {} log entries",
+                        data.org.accounts.len(),
+                        data.incidents.len(),
+                        data.entries.len()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the command line; errors print their whole chain and exit with status 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn until_takes_dates_and_times() {
+        assert_eq!(
+            parse_until("2026-11-23").unwrap().to_rfc3339(),
+            "2026-11-23T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_until("2026-11-23T06:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-23T05:00:00+00:00"
+        );
+        assert!(parse_until("next monday").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! The outward face of mttx: the `mttx` command line (and, with issue 4, the report API).
+
+pub mod cli;

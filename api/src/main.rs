@@ -1,0 +1,5 @@
+//! The `mttx` command.
+
+fn main() -> std::process::ExitCode {
+    mttx_api::cli::main()
+}

@@ -1,0 +1,266 @@
+//! The schemas mttx creates and the one way it opens a database.
+//!
+//! A database is named by a [`Location`]: a PostgreSQL URL or an SQLite file. The replica
+//! contract (`source/`) and the service's own state (`state/`) each have a migration set per
+//! backend; both may live in one PostgreSQL database because each keeps its own migrations
+//! table.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::SqliteSynchronous;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+/// Errors of opening or migrating a database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "`{0}` is not a database location: give a PostgreSQL URL (postgres://user@host/db) \
+         or an SQLite file path (./mttx.sqlite or sqlite://./mttx.sqlite)"
+    )]
+    BadLocation(String),
+    #[error("cannot open {location}")]
+    Connect {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot apply the {schema} migrations to {location}")]
+    Migrate {
+        schema: &'static str,
+        location: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a database is: a PostgreSQL server or an SQLite file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Location::Postgres(_))
+    }
+}
+
+impl FromStr for Location {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::BadLocation(s.to_owned()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Location::Postgres(s.to_owned()));
+        }
+        if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(Error::BadLocation(s.to_owned()));
+            }
+            return Ok(Location::Sqlite(PathBuf::from(path)));
+        }
+        if s.contains("://") {
+            return Err(Error::BadLocation(s.to_owned()));
+        }
+        Ok(Location::Sqlite(PathBuf::from(s)))
+    }
+}
+
+/// Shows the location with any password replaced, so it can go into logs and errors.
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Postgres(url) => f.write_str(&redact(url)),
+            Location::Sqlite(path) => write!(f, "sqlite file {}", path.display()),
+        }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+/// An open connection pool on either backend.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Shown in `pg_stat_activity`, so a replica's operators can tell who is reading.
+    pub application_name: String,
+    pub max_connections: u32,
+    /// Create the SQLite file if it does not exist (never for a replica that should exist).
+    pub create_sqlite: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            application_name: "mttx".into(),
+            max_connections: 4,
+            create_sqlite: true,
+        }
+    }
+}
+
+/// Opens the database at `location`.
+pub async fn connect(location: &Location, options: &ConnectOptions) -> Result<Pool> {
+    let err = |source| Error::Connect {
+        location: location.to_string(),
+        source,
+    };
+    match location {
+        Location::Postgres(url) => {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(err)?
+                .application_name(&options.application_name);
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await
+                .map_err(err)?;
+            Ok(Pool::Postgres(pool))
+        }
+        Location::Sqlite(path) => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .connect_with(sqlite_options(path, options.create_sqlite))
+                .await
+                .map_err(err)?;
+            Ok(Pool::Sqlite(pool))
+        }
+    }
+}
+
+/// The options every SQLite file of mttx is opened with: WAL so readers do not block the
+/// writer, foreign keys on, and a busy timeout instead of immediate `SQLITE_BUSY` errors.
+pub fn sqlite_options(path: &Path, create: bool) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+}
+
+/// Which schema a migration set creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// The replica contract (tests, fixtures and the demo only: mttx never migrates a replica).
+    Source,
+    /// The service's own tables.
+    State,
+}
+
+impl Schema {
+    fn name(self) -> &'static str {
+        match self {
+            Schema::Source => "source",
+            Schema::State => "state",
+        }
+    }
+
+    /// The migration set of this schema for a backend, with its own migrations table so the
+    /// two sets can share a database.
+    pub fn migrator(self, postgres: bool) -> Migrator {
+        let mut migrator = match (self, postgres) {
+            (Schema::Source, true) => sqlx::migrate!("source/postgres"),
+            (Schema::Source, false) => sqlx::migrate!("source/sqlite"),
+            (Schema::State, true) => sqlx::migrate!("state/postgres"),
+            (Schema::State, false) => sqlx::migrate!("state/sqlite"),
+        };
+        migrator.dangerous_set_table_name(match self {
+            Schema::Source => "_mttx_source_migrations",
+            Schema::State => "_mttx_state_migrations",
+        });
+        migrator
+    }
+}
+
+/// Applies the migrations of `schema` that the database does not have yet.
+pub async fn migrate(pool: &Pool, schema: Schema, location: &Location) -> Result<()> {
+    let err = |source| Error::Migrate {
+        schema: schema.name(),
+        location: location.to_string(),
+        source,
+    };
+    match pool {
+        Pool::Postgres(pg) => schema.migrator(true).run(pg).await.map_err(err),
+        Pool::Sqlite(lite) => schema.migrator(false).run(lite).await.map_err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_by_scheme_or_as_files() {
+        assert!(matches!(
+            "postgres://u@h/db".parse(),
+            Ok(Location::Postgres(_))
+        ));
+        assert!(matches!(
+            "postgresql://u@h/db".parse(),
+            Ok(Location::Postgres(_))
+        ));
+        assert_eq!(
+            "sqlite://./a.sqlite".parse::<Location>().ok(),
+            Some(Location::Sqlite("./a.sqlite".into()))
+        );
+        assert_eq!(
+            "a.db".parse::<Location>().ok(),
+            Some(Location::Sqlite("a.db".into()))
+        );
+        assert!("mysql://h/db".parse::<Location>().is_err());
+        assert!("".parse::<Location>().is_err());
+    }
+
+    #[test]
+    fn display_hides_passwords() {
+        let loc: Location = "postgres://mttx:s3cret@db:5432/replica".parse().unwrap();
+        assert_eq!(loc.to_string(), "postgres://mttx:***@db:5432/replica");
+        let loc: Location = "postgres://mttx@db/replica".parse().unwrap();
+        assert_eq!(loc.to_string(), "postgres://mttx@db/replica");
+    }
+}
