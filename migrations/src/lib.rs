@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqliteSynchronous;
@@ -152,6 +153,11 @@ pub async fn connect(location: &Location, options: &ConnectOptions) -> Result<Po
             let opts = PgConnectOptions::from_str(url)
                 .map_err(err)?
                 .application_name(&options.application_name);
+            // One direct attempt first: a server that is down or refuses us is reported at
+            // once with its reason, instead of after the pool's acquire timeout.
+            sqlx::Connection::close(opts.connect().await.map_err(err)?)
+                .await
+                .map_err(err)?;
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(Duration::from_secs(30))

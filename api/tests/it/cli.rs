@@ -1,0 +1,162 @@
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use sqlx::PgPool;
+
+fn mttx(dir: &PathBuf, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MTTX_SOURCE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mttx-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn generate_writes_the_default_replica_and_says_what_it_made() {
+    let dir = scratch("default");
+    let out = mttx(
+        &dir,
+        &["fixtures", "generate", "--incidents", "300", "--weeks", "2"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(dir.join(".mttx/replica.sqlite").exists());
+    for needle in [
+        "incidents 300",
+        "log entries",
+        "incidents with bad input",
+        "entries/s",
+        "size:",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "`{needle}` missing from:\n{stdout}"
+        );
+    }
+    // A second run would mix two data sets: refused, with what to do instead.
+    let out = mttx(&dir, &["fixtures", "generate", "--incidents", "300"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("already holds") && stderr.contains("--replace"),
+        "{stderr}"
+    );
+    let out = mttx(
+        &dir,
+        &["fixtures", "generate", "--incidents", "200", "--replace"],
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("incidents 200"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_say_what_to_fix() {
+    let dir = scratch("bad");
+    for (args, needle) in [
+        (
+            vec!["fixtures", "generate", "--source", "mysql://db/x"],
+            "PostgreSQL URL",
+        ),
+        (
+            vec!["fixtures", "generate", "--accounts", "0"],
+            "--accounts must be",
+        ),
+        (
+            vec!["fixtures", "generate", "--until", "soon"],
+            "--until `soon`",
+        ),
+        (
+            vec!["fixtures", "generate", "--bad-rate", "0.9"],
+            "--bad-rate",
+        ),
+        (
+            vec![
+                "fixtures",
+                "generate",
+                "--source",
+                "postgres://nobody@127.0.0.1:1/none",
+            ],
+            "cannot open",
+        ),
+    ] {
+        let out = mttx(&dir, &args);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: `{needle}` missing from {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_golden_set_loads_from_the_command_line() {
+    let dir = scratch("golden");
+    let out = Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(["fixtures", "golden"])
+        .current_dir(&dir)
+        .env("MTTX_SOURCE", "golden.sqlite")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("11 incidents, 86 log entries"), "{stdout}");
+    assert!(
+        dir.join("golden.sqlite").exists(),
+        "MTTX_SOURCE is honoured"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Into PostgreSQL, the rows counted with SQL match what the command printed.
+#[sqlx::test(migrations = false)]
+async fn generate_into_postgres(pool: PgPool) {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let dir = scratch("pg");
+    let out = mttx(
+        &dir,
+        &[
+            "fixtures",
+            "generate",
+            "--incidents",
+            "500",
+            "--source",
+            &url,
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM incident_log_entries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("log entries {entries}\n")),
+        "{entries} not in {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
