@@ -30,7 +30,7 @@ cat "$work/time"
 gen_s=$(awk '{print $1}' "$work/time")
 
 echo "== the same rows through psql COPY FROM (schema and indexes as the generator's)"
-"$mttx" fixtures generate --incidents 0 --source "$server/mttx_bench_copy" >/dev/null 2>&1
+"$mttx" fixtures generate --incidents 0 --accounts 20 --weeks 26 --source "$server/mttx_bench_copy" >/dev/null 2>&1
 psql_ "$server/mttx_bench_gen" -c "\\copy incidents TO '$work/incidents.tsv'" \
     -c "\\copy incident_log_entries TO '$work/entries.tsv'"
 start=$(date +%s.%N)

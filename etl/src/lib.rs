@@ -1,4 +1,10 @@
 //! The ETL: extract incident log entries from the replica, fold each incident's entries
-//! into one facts row (metric definitions, version 1), and commit facts with the ETL's
-//! progress in one Delta transaction. Built under issue 3; this crate holds its place in
-//! the layout (`api → query → facts`, `etl → facts`).
+//! into one facts row, and commit facts with the ETL's progress in one Delta transaction.
+//!
+//! So far this crate holds the fold ([`transform`]): the metric definitions as one pure
+//! function. Extraction and the facts writer follow (issue 3).
+
+pub mod transform;
+
+pub use transform::fold::{Fact, Folded, Issue, Reason, fold};
+pub use transform::{Context, Entry, IncidentRow, MetricsVersion};

@@ -1,0 +1,423 @@
+//! The fold: one incident's log entries in, one facts row out. This is where the metric
+//! definitions live (DESIGN.md "Metric definitions", and the readings of them fixed by
+//! `fixtures/golden/README.md`). Pure and deterministic: no clock, no I/O, and the result
+//! does not depend on the order the entries are given in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, Timelike, Weekday};
+use chrono_tz::Tz;
+
+use super::{Context, Entry, IncidentRow, MetricsVersion, Ts};
+
+/// One incident's facts (one row of the facts table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub account_id: i64,
+    pub incident_id: i64,
+    pub incident_number: i64,
+    pub service_id: i64,
+    pub title: String,
+    /// Urgency and priority are the incident row's (its current state).
+    pub urgency: String,
+    pub priority: Option<String>,
+    /// Priority P1 or P2.
+    pub major: bool,
+    pub status: String,
+    /// The attributed escalation policy and its team (see [`MetricsVersion`]).
+    pub escalation_policy_id: Option<i64>,
+    pub team_id: Option<i64>,
+    /// The first trigger; without one, the incident row's `created_at`.
+    pub created_at: Ts,
+    /// True when the log has no trigger and `created_at` comes from the incident row.
+    pub created_at_from_incident_row: bool,
+    pub acknowledged_at: Option<Ts>,
+    pub resolved_at: Option<Ts>,
+    /// First explicit `acknowledge` − created_at (never below 0); NULL if never acknowledged.
+    pub seconds_to_first_ack: Option<f64>,
+    /// First `resolve` − created_at (never below 0); NULL while unresolved.
+    pub seconds_to_resolve: Option<f64>,
+    /// The first resolve's agent is a service, an integration or the system.
+    pub auto_resolved: bool,
+    pub escalation_count: i64,
+    /// Escalations with channel `timeout`.
+    pub timeout_escalations: i64,
+    /// All other escalations (a person's, or with an unknown channel).
+    pub manual_escalations: i64,
+    /// assign and delegate entries after the first one.
+    pub reassignment_count: i64,
+    pub ack_count: i64,
+    pub notification_count: i64,
+    pub interruptions: i64,
+    pub interruptions_business: i64,
+    pub interruptions_off_hours: i64,
+    pub interruptions_sleep: i64,
+    /// The last distinct acknowledger's first ack − created_at; NULL under two acknowledgers.
+    pub seconds_to_mobilize: Option<f64>,
+    pub acknowledged_user_ids: Vec<i64>,
+    pub assigned_user_ids: Vec<i64>,
+    pub unknown_entry_count: i64,
+    pub metrics_version: i32,
+    /// The largest id among the entries folded in.
+    pub last_entry_id: i64,
+}
+
+/// Why an entry (or an incident, with entry id 0) went to quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    UnknownType,
+    AckBeforeTrigger,
+    ResolveBeforeTrigger,
+    Duplicate,
+    NullField,
+    MissingTrigger,
+    /// An entry whose incident has no row (reported by the caller, which has no row to fold).
+    Orphan,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownType => "unknown_type",
+            Reason::AckBeforeTrigger => "ack_before_trigger",
+            Reason::ResolveBeforeTrigger => "resolve_before_trigger",
+            Reason::Duplicate => "duplicate",
+            Reason::NullField => "null_field",
+            Reason::MissingTrigger => "missing_trigger",
+            Reason::Orphan => "orphan",
+        }
+    }
+}
+
+/// A piece of bad input found while folding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Issue {
+    pub incident_id: i64,
+    /// 0 where the problem is the incident as a whole.
+    pub entry_id: i64,
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// The fold's result: the facts row and the bad input it met.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folded {
+    pub fact: Fact,
+    pub issues: Vec<Issue>,
+}
+
+/// The entry types of the contract; any other type is kept, counted and quarantined.
+pub const KNOWN_TYPES: [&str; 15] = [
+    "trigger",
+    "acknowledge",
+    "unacknowledge",
+    "assign",
+    "delegate",
+    "escalate",
+    "notify",
+    "resolve",
+    "annotate",
+    "snooze",
+    "urgency_change",
+    "priority_change",
+    "reach_trigger_limit",
+    "repeat_escalation_path",
+    "exhaust_escalation_path",
+];
+
+/// Notification channels that interrupt a person.
+const INTERRUPTING: [&str; 3] = ["sms", "phone", "push"];
+/// Pages to one user closer than this to the last counted one are the same interruption.
+const REPEAT_WINDOW_S: i64 = 60;
+
+/// Time-of-day band of an interruption in the notified person's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Band {
+    /// Monday to Friday, 08:00–18:00.
+    Business,
+    /// Monday to Friday 18:00–22:00, weekends 08:00–22:00.
+    OffHours,
+    /// 22:00–08:00, every day.
+    Sleep,
+}
+
+pub fn band(at: Ts, tz: Tz) -> Band {
+    let local = at.with_timezone(&tz);
+    let hour = local.hour();
+    let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
+    match hour {
+        h if !(8..22).contains(&h) => Band::Sleep,
+        h if !weekend && h < 18 => Band::Business,
+        _ => Band::OffHours,
+    }
+}
+
+fn seconds(from: Ts, to: Ts) -> f64 {
+    ((to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6).max(0.0)
+}
+
+/// Entries equal in everything but their id: the same event written twice.
+fn same_event(a: &Entry, b: &Entry) -> bool {
+    a.entry_type == b.entry_type
+        && a.created_at == b.created_at
+        && a.agent_type == b.agent_type
+        && a.agent_id == b.agent_id
+        && a.channel == b.channel
+        && a.user_id == b.user_id
+        && a.assignee_ids == b.assignee_ids
+        && a.escalation_policy_id == b.escalation_policy_id
+        && a.details == b.details
+}
+
+/// Folds one incident's entries into its facts row under `version`'s definitions.
+pub fn fold(
+    version: MetricsVersion,
+    incident: &IncidentRow,
+    entries: &[Entry],
+    ctx: &Context,
+) -> Folded {
+    let mut issues = Vec::new();
+    let mut issue = |entry_id: i64, reason: Reason, detail: String| {
+        issues.push(Issue {
+            incident_id: incident.id,
+            entry_id,
+            reason,
+            detail,
+        });
+    };
+
+    // Time order; ids break ties, so the input order never matters.
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    let last_entry_id = sorted.iter().map(|e| e.id).max().unwrap_or(0);
+
+    // Duplicates: keep the one with the lowest id. Equal events have equal times, so they
+    // sit together in time order; compare within runs of equal time.
+    let mut kept: Vec<&Entry> = Vec::with_capacity(sorted.len());
+    for e in &sorted {
+        let twin = kept
+            .iter()
+            .rev()
+            .take_while(|k| k.created_at == e.created_at)
+            .find(|k| same_event(k, e))
+            .map(|k| k.id);
+        match twin {
+            Some(original) => issue(
+                e.id,
+                Reason::Duplicate,
+                format!("same event as entry {original}"),
+            ),
+            None => kept.push(e),
+        }
+    }
+
+    let trigger = kept.iter().find(|e| e.entry_type == "trigger");
+    let (created_at, from_row) = match trigger {
+        Some(t) => (t.created_at, false),
+        None => {
+            issue(
+                0,
+                Reason::MissingTrigger,
+                "no trigger entry; created_at taken from the incident row".into(),
+            );
+            (incident.created_at, true)
+        }
+    };
+
+    // v1: the policy at trigger — the trigger's, else the first entry that names one.
+    let policy_at_trigger = trigger
+        .and_then(|t| t.escalation_policy_id)
+        .or_else(|| kept.iter().find_map(|e| e.escalation_policy_id));
+
+    let mut fact = Fact {
+        account_id: incident.account_id,
+        incident_id: incident.id,
+        incident_number: incident.incident_number,
+        service_id: incident.service_id,
+        title: incident.title.clone(),
+        urgency: incident.urgency.clone(),
+        priority: incident.priority.clone(),
+        major: matches!(incident.priority.as_deref(), Some("P1" | "P2")),
+        status: incident.status.clone(),
+        escalation_policy_id: None,
+        team_id: None,
+        created_at,
+        created_at_from_incident_row: from_row,
+        acknowledged_at: None,
+        resolved_at: None,
+        seconds_to_first_ack: None,
+        seconds_to_resolve: None,
+        auto_resolved: false,
+        escalation_count: 0,
+        timeout_escalations: 0,
+        manual_escalations: 0,
+        reassignment_count: 0,
+        ack_count: 0,
+        notification_count: 0,
+        interruptions: 0,
+        interruptions_business: 0,
+        interruptions_off_hours: 0,
+        interruptions_sleep: 0,
+        seconds_to_mobilize: None,
+        acknowledged_user_ids: Vec::new(),
+        assigned_user_ids: Vec::new(),
+        unknown_entry_count: 0,
+        metrics_version: version as i32,
+        last_entry_id,
+    };
+
+    let mut first_ack_by_user: BTreeMap<i64, Ts> = BTreeMap::new();
+    let mut assigned: BTreeSet<i64> = BTreeSet::new();
+    let mut assignments = 0i64;
+    // (user, time) of every interrupting notification, in time order.
+    let mut pages: Vec<(i64, Ts)> = Vec::new();
+
+    for e in &kept {
+        let null = |field: &str| format!("{} entry without {field}", e.entry_type);
+        match e.entry_type.as_str() {
+            "acknowledge" => {
+                fact.ack_count += 1;
+                let at = if e.created_at < created_at {
+                    issue(
+                        e.id,
+                        Reason::AckBeforeTrigger,
+                        format!(
+                            "acknowledged {:.0} s before the trigger",
+                            seconds(e.created_at, created_at)
+                        ),
+                    );
+                    created_at
+                } else {
+                    e.created_at
+                };
+                if fact.acknowledged_at.is_none() {
+                    fact.acknowledged_at = Some(at);
+                }
+                match e.agent_id {
+                    Some(user) => {
+                        first_ack_by_user.entry(user).or_insert(at);
+                    }
+                    None => issue(e.id, Reason::NullField, null("agent_id")),
+                }
+            }
+            "resolve" if fact.resolved_at.is_none() => {
+                let at = if e.created_at < created_at {
+                    issue(
+                        e.id,
+                        Reason::ResolveBeforeTrigger,
+                        "resolved before the trigger".into(),
+                    );
+                    created_at
+                } else {
+                    e.created_at
+                };
+                fact.resolved_at = Some(at);
+                fact.auto_resolved = match e.agent_type.as_deref() {
+                    Some("user") => false,
+                    Some(_) => true,
+                    None => {
+                        issue(e.id, Reason::NullField, null("agent_type"));
+                        false
+                    }
+                };
+            }
+            "escalate" => {
+                fact.escalation_count += 1;
+                if e.channel.as_deref() == Some("timeout") {
+                    fact.timeout_escalations += 1;
+                } else {
+                    if e.channel.is_none() {
+                        issue(e.id, Reason::NullField, null("channel"));
+                    }
+                    fact.manual_escalations += 1;
+                }
+                match &e.assignee_ids {
+                    Some(ids) => assigned.extend(ids),
+                    None => issue(e.id, Reason::NullField, null("assignee_ids")),
+                }
+            }
+            "assign" | "delegate" => {
+                assignments += 1;
+                match &e.assignee_ids {
+                    Some(ids) => assigned.extend(ids),
+                    None => issue(e.id, Reason::NullField, null("assignee_ids")),
+                }
+            }
+            "notify" => {
+                fact.notification_count += 1;
+                match (e.user_id, e.channel.as_deref()) {
+                    (Some(user), Some(channel)) => {
+                        if INTERRUPTING.contains(&channel) {
+                            pages.push((user, e.created_at));
+                        }
+                    }
+                    (None, _) => issue(e.id, Reason::NullField, null("user_id")),
+                    (_, None) => issue(e.id, Reason::NullField, null("channel")),
+                }
+            }
+            t if !KNOWN_TYPES.contains(&t) => {
+                fact.unknown_entry_count += 1;
+                issue(
+                    e.id,
+                    Reason::UnknownType,
+                    format!("entry type `{t}` is not in the contract"),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fact.reassignment_count = (assignments - 1).max(0);
+    fact.seconds_to_first_ack = fact.acknowledged_at.map(|t| seconds(created_at, t));
+    fact.seconds_to_resolve = fact.resolved_at.map(|t| seconds(created_at, t));
+    fact.acknowledged_user_ids = first_ack_by_user.keys().copied().collect();
+    fact.assigned_user_ids = assigned.into_iter().collect();
+    if first_ack_by_user.len() >= 2 {
+        fact.seconds_to_mobilize = first_ack_by_user
+            .values()
+            .max()
+            .map(|&last| seconds(created_at, last));
+    }
+
+    // Interruptions: per user, a page counts unless a counted one came < 60 s before.
+    pages.sort();
+    let mut last_counted: Option<(i64, Ts)> = None;
+    for (user, at) in pages {
+        if let Some((u, t)) = last_counted
+            && u == user
+            && (at - t).num_seconds() < REPEAT_WINDOW_S
+        {
+            continue;
+        }
+        last_counted = Some((user, at));
+        let tz = ctx
+            .user_time_zones
+            .get(&user)
+            .or_else(|| ctx.account_time_zones.get(&incident.account_id))
+            .copied()
+            .unwrap_or(chrono_tz::UTC);
+        fact.interruptions += 1;
+        match band(at, tz) {
+            Band::Business => fact.interruptions_business += 1,
+            Band::OffHours => fact.interruptions_off_hours += 1,
+            Band::Sleep => fact.interruptions_sleep += 1,
+        }
+    }
+
+    let policy = match version {
+        MetricsVersion::V1 => policy_at_trigger,
+        MetricsVersion::V2 => Some(incident.escalation_policy_id),
+    };
+    fact.escalation_policy_id = policy;
+    fact.team_id = policy
+        .and_then(|p| ctx.policy_teams.get(&p).copied().flatten())
+        .or_else(|| {
+            ctx.service_teams
+                .get(&incident.service_id)
+                .copied()
+                .flatten()
+        });
+
+    issues.sort();
+    Folded { fact, issues }
+}

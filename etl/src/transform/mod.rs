@@ -1,0 +1,68 @@
+//! The transform step: what the fold reads and the fold itself.
+//!
+//! The fold sees one incident at a time — its row from `incidents` (current state) and
+//! every log entry of it — plus a read-only [`Context`] with what it needs of the
+//! organisation (people's time zones, policies' teams). It does no I/O.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+pub mod fold;
+
+pub type Ts = DateTime<Utc>;
+
+/// Which definitions a facts row was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricsVersion {
+    /// DESIGN.md "Metric definitions, version 1": attribution at trigger.
+    V1 = 1,
+    /// As v1, but attributed to the escalation policy the incident ended on.
+    V2 = 2,
+}
+
+/// One row of `incident_log_entries`, as read from the replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: i64,
+    pub incident_id: i64,
+    pub entry_type: String,
+    pub created_at: Ts,
+    pub agent_type: Option<String>,
+    pub agent_id: Option<i64>,
+    pub channel: Option<String>,
+    pub user_id: Option<i64>,
+    pub assignee_ids: Option<Vec<i64>>,
+    pub escalation_policy_id: Option<i64>,
+    /// JSON text as the replica returns it.
+    pub details: Option<String>,
+}
+
+/// One row of `incidents`: the incident's current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub incident_number: i64,
+    pub service_id: i64,
+    pub escalation_policy_id: i64,
+    pub title: String,
+    pub urgency: String,
+    pub priority: Option<String>,
+    pub status: String,
+    pub created_at: Ts,
+}
+
+/// What the fold needs to know of the organisation.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Each user's time zone, for interruption bands.
+    pub user_time_zones: HashMap<i64, Tz>,
+    /// Each account's time zone: the band of a notified user the replica does not know.
+    pub account_time_zones: HashMap<i64, Tz>,
+    /// The team of each escalation policy (None: an account-wide policy).
+    pub policy_teams: HashMap<i64, Option<i64>>,
+    /// The team of each service, used where the policy has no team.
+    pub service_teams: HashMap<i64, Option<i64>>,
+}
