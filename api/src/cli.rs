@@ -54,6 +54,30 @@ pub enum Command {
         #[command(subcommand)]
         command: FixturesCommand,
     },
+    /// Fold the replica's incident log into the facts table.
+    Etl {
+        #[command(subcommand)]
+        command: EtlCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtlCommand {
+    /// Read what is new in the replica and commit facts; with --once, exit when caught up.
+    Run(EtlRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EtlRunArgs {
+    /// Catch up and exit instead of following the log.
+    #[arg(long)]
+    pub once: bool,
+    /// Log entries per batch (one facts commit each).
+    #[arg(long, default_value_t = 50_000)]
+    pub batch_entries: i64,
+    /// Seconds between polls when following and nothing is new.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll_seconds: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +145,7 @@ fn ensure_parent(location: &Location) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Etl { command } => etl(&cli.places, command).await?,
         Command::Fixtures { command } => {
             let source = location("source", &cli.places.source)?;
             ensure_parent(&source)?;
@@ -154,9 +179,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
+    let EtlCommand::Run(args) = command;
+    let source = location("source", &places.source)?;
+    let state = location("state", &places.state)?;
+    ensure_parent(&state)?;
+    anyhow::ensure!(args.batch_entries > 0, "--batch-entries must be at least 1");
+    anyhow::ensure!(
+        args.poll_seconds > 0.0 && args.poll_seconds <= 3600.0,
+        "--poll-seconds must be between 0 and 3600"
+    );
+    let replica = mttx_etl::source::Source::open(&source, 4).await?;
+    let state = mttx_etl::sink::state::State::open(&state).await?;
+    let mut facts = mttx_etl::sink::delta::FactsTable::open(&places.facts).await?;
+    let opts = mttx_etl::run::RunOptions {
+        once: args.once,
+        batch_entries: args.batch_entries,
+        poll: std::time::Duration::from_secs_f64(args.poll_seconds),
+        ..Default::default()
+    };
+    tracing::info!(source = %replica.location(), facts = facts.uri(), once = opts.once, "etl starting");
+    let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
+    println!("etl into {}\n{summary}", facts.uri());
+    Ok(())
+}
+
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,buoyant_kernel=warn,deltalake=warn,deltalake_core=warn,datafusion=warn",
+        )
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

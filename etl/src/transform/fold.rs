@@ -8,59 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, Timelike, Weekday};
 use chrono_tz::Tz;
 
-use super::{Context, Entry, IncidentRow, MetricsVersion, Ts};
+pub use mttx_facts::Fact;
 
-/// One incident's facts (one row of the facts table).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fact {
-    pub account_id: i64,
-    pub incident_id: i64,
-    pub incident_number: i64,
-    pub service_id: i64,
-    pub title: String,
-    /// Urgency and priority are the incident row's (its current state).
-    pub urgency: String,
-    pub priority: Option<String>,
-    /// Priority P1 or P2.
-    pub major: bool,
-    pub status: String,
-    /// The attributed escalation policy and its team (see [`MetricsVersion`]).
-    pub escalation_policy_id: Option<i64>,
-    pub team_id: Option<i64>,
-    /// The first trigger; without one, the incident row's `created_at`.
-    pub created_at: Ts,
-    /// True when the log has no trigger and `created_at` comes from the incident row.
-    pub created_at_from_incident_row: bool,
-    pub acknowledged_at: Option<Ts>,
-    pub resolved_at: Option<Ts>,
-    /// First explicit `acknowledge` − created_at (never below 0); NULL if never acknowledged.
-    pub seconds_to_first_ack: Option<f64>,
-    /// First `resolve` − created_at (never below 0); NULL while unresolved.
-    pub seconds_to_resolve: Option<f64>,
-    /// The first resolve's agent is a service, an integration or the system.
-    pub auto_resolved: bool,
-    pub escalation_count: i64,
-    /// Escalations with channel `timeout`.
-    pub timeout_escalations: i64,
-    /// All other escalations (a person's, or with an unknown channel).
-    pub manual_escalations: i64,
-    /// assign and delegate entries after the first one.
-    pub reassignment_count: i64,
-    pub ack_count: i64,
-    pub notification_count: i64,
-    pub interruptions: i64,
-    pub interruptions_business: i64,
-    pub interruptions_off_hours: i64,
-    pub interruptions_sleep: i64,
-    /// The last distinct acknowledger's first ack − created_at; NULL under two acknowledgers.
-    pub seconds_to_mobilize: Option<f64>,
-    pub acknowledged_user_ids: Vec<i64>,
-    pub assigned_user_ids: Vec<i64>,
-    pub unknown_entry_count: i64,
-    pub metrics_version: i32,
-    /// The largest id among the entries folded in.
-    pub last_entry_id: i64,
-}
+use super::{Context, Entry, IncidentRow, MetricsVersion, Ts};
 
 /// Why an entry (or an incident, with entry id 0) went to quarantine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,6 +4,7 @@
 mod fold_golden;
 mod fold_properties;
 mod oracle;
+mod pipeline;
 
 use std::collections::BTreeMap;
 

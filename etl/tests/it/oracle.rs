@@ -10,10 +10,10 @@ use sqlx::{FromRow, PgPool};
 
 use crate::inputs;
 
-const ORACLE: &str = include_str!("../sql/facts.sql");
+pub const ORACLE: &str = include_str!("../sql/facts.sql");
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
-struct Oracle {
+pub struct Oracle {
     incident_id: i64,
     account_id: i64,
     incident_number: i64,
@@ -48,7 +48,7 @@ struct Oracle {
 }
 
 /// The oracle's row in the fold's terms, for one metrics version.
-fn as_fact(o: &Oracle, version: MetricsVersion, like: &Fact) -> Fact {
+pub fn as_fact(o: &Oracle, version: MetricsVersion, like: &Fact) -> Fact {
     let (policy, team) = match version {
         MetricsVersion::V1 => (o.escalation_policy_id_v1, o.team_id_v1),
         MetricsVersion::V2 => (o.escalation_policy_id_v2, o.team_id_v2),
@@ -92,7 +92,7 @@ fn as_fact(o: &Oracle, version: MetricsVersion, like: &Fact) -> Fact {
     }
 }
 
-async fn location(pool: &PgPool) -> Location {
+pub async fn location(pool: &PgPool) -> Location {
     let db: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(pool)
         .await

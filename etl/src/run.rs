@@ -1,0 +1,291 @@
+//! The ETL loop: read what is new in the replica's log, refold every incident it touches
+//! from its whole log, quarantine bad input, and commit the facts with the progress.
+//!
+//! Out-of-order commits: ids come from a sequence at insert, so an entry can become visible
+//! after entries with higher ids. Each read notes the ids it skipped below its new
+//! high-water mark (gaps) and asks for them again on every later read until they appear or
+//! are older than `gap_ttl` (rolled back, or a sequence jump). Gaps are part of the
+//! committed progress, so a restart keeps looking for them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Result;
+use crate::sink::delta::{FactsTable, Progress};
+use crate::sink::state::{RunCounts, State};
+use crate::source::Source;
+use crate::transform::MetricsVersion;
+use crate::transform::fold::{Issue, Reason, fold};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Catch up and exit (true) or keep following the log.
+    pub once: bool,
+    /// Log entries read per batch (one facts commit each).
+    pub batch_entries: i64,
+    /// Pause between polls when following and nothing is new.
+    pub poll: Duration,
+    /// How long a skipped id is looked for before it is taken as rolled back.
+    pub gap_ttl: Duration,
+    pub metrics_version: MetricsVersion,
+    pub worker_id: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            once: true,
+            batch_entries: 50_000,
+            poll: Duration::from_secs(1),
+            gap_ttl: Duration::from_secs(600),
+            metrics_version: MetricsVersion::V1,
+            worker_id: format!("{}-{}", hostname(), std::process::id()),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "mttx".into())
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub batches: i64,
+    pub entries_read: i64,
+    pub incidents_written: i64,
+    pub quarantined: BTreeMap<&'static str, i64>,
+    pub facts_version: i64,
+    pub high_water: i64,
+    pub open_gaps: usize,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} batches: {} log entries read, {} incidents written, facts table version {}",
+            self.batches, self.entries_read, self.incidents_written, self.facts_version
+        )?;
+        writeln!(
+            f,
+            "read up to entry {} ({} ids still awaited)",
+            self.high_water, self.open_gaps
+        )?;
+        let bad: i64 = self.quarantined.values().sum();
+        writeln!(f, "quarantined: {bad}")?;
+        for (reason, n) in &self.quarantined {
+            writeln!(f, "  {reason:<24} {n}")?;
+        }
+        write!(
+            f,
+            "took {:.1} s: {:.0} entries/s",
+            self.elapsed.as_secs_f64(),
+            self.entries_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        )
+    }
+}
+
+/// Works out the progress after reading `seen` (ids above `old.high_water` or among its gaps).
+pub fn advance(old: &Progress, seen: &BTreeSet<i64>, now_s: i64, gap_ttl_s: i64) -> Progress {
+    let high_water = seen
+        .last()
+        .copied()
+        .unwrap_or(old.high_water)
+        .max(old.high_water);
+    let mut gaps: Vec<(i64, i64)> = old
+        .gaps
+        .iter()
+        .filter(|(id, since)| !seen.contains(id) && now_s - since <= gap_ttl_s)
+        .copied()
+        .collect();
+    // Ids skipped in the newly read range; a huge jump (a sequence restart) is not a gap list.
+    let mut previous = old.high_water;
+    for &id in seen.range(old.high_water + 1..) {
+        if id - previous - 1 <= 10_000 {
+            gaps.extend((previous + 1..id).map(|g| (g, now_s)));
+        }
+        previous = id;
+    }
+    gaps.sort_unstable();
+    gaps.dedup_by_key(|g| g.0);
+    Progress {
+        high_water,
+        gaps,
+        batches: old.batches + 1,
+        metrics_version: old.metrics_version,
+    }
+}
+
+fn bar(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bar:40} entry {pos}/{len} {per_sec} [{elapsed_precise}, ETA {eta}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Runs the ETL until caught up (`once`) or forever.
+pub async fn run(
+    source: &Source,
+    facts: &mut FactsTable,
+    state: &State,
+    opts: &RunOptions,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let mode = if opts.once { "once" } else { "follow" };
+    let run_id = state
+        .start_run(&opts.worker_id, mode, opts.metrics_version as i32)
+        .await?;
+    let result = run_inner(source, facts, state, opts, run_id, started).await;
+    let (status, error) = match &result {
+        Ok(_) => ("succeeded", None),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    let counts = result.as_ref().map_or_else(
+        |_| RunCounts::default(),
+        |s| RunCounts {
+            entries_read: s.entries_read,
+            incidents_written: s.incidents_written,
+            quarantined: s.quarantined.values().sum(),
+            facts_version: s.facts_version,
+        },
+    );
+    state
+        .finish_run(run_id, status, &counts, error.as_deref())
+        .await?;
+    result
+}
+
+async fn run_inner(
+    source: &Source,
+    facts: &mut FactsTable,
+    state: &State,
+    opts: &RunOptions,
+    run_id: i64,
+    started: Instant,
+) -> Result<Summary> {
+    let mut progress = facts.progress().await?.unwrap_or(Progress {
+        metrics_version: opts.metrics_version as i32,
+        ..Progress::default()
+    });
+    let ctx = source.context().await?;
+    let (max_id, _) = source.extent().await?;
+    let bar = bar(max_id.max(0) as u64);
+    let mut summary = Summary {
+        high_water: progress.high_water,
+        ..Summary::default()
+    };
+    let mut last_log = Instant::now();
+    loop {
+        let gap_ids: Vec<i64> = progress.gaps.iter().map(|g| g.0).collect();
+        let rows = source
+            .new_entries(progress.high_water, &gap_ids, opts.batch_entries)
+            .await?;
+        if rows.is_empty() {
+            if opts.once {
+                break;
+            }
+            tokio::time::sleep(opts.poll).await;
+            continue;
+        }
+        let seen: BTreeSet<i64> = rows.iter().map(|r| r.0).collect();
+        let touched: Vec<i64> = rows
+            .iter()
+            .map(|r| r.1)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let incidents = source.incidents(&touched).await?;
+        let logs = source.logs(&touched).await?;
+
+        let mut batch = Vec::with_capacity(touched.len());
+        let mut issues: Vec<Issue> = Vec::new();
+        let mut accounts: HashMap<i64, i64> = HashMap::new();
+        for id in &touched {
+            let Some((account, log)) = logs.get(id) else {
+                continue;
+            };
+            accounts.insert(*id, *account);
+            match incidents.get(id) {
+                Some(row) => {
+                    let folded = fold(opts.metrics_version, row, log, &ctx);
+                    issues.extend(folded.issues);
+                    batch.push(folded.fact);
+                }
+                None => issues.extend(log.iter().map(|e| Issue {
+                    incident_id: *id,
+                    entry_id: e.id,
+                    reason: Reason::Orphan,
+                    detail: format!("incident {id} has no row in incidents"),
+                })),
+            }
+        }
+        // Quarantine first: it is idempotent, so a crash before the facts commit only
+        // repeats it; the facts commit then moves the progress past this batch.
+        state
+            .quarantine(run_id, |i| accounts.get(&i).copied().unwrap_or(0), &issues)
+            .await?;
+        let now_s = chrono::Utc::now().timestamp();
+        let next = advance(&progress, &seen, now_s, opts.gap_ttl.as_secs() as i64);
+        facts.commit(&batch, &next).await?;
+        progress = next;
+
+        summary.batches += 1;
+        summary.entries_read += rows.len() as i64;
+        summary.incidents_written += batch.len() as i64;
+        for i in &issues {
+            *summary.quarantined.entry(i.reason.as_str()).or_default() += 1;
+        }
+        summary.high_water = progress.high_water;
+        summary.open_gaps = progress.gaps.len();
+        summary.facts_version = facts.version();
+        if let Some(bar) = &bar {
+            bar.set_position(progress.high_water.max(0) as u64);
+        } else if last_log.elapsed() >= Duration::from_secs(5) {
+            last_log = Instant::now();
+            tracing::info!(
+                high_water = progress.high_water,
+                of = max_id,
+                entries = summary.entries_read,
+                "etl progress"
+            );
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    summary.facts_version = facts.version();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_ids_become_gaps_until_seen_or_expired() {
+        let p0 = Progress::default();
+        let p1 = advance(&p0, &BTreeSet::from([1, 2, 5]), 100, 600);
+        assert_eq!(p1.high_water, 5);
+        assert_eq!(p1.gaps, vec![(3, 100), (4, 100)]);
+        // 4 commits late; 3 never does.
+        let p2 = advance(&p1, &BTreeSet::from([4, 6]), 200, 600);
+        assert_eq!((p2.high_water, p2.gaps.clone()), (6, vec![(3, 100)]));
+        let p3 = advance(&p2, &BTreeSet::from([7]), 800, 600);
+        assert_eq!((p3.high_water, p3.gaps), (7, vec![]));
+        assert_eq!(p3.batches, 3);
+    }
+}

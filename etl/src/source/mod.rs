@@ -1,0 +1,427 @@
+//! Extraction: short read-only statements against the replica (PostgreSQL or SQLite).
+//!
+//! Every statement is a single short query (no long transaction, no cursor); PostgreSQL
+//! sessions are read-only with a statement timeout and an `application_name`, and a
+//! statement that fails because the standby cancelled it (conflict with recovery) or the
+//! connection dropped is retried with backoff. Nothing here writes to the replica.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use mttx_migrations::{Location, Pool};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::SqlitePoolOptions;
+
+use crate::transform::{Context, Entry, IncidentRow};
+use crate::{Error, Result};
+
+/// How long one statement may run on the replica.
+pub const STATEMENT_TIMEOUT: &str = "60s";
+const RETRIES: u32 = 6;
+
+/// The replica, opened read-only.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pool: Pool,
+    location: Location,
+}
+
+/// Whether a failed statement is worth retrying: the standby cancelled it (conflict with
+/// recovery, SQLSTATE 40001), the server is shutting down or restarting (57P01–57P03), or
+/// the connection broke.
+pub fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            matches!(
+                db.code().as_deref(),
+                Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08000")
+            ) || db.message().contains("conflict with recovery")
+                || db.message().contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
+/// Runs `op` again after a short, growing pause while it fails transiently.
+pub async fn with_retries<T, F, Fut>(what: &'static str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1.. {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < RETRIES && transient(&e) => {
+                tracing::warn!(what, attempt, error = %e, delay_ms = delay.as_millis() as u64, "replica statement failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3).min(Duration::from_secs(10));
+            }
+            Err(source) => {
+                return Err(Error::Source {
+                    doing: what,
+                    source,
+                });
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+const ENTRY_COLUMNS: &str = "id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, \
+     assignee_ids, escalation_policy_id, details";
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| sqlx::Error::Decode(format!("timestamp `{s}`: {e}").into()))
+}
+
+fn pg_entry(r: &sqlx::postgres::PgRow) -> Result<Entry, sqlx::Error> {
+    let details: Option<serde_json::Value> = r.try_get(10)?;
+    Ok(Entry {
+        id: r.try_get(0)?,
+        incident_id: r.try_get(1)?,
+        entry_type: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+        agent_type: r.try_get(4)?,
+        agent_id: r.try_get(5)?,
+        channel: r.try_get(6)?,
+        user_id: r.try_get(7)?,
+        assignee_ids: r.try_get(8)?,
+        escalation_policy_id: r.try_get(9)?,
+        details: details.map(|d| crate::canonical_json(&d)),
+    })
+}
+
+fn lite_entry(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
+    let created: String = r.try_get(3)?;
+    let ids: Option<String> = r.try_get(8)?;
+    let details: Option<String> = r.try_get(10)?;
+    Ok(Entry {
+        id: r.try_get(0)?,
+        incident_id: r.try_get(1)?,
+        entry_type: r.try_get(2)?,
+        created_at: parse_ts(&created)?,
+        agent_type: r.try_get(4)?,
+        agent_id: r.try_get(5)?,
+        channel: r.try_get(6)?,
+        user_id: r.try_get(7)?,
+        assignee_ids: ids
+            .map(|s| serde_json::from_str(&s).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+            .transpose()?,
+        escalation_policy_id: r.try_get(9)?,
+        details: details
+            .map(|s| {
+                serde_json::from_str::<serde_json::Value>(&s).map(|v| crate::canonical_json(&v))
+            })
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+    })
+}
+
+fn json_ids(ids: &[i64]) -> String {
+    let parts: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", parts.join(","))
+}
+
+impl Source {
+    /// Opens the replica read-only. An SQLite file must exist.
+    pub async fn open(location: &Location, max_connections: u32) -> Result<Self> {
+        let err = |source| Error::Source {
+            doing: "opening the replica",
+            source,
+        };
+        let pool = match location {
+            Location::Postgres(url) => {
+                let opts = PgConnectOptions::from_str(url)
+                    .map_err(err)?
+                    .application_name("mttx-etl")
+                    .options([
+                        ("default_transaction_read_only", "on"),
+                        ("statement_timeout", STATEMENT_TIMEOUT),
+                    ]);
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .connect_with(opts)
+                        .await
+                        .map_err(err)?,
+                )
+            }
+            Location::Sqlite(path) => {
+                if !path.exists() {
+                    return Err(Error::NoReplica(path.display().to_string()));
+                }
+                let opts = mttx_migrations::sqlite_options(path, false).read_only(true);
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(max_connections)
+                        .connect_with(opts)
+                        .await
+                        .map_err(err)?,
+                )
+            }
+        };
+        Ok(Self {
+            pool,
+            location: location.clone(),
+        })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The organisation: time zones of people and accounts, teams of policies and services.
+    pub async fn context(&self) -> Result<Context> {
+        let mut ctx = Context::default();
+        let tz = |name: String| Tz::from_str(&name).unwrap_or(chrono_tz::UTC);
+        macro_rules! load {
+            ($pool:expr) => {{
+                let p = $pool;
+                let rows: Vec<(i64, String)> = with_retries("reading accounts", || {
+                    sqlx::query_as("SELECT id, time_zone FROM accounts").fetch_all(p)
+                })
+                .await?;
+                ctx.account_time_zones = rows.into_iter().map(|(id, z)| (id, tz(z))).collect();
+                let rows: Vec<(i64, String)> = with_retries("reading users", || {
+                    sqlx::query_as("SELECT id, time_zone FROM users").fetch_all(p)
+                })
+                .await?;
+                ctx.user_time_zones = rows.into_iter().map(|(id, z)| (id, tz(z))).collect();
+                let rows: Vec<(i64, Option<i64>)> =
+                    with_retries("reading escalation policies", || {
+                        sqlx::query_as("SELECT id, team_id FROM escalation_policies").fetch_all(p)
+                    })
+                    .await?;
+                ctx.policy_teams = rows.into_iter().collect();
+                let rows: Vec<(i64, Option<i64>)> = with_retries("reading services", || {
+                    sqlx::query_as("SELECT id, team_id FROM services").fetch_all(p)
+                })
+                .await?;
+                ctx.service_teams = rows.into_iter().collect();
+            }};
+        }
+        match &self.pool {
+            Pool::Postgres(pg) => load!(pg),
+            Pool::Sqlite(lite) => load!(lite),
+        }
+        Ok(ctx)
+    }
+
+    /// Ids and incidents of the entries after `after` (at most `limit`, in id order), and of
+    /// the listed earlier ids that have become visible since.
+    pub async fn new_entries(
+        &self,
+        after: i64,
+        gaps: &[i64],
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        let mut rows: Vec<(i64, i64)> = match &self.pool {
+            Pool::Postgres(pg) => {
+                with_retries("reading new log entries", || {
+                    sqlx::query_as(
+                        "SELECT id, incident_id FROM incident_log_entries WHERE id > $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(pg)
+                })
+                .await?
+            }
+            Pool::Sqlite(lite) => {
+                with_retries("reading new log entries", || {
+                    sqlx::query_as(
+                        "SELECT id, incident_id FROM incident_log_entries WHERE id > ? ORDER BY id LIMIT ?",
+                    )
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(lite)
+                })
+                .await?
+            }
+        };
+        if !gaps.is_empty() {
+            let late: Vec<(i64, i64)> = match &self.pool {
+                Pool::Postgres(pg) => {
+                    with_retries("reading late log entries", || {
+                        sqlx::query_as(
+                            "SELECT id, incident_id FROM incident_log_entries WHERE id = ANY($1)",
+                        )
+                        .bind(gaps)
+                        .fetch_all(pg)
+                    })
+                    .await?
+                }
+                Pool::Sqlite(lite) => {
+                    let list = json_ids(gaps);
+                    with_retries("reading late log entries", || {
+                        sqlx::query_as(
+                            "SELECT id, incident_id FROM incident_log_entries WHERE id IN (SELECT value FROM json_each(?))",
+                        )
+                        .bind(&list)
+                        .fetch_all(lite)
+                    })
+                    .await?
+                }
+            };
+            rows.extend(late);
+        }
+        Ok(rows)
+    }
+
+    /// The rows of these incidents (those that exist).
+    pub async fn incidents(&self, ids: &[i64]) -> Result<HashMap<i64, IncidentRow>> {
+        const COLS: &str = "id, account_id, incident_number, service_id, escalation_policy_id, title, urgency, priority, status, created_at";
+        let rows: Vec<IncidentRow> = match &self.pool {
+            Pool::Postgres(pg) => {
+                let rows = with_retries("reading incidents", || {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {COLS} FROM incidents WHERE id = ANY($1)"
+                    )))
+                    .bind(ids)
+                    .fetch_all(pg)
+                })
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(IncidentRow {
+                            id: r.try_get(0)?,
+                            account_id: r.try_get(1)?,
+                            incident_number: r.try_get(2)?,
+                            service_id: r.try_get(3)?,
+                            escalation_policy_id: r.try_get(4)?,
+                            title: r.try_get(5)?,
+                            urgency: r.try_get(6)?,
+                            priority: r.try_get(7)?,
+                            status: r.try_get(8)?,
+                            created_at: r.try_get(9)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(|source| Error::Source {
+                        doing: "decoding incidents",
+                        source,
+                    })?
+            }
+            Pool::Sqlite(lite) => {
+                let list = json_ids(ids);
+                let rows = with_retries("reading incidents", || {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {COLS} FROM incidents WHERE id IN (SELECT value FROM json_each(?))"
+                    )))
+                    .bind(&list)
+                    .fetch_all(lite)
+                })
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let created: String = r.try_get(9)?;
+                        Ok(IncidentRow {
+                            id: r.try_get(0)?,
+                            account_id: r.try_get(1)?,
+                            incident_number: r.try_get(2)?,
+                            service_id: r.try_get(3)?,
+                            escalation_policy_id: r.try_get(4)?,
+                            title: r.try_get(5)?,
+                            urgency: r.try_get(6)?,
+                            priority: r.try_get(7)?,
+                            status: r.try_get(8)?,
+                            created_at: parse_ts(&created)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(|source| Error::Source {
+                        doing: "decoding incidents",
+                        source,
+                    })?
+            }
+        };
+        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+
+    /// Every entry of these incidents (their whole logs), with the account of each entry.
+    pub async fn logs(&self, ids: &[i64]) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+        let mut out: HashMap<i64, (i64, Vec<Entry>)> = HashMap::new();
+        match &self.pool {
+            Pool::Postgres(pg) => {
+                let rows = with_retries("reading incident logs", || {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries WHERE incident_id = ANY($1)"
+                    )))
+                    .bind(ids)
+                    .fetch_all(pg)
+                })
+                .await?;
+                for r in &rows {
+                    let e = pg_entry(r).map_err(|source| Error::Source {
+                        doing: "decoding log entries",
+                        source,
+                    })?;
+                    let account: i64 = r.try_get(11).map_err(|source| Error::Source {
+                        doing: "decoding log entries",
+                        source,
+                    })?;
+                    out.entry(e.incident_id)
+                        .or_insert((account, Vec::new()))
+                        .1
+                        .push(e);
+                }
+            }
+            Pool::Sqlite(lite) => {
+                let list = json_ids(ids);
+                let rows = with_retries("reading incident logs", || {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries \
+                         WHERE incident_id IN (SELECT value FROM json_each(?))"
+                    )))
+                    .bind(&list)
+                    .fetch_all(lite)
+                })
+                .await?;
+                for r in &rows {
+                    let e = lite_entry(r).map_err(|source| Error::Source {
+                        doing: "decoding log entries",
+                        source,
+                    })?;
+                    let account: i64 = r.try_get(11).map_err(|source| Error::Source {
+                        doing: "decoding log entries",
+                        source,
+                    })?;
+                    out.entry(e.incident_id)
+                        .or_insert((account, Vec::new()))
+                        .1
+                        .push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The largest entry id and the number of incidents, for progress reporting.
+    pub async fn extent(&self) -> Result<(i64, i64)> {
+        const SQL: &str = "SELECT COALESCE(MAX(id), 0), (SELECT count(*) FROM incidents) FROM incident_log_entries";
+        match &self.pool {
+            Pool::Postgres(pg) => {
+                with_retries("measuring the replica", || {
+                    sqlx::query_as(SQL).fetch_one(pg)
+                })
+                .await
+            }
+            Pool::Sqlite(lite) => {
+                with_retries("measuring the replica", || {
+                    sqlx::query_as(SQL).fetch_one(lite)
+                })
+                .await
+            }
+        }
+    }
+}
