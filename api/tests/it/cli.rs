@@ -160,3 +160,33 @@ async fn generate_into_postgres(pool: PgPool) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The golden set through `mttx etl run --once` on the embedded default files: every incident
+/// written, every bad input quarantined, and a second run has nothing to do.
+#[test]
+fn etl_run_once_folds_the_golden_set() {
+    let dir = scratch("etl");
+    let out = mttx(&dir, &["fixtures", "golden"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = mttx(&dir, &["etl", "run", "--once"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("86 log entries read, 11 incidents written"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("quarantined: 10"), "{stdout}");
+    assert!(dir.join(".mttx/facts/_delta_log").exists());
+    let out = mttx(&dir, &["etl", "run", "--once"]);
+    assert!(
+        text(&out).0.contains("0 log entries read"),
+        "{:?}",
+        text(&out)
+    );
+    let out = mttx(
+        &dir,
+        &["etl", "run", "--once", "--source", "missing.sqlite"],
+    );
+    assert!(text(&out).1.contains("does not exist"), "{:?}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
