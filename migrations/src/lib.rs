@@ -236,6 +236,26 @@ pub async fn migrate(pool: &Pool, schema: Schema, location: &Location) -> Result
     }
 }
 
+/// The log entry types of the replica contract (DESIGN.md); readers keep, count and
+/// quarantine any other type.
+pub const KNOWN_TYPES: [&str; 15] = [
+    "trigger",
+    "acknowledge",
+    "unacknowledge",
+    "assign",
+    "delegate",
+    "escalate",
+    "notify",
+    "resolve",
+    "annotate",
+    "snooze",
+    "urgency_change",
+    "priority_change",
+    "reach_trigger_limit",
+    "repeat_escalation_path",
+    "exhaust_escalation_path",
+];
+
 /// JSON text with object keys sorted at every level, so the same JSON read from PostgreSQL
 /// (JSONB reorders keys) and from SQLite compares equal.
 pub fn canonical_json(v: &serde_json::Value) -> String {

@@ -9,6 +9,7 @@ use chrono::{Datelike, Timelike, Weekday};
 use chrono_tz::Tz;
 
 pub use mttx_facts::Fact;
+pub use mttx_migrations::KNOWN_TYPES;
 
 use super::{Context, Entry, IncidentRow, MetricsVersion, Ts};
 
@@ -55,25 +56,6 @@ pub struct Folded {
     pub fact: Fact,
     pub issues: Vec<Issue>,
 }
-
-/// The entry types of the contract; any other type is kept, counted and quarantined.
-pub const KNOWN_TYPES: [&str; 15] = [
-    "trigger",
-    "acknowledge",
-    "unacknowledge",
-    "assign",
-    "delegate",
-    "escalate",
-    "notify",
-    "resolve",
-    "annotate",
-    "snooze",
-    "urgency_change",
-    "priority_change",
-    "reach_trigger_limit",
-    "repeat_escalation_path",
-    "exhaust_escalation_path",
-];
 
 /// Notification channels that interrupt a person.
 const INTERRUPTING: [&str; 3] = ["sms", "phone", "push"];
