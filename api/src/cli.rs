@@ -63,8 +63,17 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum EtlCommand {
-    /// Read what is new in the replica and commit facts; with --once, exit when caught up.
+    /// Fold the replica into the facts table: a parallel backfill of all history on a fresh
+    /// table, then follow new entries (or, with --once, exit when caught up). Several of
+    /// these processes on the same --source, --facts and --state share the work.
     Run(EtlRunArgs),
+    /// Compact the facts table's small files, checkpoint its log and delete files no
+    /// version younger than --retain-hours needs. `etl run` also does this on a schedule.
+    Upkeep {
+        /// Keep unreferenced data files this long (readers of older versions need them).
+        #[arg(long, default_value_t = 168.0)]
+        retain_hours: f64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -72,12 +81,31 @@ pub struct EtlRunArgs {
     /// Catch up and exit instead of following the log.
     #[arg(long)]
     pub once: bool,
-    /// Log entries per batch (one facts commit each).
+    /// Backfill workers in this process (following new entries needs only one).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Log entries per incremental batch (one facts commit each).
     #[arg(long, default_value_t = 50_000)]
     pub batch_entries: i64,
+    /// Incident ids per backfill range (one lease and one commit each).
+    #[arg(long, default_value_t = 50_000)]
+    pub range_incidents: i64,
     /// Seconds between polls when following and nothing is new.
     #[arg(long, default_value_t = 1.0)]
     pub poll_seconds: f64,
+    /// Seconds a worker's lease lasts without a heartbeat: a crashed worker's work is taken
+    /// over after this long.
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// Minutes between rounds of table upkeep while following (0: never).
+    #[arg(long, default_value_t = 60.0)]
+    pub upkeep_minutes: f64,
+    /// Table upkeep keeps unreferenced data files this long.
+    #[arg(long, default_value_t = 168.0)]
+    pub retain_hours: f64,
+    /// Serve Prometheus metrics at this address (for example 127.0.0.1:9187).
+    #[arg(long, env = "MTTX_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,26 +207,71 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn hours(flag: &str, h: f64) -> anyhow::Result<std::time::Duration> {
+    anyhow::ensure!(
+        h.is_finite() && (0.0..=24.0 * 3650.0).contains(&h),
+        "--{flag} must be between 0 and 87600 hours"
+    );
+    Ok(std::time::Duration::from_secs_f64(h * 3600.0))
+}
+
 async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
-    let EtlCommand::Run(args) = command;
+    let args = match command {
+        EtlCommand::Run(args) => args,
+        EtlCommand::Upkeep { retain_hours } => {
+            let retain = hours("retain-hours", retain_hours)?;
+            let mut facts = mttx_etl::sink::delta::FactsTable::open(&places.facts).await?;
+            let report = facts.upkeep(retain).await?;
+            println!("upkeep of {}: {report}", facts.uri());
+            return Ok(());
+        }
+    };
     let source = location("source", &places.source)?;
     let state = location("state", &places.state)?;
     ensure_parent(&state)?;
     anyhow::ensure!(args.batch_entries > 0, "--batch-entries must be at least 1");
     anyhow::ensure!(
+        args.range_incidents > 0,
+        "--range-incidents must be at least 1"
+    );
+    anyhow::ensure!(
+        (1..=64).contains(&args.workers),
+        "--workers must be between 1 and 64"
+    );
+    anyhow::ensure!(
         args.poll_seconds > 0.0 && args.poll_seconds <= 3600.0,
         "--poll-seconds must be between 0 and 3600"
     );
-    let replica = mttx_etl::source::Source::open(&source, 4).await?;
+    anyhow::ensure!(
+        (1..=3600).contains(&args.lease_seconds),
+        "--lease-seconds must be between 1 and 3600"
+    );
+    anyhow::ensure!(
+        args.upkeep_minutes.is_finite() && args.upkeep_minutes >= 0.0,
+        "--upkeep-minutes must be 0 (never) or more"
+    );
+    let retain = hours("retain-hours", args.retain_hours)?;
+    if let Some(addr) = args.metrics_addr {
+        let bound = crate::metrics_server::serve(addr).await?;
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
+    let replica =
+        mttx_etl::source::Source::open(&source, (args.workers as u32 + 2).min(16)).await?;
     let state = mttx_etl::sink::state::State::open(&state).await?;
     let mut facts = mttx_etl::sink::delta::FactsTable::open(&places.facts).await?;
     let opts = mttx_etl::run::RunOptions {
         once: args.once,
         batch_entries: args.batch_entries,
         poll: std::time::Duration::from_secs_f64(args.poll_seconds),
+        workers: args.workers,
+        range_incidents: args.range_incidents,
+        lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
+        upkeep_every: (args.upkeep_minutes > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(args.upkeep_minutes * 60.0)),
+        retain,
         ..Default::default()
     };
-    tracing::info!(source = %replica.location(), facts = facts.uri(), once = opts.once, "etl starting");
+    tracing::info!(source = %replica.location(), facts = facts.uri(), once = opts.once, workers = opts.workers, "etl starting");
     let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
     println!("etl into {}\n{summary}", facts.uri());
     Ok(())

@@ -1,3 +1,4 @@
 //! The outward face of mttx: the `mttx` command line (and, with issue 4, the report API).
 
 pub mod cli;
+pub mod metrics_server;

@@ -2,6 +2,8 @@
 //! incident's whole log into one facts row ([`transform`]), and commit facts together with
 //! the ETL's progress in one Delta transaction ([`sink`]); [`run`] is the loop.
 
+pub mod backfill;
+pub mod metrics;
 pub mod run;
 pub mod sink;
 pub mod source;
@@ -40,6 +42,10 @@ pub enum Error {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    #[error("facts table commit conflict: {0}")]
+    Conflict(String),
+    #[error("lost the lease on {0}: another worker took it over")]
+    LeaseLost(String),
     #[error("facts data error")]
     Arrow(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -13,19 +13,23 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::Result;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::backfill::{self, BackfillOptions, BackfillSummary};
 use crate::sink::delta::{FactsTable, Progress};
 use crate::sink::state::{RunCounts, State};
 use crate::source::Source;
 use crate::transform::MetricsVersion;
 use crate::transform::fold::{Issue, Reason, fold};
+use crate::{Error, Result};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Catch up and exit (true) or keep following the log.
     pub once: bool,
-    /// Log entries read per batch (one facts commit each).
+    /// Log entries read per incremental batch (one facts commit each).
     pub batch_entries: i64,
     /// Pause between polls when following and nothing is new.
     pub poll: Duration,
@@ -33,6 +37,17 @@ pub struct RunOptions {
     pub gap_ttl: Duration,
     pub metrics_version: MetricsVersion,
     pub worker_id: String,
+    /// Backfill worker tasks in this process (following needs one; the rest stand by).
+    pub workers: usize,
+    /// Incident ids per backfill range.
+    pub range_incidents: i64,
+    /// How long a lease (a backfill range, or the lead of the incremental ETL) lasts
+    /// without a heartbeat; a crashed worker's work is taken over after this.
+    pub lease_ttl: Duration,
+    /// Table upkeep while following: how often (None: never).
+    pub upkeep_every: Option<Duration>,
+    /// Table upkeep keeps unreferenced data files this long (readers of older versions).
+    pub retain: Duration,
 }
 
 impl Default for RunOptions {
@@ -44,6 +59,24 @@ impl Default for RunOptions {
             gap_ttl: Duration::from_secs(600),
             metrics_version: MetricsVersion::V1,
             worker_id: format!("{}-{}", hostname(), std::process::id()),
+            workers: 2,
+            range_incidents: 50_000,
+            lease_ttl: Duration::from_secs(30),
+            upkeep_every: Some(Duration::from_secs(3600)),
+            retain: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl RunOptions {
+    fn backfill(&self) -> BackfillOptions {
+        BackfillOptions {
+            workers: self.workers.max(1),
+            range_incidents: self.range_incidents.max(1),
+            read_incidents: (self.range_incidents / 10).clamp(1, 5_000),
+            lease_ttl: self.lease_ttl,
+            metrics_version: self.metrics_version,
+            worker_id: self.worker_id.clone(),
         }
     }
 }
@@ -55,6 +88,7 @@ fn hostname() -> String {
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
+    pub backfill: Option<BackfillSummary>,
     pub batches: i64,
     pub entries_read: i64,
     pub incidents_written: i64,
@@ -62,11 +96,19 @@ pub struct Summary {
     pub facts_version: i64,
     pub high_water: i64,
     pub open_gaps: usize,
+    pub upkeeps: i64,
     pub elapsed: Duration,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(b) = &self.backfill {
+            writeln!(
+                f,
+                "backfill: {} ranges in the plan; this process committed {} ({} found already committed)",
+                b.ranges, b.ranges_committed, b.ranges_found_done
+            )?;
+        }
         writeln!(
             f,
             "{} batches: {} log entries read, {} incidents written, facts table version {}",
@@ -81,6 +123,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "quarantined: {bad}")?;
         for (reason, n) in &self.quarantined {
             writeln!(f, "  {reason:<24} {n}")?;
+        }
+        if self.upkeeps > 0 {
+            writeln!(f, "table upkeep rounds: {}", self.upkeeps)?;
         }
         write!(
             f,
@@ -136,7 +181,8 @@ fn bar(total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Runs the ETL until caught up (`once`) or forever.
+/// Runs the ETL until caught up (`once`) or forever: a backfill of all history if the
+/// facts table has never been loaded, then incremental batches led by one worker at a time.
 pub async fn run(
     source: &Source,
     facts: &mut FactsTable,
@@ -176,19 +222,121 @@ async fn run_inner(
     run_id: i64,
     started: Instant,
 ) -> Result<Summary> {
-    let mut progress = facts.progress().await?.unwrap_or(Progress {
+    let m = crate::metrics::get();
+    let (max_id, _) = source.extent().await?;
+    m.replica_max_id.set(max_id);
+    let mut summary = Summary::default();
+    if facts.progress().await?.is_none() {
+        let bf_opts = opts.backfill();
+        let plan = backfill::ensure_plan(source, facts, &bf_opts).await?;
+        let done = backfill::run(source, state, facts, &plan, &bf_opts, run_id).await?;
+        summary.entries_read += done.entries_read;
+        summary.incidents_written += done.incidents_written;
+        summary.batches += (done.ranges_committed) as i64;
+        for (k, v) in &done.quarantined {
+            *summary.quarantined.entry(k).or_default() += v;
+        }
+        summary.backfill = Some(done);
+        m.high_water.set(plan.high_water);
+        facts.refresh().await?;
+    }
+    let lease_name = format!("follow/{}", facts.table_id()?);
+    let ttl = opts.lease_ttl.as_secs().max(1) as i64;
+    let mut standing_by = false;
+    loop {
+        let Some(lease) = state.claim_named(&lease_name, &opts.worker_id, ttl).await? else {
+            if !standing_by {
+                tracing::info!(
+                    lease = lease_name,
+                    "another worker leads the incremental ETL; standing by"
+                );
+                standing_by = true;
+            }
+            tokio::time::sleep(opts.poll.max(Duration::from_millis(500))).await;
+            continue;
+        };
+        standing_by = false;
+        facts.refresh().await?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(backfill::heartbeat(
+            state.clone(),
+            lease.clone(),
+            opts.worker_id.clone(),
+            ttl,
+            lost.clone(),
+        ));
+        let led = lead(source, facts, state, opts, run_id, &lost, &mut summary).await;
+        heartbeat.abort();
+        match led {
+            Ok(()) => {
+                state.release(&lease, &opts.worker_id, false).await?;
+                break;
+            }
+            Err(Error::LeaseLost(what)) => {
+                tracing::warn!(
+                    lease = what,
+                    "lost the lead of the incremental ETL; standing by"
+                );
+            }
+            Err(e) => {
+                let _ = state.release(&lease, &opts.worker_id, false).await;
+                return Err(e);
+            }
+        }
+    }
+    summary.facts_version = facts.version();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Where the incremental ETL starts: its last committed progress, else the end of the
+/// backfill plan.
+async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progress> {
+    if let Some(p) = facts.progress().await? {
+        return Ok(p);
+    }
+    let mut progress = Progress {
         metrics_version: opts.metrics_version as i32,
         ..Progress::default()
-    });
-    let ctx = source.context().await?;
-    let (max_id, _) = source.extent().await?;
-    let bar = bar(max_id.max(0) as u64);
-    let mut summary = Summary {
-        high_water: progress.high_water,
-        ..Summary::default()
     };
+    if let Some(text) = facts.property(backfill::PLAN_PROPERTY) {
+        let plan: backfill::Plan = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("unreadable backfill plan: {e}")))?;
+        progress.high_water = plan.high_water;
+        progress.gaps = plan.gaps.iter().map(|g| (*g, plan.planned_at)).collect();
+    }
+    Ok(progress)
+}
+
+/// The incremental ETL, while this worker holds the lead.
+async fn lead(
+    source: &Source,
+    facts: &mut FactsTable,
+    state: &State,
+    opts: &RunOptions,
+    run_id: i64,
+    lost: &AtomicBool,
+    summary: &mut Summary,
+) -> Result<()> {
+    let m = crate::metrics::get();
+    let mut progress = start_progress(facts, opts).await?;
+    let mut ctx = source.context().await?;
+    let mut ctx_read = Instant::now();
+    let (max_id, _) = source.extent().await?;
+    m.replica_max_id.set(max_id);
+    m.high_water.set(progress.high_water);
+    let bar = bar(max_id.max(0) as u64);
     let mut last_log = Instant::now();
+    let mut last_upkeep = Instant::now();
+    let check_lead = || {
+        if lost.load(Ordering::SeqCst) {
+            Err(Error::LeaseLost("the incremental ETL".into()))
+        } else {
+            Ok(())
+        }
+    };
     loop {
+        check_lead()?;
         let gap_ids: Vec<i64> = progress.gaps.iter().map(|g| g.0).collect();
         let rows = source
             .new_entries(progress.high_water, &gap_ids, opts.batch_entries)
@@ -197,8 +345,26 @@ async fn run_inner(
             if opts.once {
                 break;
             }
+            if let Some(every) = opts.upkeep_every
+                && last_upkeep.elapsed() >= every
+            {
+                last_upkeep = Instant::now();
+                match facts.upkeep(opts.retain).await {
+                    Ok(report) => {
+                        summary.upkeeps += 1;
+                        tracing::info!(%report, "facts table upkeep");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "facts table upkeep failed; will try again")
+                    }
+                }
+            }
             tokio::time::sleep(opts.poll).await;
             continue;
+        }
+        if ctx_read.elapsed() >= Duration::from_secs(60) {
+            ctx = source.context().await?;
+            ctx_read = Instant::now();
         }
         let seen: BTreeSet<i64> = rows.iter().map(|r| r.0).collect();
         let touched: Vec<i64> = rows
@@ -239,18 +405,37 @@ async fn run_inner(
             .await?;
         let now_s = chrono::Utc::now().timestamp();
         let next = advance(&progress, &seen, now_s, opts.gap_ttl.as_secs() as i64);
-        facts.commit(&batch, &next).await?;
-        progress = next;
+        check_lead()?;
+        match facts.commit(&batch, &next).await {
+            Ok(()) => progress = next,
+            Err(Error::Conflict(why)) => {
+                // Someone else committed first (compaction, or a worker that led before us):
+                // redo the batch from what the table now says.
+                tracing::info!(why, "facts commit conflicted; redoing the batch");
+                progress = start_progress(facts, opts).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
 
         summary.batches += 1;
         summary.entries_read += rows.len() as i64;
         summary.incidents_written += batch.len() as i64;
+        m.batches.inc();
+        m.entries_read.inc_by(rows.len() as u64);
+        m.incidents_written.inc_by(batch.len() as u64);
         for i in &issues {
             *summary.quarantined.entry(i.reason.as_str()).or_default() += 1;
+            crate::metrics::quarantined(i.reason.as_str(), 1);
         }
         summary.high_water = progress.high_water;
         summary.open_gaps = progress.gaps.len();
         summary.facts_version = facts.version();
+        m.high_water.set(progress.high_water);
+        m.replica_max_id
+            .set(m.replica_max_id.get().max(progress.high_water));
+        m.facts_version.set(facts.version());
+        m.last_commit_unix.set(now_s);
         if let Some(bar) = &bar {
             bar.set_position(progress.high_water.max(0) as u64);
         } else if last_log.elapsed() >= Duration::from_secs(5) {
@@ -266,9 +451,9 @@ async fn run_inner(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    summary.facts_version = facts.version();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    summary.high_water = progress.high_water;
+    summary.open_gaps = progress.gaps.len();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@ use std::process::{Command, Output};
 
 use sqlx::PgPool;
 
+use crate::common::{scratch, test_url};
+
 fn mttx(dir: &PathBuf, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mttx"))
         .args(args)
@@ -18,13 +20,6 @@ fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mttx-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -130,12 +125,7 @@ fn the_golden_set_loads_from_the_command_line() {
 /// Into PostgreSQL, the rows counted with SQL match what the command printed.
 #[sqlx::test(migrations = false)]
 async fn generate_into_postgres(pool: PgPool) {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let url = test_url(&pool).await;
     let dir = scratch("pg");
     let out = mttx(
         &dir,

@@ -2,3 +2,6 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
 mod cli;
+mod common;
+mod crash;
+mod metrics;

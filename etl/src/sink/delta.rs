@@ -6,8 +6,9 @@
 
 use deltalake::datafusion::prelude::{SessionContext, col};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::kernel::{StructType, Transaction};
+use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use mttx_facts::{Fact, PARTITION_COLUMNS};
@@ -18,6 +19,18 @@ use crate::{Error, Result};
 /// The application id of the ETL's Delta transactions.
 pub const APP_ID: &str = "mttx-etl";
 const PROGRESS_KEY: &str = "mttx.progress";
+/// Commit metadata of a backfill range's append.
+const BACKFILL_KEY: &str = "mttx.backfill";
+
+/// Whether a failed commit lost a race with another writer (worth redoing).
+pub fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_),
+        } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
 
 /// How far the ETL has read the replica's log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +43,38 @@ pub struct Progress {
     /// Batches committed so far.
     pub batches: i64,
     pub metrics_version: i32,
+}
+
+/// What one round of table upkeep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpkeepReport {
+    pub files_compacted: u64,
+    pub files_written: u64,
+    pub compaction_skipped: bool,
+    pub checkpoint_version: i64,
+    pub log_files_removed: usize,
+    pub files_vacuumed: usize,
+    pub version: i64,
+}
+
+impl std::fmt::Display for UpkeepReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "compacted {} files into {}{}; checkpoint at version {}; {} expired log files and {} unreferenced data files removed; table version {}",
+            self.files_compacted,
+            self.files_written,
+            if self.compaction_skipped {
+                " (skipped: a writer committed first)"
+            } else {
+                ""
+            },
+            self.checkpoint_version,
+            self.log_files_removed,
+            self.files_vacuumed,
+            self.version
+        )
+    }
 }
 
 /// The facts table.
@@ -46,9 +91,51 @@ fn delta_err(doing: &'static str) -> impl Fn(DeltaTableError) -> Error {
     }
 }
 
+/// Object stores compiled into this build (besides local paths, which always work).
+pub const OBJECT_STORES: &[(&str, &str)] = &[
+    ("s3", "s3"),
+    ("s3a", "s3"),
+    ("az", "azure"),
+    ("abfs", "azure"),
+    ("abfss", "azure"),
+    ("azure", "azure"),
+    ("gs", "gcs"),
+];
+
+fn register_object_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(feature = "s3")]
+        deltalake::aws::register_handlers(None);
+        #[cfg(feature = "azure")]
+        deltalake::azure::register_handlers(None);
+        #[cfg(feature = "gcs")]
+        deltalake::gcp::register_handlers(None);
+    });
+}
+
+fn store_compiled(feature: &str) -> bool {
+    match feature {
+        "s3" => cfg!(feature = "s3"),
+        "azure" => cfg!(feature = "azure"),
+        "gcs" => cfg!(feature = "gcs"),
+        _ => false,
+    }
+}
+
 /// A location as deltalake wants it: a URL; plain paths become file URLs (the folder is
-/// created).
+/// created). Object-store URLs work when their store is compiled in (cargo features s3,
+/// azure, gcs); credentials come from the usual environment variables of each store.
 pub fn table_url(location: &str) -> Result<url::Url> {
+    register_object_stores();
+    if let Some((scheme, _)) = location.split_once("://")
+        && let Some((_, feature)) = OBJECT_STORES.iter().find(|(s, _)| *s == scheme)
+        && !store_compiled(feature)
+    {
+        return Err(Error::Config(format!(
+            "--facts `{location}`: this mttx was built without {scheme}:// support; rebuild with `cargo build --release --features {feature}`"
+        )));
+    }
     if !location.contains("://") {
         std::fs::create_dir_all(location).map_err(|e| {
             Error::Config(format!("cannot create the facts folder {location}: {e}"))
@@ -72,14 +159,27 @@ impl FactsTable {
                 .as_ref()
                 .try_into_kernel()
                 .map_err(|e| Error::Arrow(Box::new(e)))?;
-            table
+            let created = table
                 .create()
                 .with_columns(schema.fields().cloned())
                 .with_partition_columns(PARTITION_COLUMNS)
                 .with_table_name("incident_facts")
                 .with_comment("mttx: one row per incident with its metrics")
-                .await
-                .map_err(delta_err("creating the facts table"))?
+                .await;
+            match created {
+                Ok(t) => t,
+                // Another worker may have created it first: use theirs if so.
+                Err(e) => {
+                    let theirs = DeltaTable::try_from_url(table_url(location)?)
+                        .await
+                        .map_err(delta_err("opening the facts table"))?;
+                    if theirs.version().is_none() {
+                        return Err(delta_err("creating the facts table")(e));
+                    }
+                    tracing::debug!(error = %e, "the facts table was created concurrently");
+                    theirs
+                }
+            }
         };
         Ok(Self {
             table,
@@ -139,6 +239,8 @@ impl FactsTable {
     }
 
     /// Upserts `facts` (keyed by account and incident) and records `progress`, in one commit.
+    /// A commit conflict (another writer, or compaction, committed first) comes back as
+    /// [`Error::Conflict`]: the caller re-reads the progress and redoes its batch.
     pub async fn commit(&mut self, facts: &[Fact], progress: &Progress) -> Result<()> {
         let batch = mttx_facts::to_batch(facts).map_err(|e| Error::Arrow(Box::new(e)))?;
         let ctx = SessionContext::new();
@@ -158,7 +260,7 @@ impl FactsTable {
             .with_max_retries(20);
         let set_all = names.clone();
         let insert_all = names;
-        let (table, _metrics) = self
+        let merged = self
             .table
             .clone()
             .merge(
@@ -182,10 +284,167 @@ impl FactsTable {
                     .fold(i, |i, c| i.set(c.as_str(), col(format!("s.{c}"))))
             })
             .map_err(delta_err("planning the facts merge"))?
+            .await;
+        match merged {
+            Ok((table, _metrics)) => {
+                self.table = table;
+                crate::metrics::get().commits.inc();
+                Ok(())
+            }
+            Err(e) if is_conflict(&e) => {
+                crate::metrics::get().commit_conflicts.inc();
+                self.refresh().await?;
+                Err(Error::Conflict(e.to_string()))
+            }
+            Err(e) => Err(delta_err("merging facts")(e)),
+        }
+    }
+
+    /// The table's unique id (from its metadata); names its work in the lease table.
+    pub fn table_id(&self) -> Result<String> {
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(delta_err("reading the facts table's metadata"))?;
+        Ok(snapshot.metadata().id().to_owned())
+    }
+
+    /// A table property (table metadata configuration).
+    pub fn property(&self, key: &str) -> Option<String> {
+        let snapshot = self.table.snapshot().ok()?;
+        snapshot.metadata().configuration().get(key).cloned()
+    }
+
+    /// Sets a table property unless a concurrent writer set one first; returns the value the
+    /// table holds afterwards (ours, or the winner's).
+    pub async fn set_property_once(&mut self, key: &str, value: &str) -> Result<String> {
+        if let Some(v) = self.property(key) {
+            return Ok(v);
+        }
+        let set = self
+            .table
+            .clone()
+            .set_tbl_properties()
+            .with_properties([(key.to_owned(), value.to_owned())].into())
+            // Our own keys are not Delta's: keep them without validation.
+            .with_raise_if_not_exists(false)
+            .await;
+        match set {
+            Ok(table) => self.table = table,
+            Err(e) if is_conflict(&e) => self.refresh().await?,
+            Err(e) => return Err(delta_err("recording the backfill plan")(e)),
+        }
+        self.property(key).ok_or_else(|| {
+            Error::Config(format!(
+                "the facts table lost its property {key} after setting it"
+            ))
+        })
+    }
+
+    /// The version recorded by the application transaction `app_id`, if any.
+    pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>> {
+        let Some(state) = self.table.state.as_ref() else {
+            return Ok(None);
+        };
+        state
+            .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
-            .map_err(delta_err("merging facts"))?;
+            .map_err(delta_err("reading an application transaction"))
+    }
+
+    /// Appends `facts` as the one commit of the application transaction `app_id`. Returns
+    /// false, writing nothing, if that transaction has already been committed (by this
+    /// process before a crash, or by another worker): the work is done exactly once.
+    pub async fn append_once(
+        &mut self,
+        facts: &[Fact],
+        app_id: &str,
+        metadata: serde_json::Value,
+    ) -> Result<bool> {
+        for _attempt in 0..5 {
+            self.refresh().await?;
+            if self.txn_version(app_id).await?.is_some() {
+                return Ok(false);
+            }
+            let batch = mttx_facts::to_batch(facts).map_err(|e| Error::Arrow(Box::new(e)))?;
+            let commit = CommitProperties::default()
+                .with_metadata([(BACKFILL_KEY.to_owned(), metadata.clone())])
+                .with_application_transaction(Transaction::new(app_id, 1))
+                .with_max_retries(20);
+            let written = self
+                .table
+                .clone()
+                .write(vec![batch])
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(commit)
+                .await;
+            match written {
+                Ok(table) => {
+                    self.table = table;
+                    crate::metrics::get().commits.inc();
+                    return Ok(true);
+                }
+                Err(e) if is_conflict(&e) => {
+                    crate::metrics::get().commit_conflicts.inc();
+                    tracing::info!(app_id, error = %e, "facts append conflicted; checking and retrying");
+                }
+                Err(e) => return Err(delta_err("appending facts")(e)),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "the facts append {app_id} kept conflicting with other writers"
+        )))
+    }
+
+    /// Table upkeep: compacts small files (bin-packing to `target_file_mb`), writes a
+    /// checkpoint of the log, removes expired log files, and deletes data files no longer
+    /// referenced by any version younger than `retain`. A compaction that loses a race with a
+    /// writer is skipped this time (the writer's commit matters more).
+    pub async fn upkeep(&mut self, retain: std::time::Duration) -> Result<UpkeepReport> {
+        let mut report = UpkeepReport::default();
+        self.refresh().await?;
+        let optimized = self
+            .table
+            .clone()
+            .optimize()
+            .with_target_size(std::num::NonZeroU64::MIN.saturating_add(128 * 1024 * 1024 - 1))
+            .await;
+        match optimized {
+            Ok((table, metrics)) => {
+                self.table = table;
+                report.files_compacted = metrics.num_files_removed;
+                report.files_written = metrics.num_files_added;
+            }
+            Err(e) if is_conflict(&e) => {
+                crate::metrics::get().commit_conflicts.inc();
+                report.compaction_skipped = true;
+                self.refresh().await?;
+            }
+            Err(e) => return Err(delta_err("compacting the facts table")(e)),
+        }
+        deltalake::checkpoints::create_checkpoint(&self.table, None)
+            .await
+            .map_err(delta_err("writing a checkpoint"))?;
+        report.checkpoint_version = self.version();
+        report.log_files_removed = deltalake::checkpoints::cleanup_metadata(&self.table, None)
+            .await
+            .map_err(delta_err("removing expired log files"))?;
+        let retention = chrono::Duration::from_std(retain)
+            .map_err(|e| Error::Config(format!("retention out of range: {e}")))?;
+        let (table, metrics) = self
+            .table
+            .clone()
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+            .await
+            .map_err(delta_err("removing unreferenced files"))?;
         self.table = table;
-        Ok(())
+        report.files_vacuumed = metrics.files_deleted.len();
+        report.version = self.version();
+        crate::metrics::get().upkeeps.inc();
+        Ok(report)
     }
 
     /// Every facts row (tests and small tables).

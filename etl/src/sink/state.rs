@@ -169,3 +169,261 @@ impl State {
         .map_err(err("counting quarantine records"))
     }
 }
+
+/// One SQL text for both backends: `$N` parameters, `{now}` for the current time,
+/// `{now+$N}` for the current time plus `$N` seconds, `{json}` for the JSON column type.
+fn dialect(pool: &Pool, sql: &str) -> String {
+    match pool {
+        Pool::Postgres(_) => {
+            let mut out = sql.replace("{now}", "now()").replace("{json}", "JSONB");
+            while let Some(at) = out.find("{now+$") {
+                let end = out[at..].find('}').map_or(out.len(), |e| at + e);
+                let param = out[at + 5..end].to_owned();
+                out.replace_range(
+                    at..=end,
+                    &format!("(now() + make_interval(secs => {param}))"),
+                );
+            }
+            out
+        }
+        Pool::Sqlite(_) => {
+            const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+            let mut out = sql.replace("{now}", NOW).replace("{json}", "TEXT");
+            while let Some(at) = out.find("{now+$") {
+                let end = out[at..].find('}').map_or(out.len(), |e| at + e);
+                let param = out[at + 5..end].replace('$', "?");
+                out.replace_range(
+                    at..=end,
+                    &format!(
+                        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || CAST({param} AS TEXT) || ' seconds')"
+                    ),
+                );
+            }
+            // `?N` is SQLite's numbered parameter.
+            let mut lite = String::with_capacity(out.len());
+            let mut chars = out.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                    lite.push('?');
+                } else {
+                    lite.push(c);
+                }
+            }
+            lite
+        }
+    }
+}
+
+/// Runs the same query-building expression against either backend.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Postgres($p) => $body,
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
+/// A piece of work held by one worker: the lease's `fence` grows at every change of owner,
+/// so every renewal and the final `finish` only succeed for the current holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub fence: i64,
+    pub payload: Option<serde_json::Value>,
+}
+
+fn payload(text: Option<String>) -> Result<Option<serde_json::Value>> {
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| {
+            Error::Config(format!(
+                "unreadable lease payload in the state database: {e}"
+            ))
+        })
+}
+
+impl State {
+    /// Adds the named leases that do not exist yet (free, not done).
+    pub async fn add_leases(&self, items: &[(String, serde_json::Value)]) -> Result<()> {
+        let sql = dialect(
+            &self.pool,
+            "INSERT INTO worker_leases (name, payload) VALUES ($1, CAST($2 AS {json})) ON CONFLICT (name) DO NOTHING",
+        );
+        let doing = "adding work to the lease table";
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(err(doing))?;
+            for (name, value) in items {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(name)
+                    .bind(value.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err(doing))?;
+            }
+            tx.commit().await.map_err(err(doing))
+        })
+    }
+
+    /// The payload of a lease and whether its work is done; `None` if there is no such lease.
+    pub async fn lease_info(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Option<serde_json::Value>, bool)>> {
+        let sql = dialect(
+            &self.pool,
+            "SELECT CAST(payload AS TEXT), done_at IS NOT NULL FROM worker_leases WHERE name = $1",
+        );
+        let row: Option<(Option<String>, bool)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(name)
+                .fetch_optional(p)
+                .await
+                .map_err(err("reading a lease"))?
+        });
+        row.map(|(p, done)| Ok((payload(p)?, done))).transpose()
+    }
+
+    /// Takes one lease under `prefix` that is neither done nor held (or whose holder let it
+    /// expire), in name order. `None` when there is none to take.
+    pub async fn claim(&self, prefix: &str, owner: &str, ttl_s: i64) -> Result<Option<Lease>> {
+        let skip_locked = match &self.pool {
+            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+            Pool::Sqlite(_) => "",
+        };
+        let sql = dialect(
+            &self.pool,
+            &format!(
+                "UPDATE worker_leases SET owner = $2, fence = fence + 1, acquired_at = {{now}}, expires_at = {{now+$3}} \
+                 WHERE name = (SELECT name FROM worker_leases WHERE name LIKE $1 AND done_at IS NULL \
+                   AND (owner IS NULL OR expires_at < {{now}}) ORDER BY name LIMIT 1 {skip_locked}) \
+                 AND done_at IS NULL AND (owner IS NULL OR expires_at < {{now}}) \
+                 RETURNING name, fence, CAST(payload AS TEXT)"
+            ),
+        );
+        let pattern = format!("{prefix}%");
+        let row: Option<(String, i64, Option<String>)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&pattern)
+                .bind(owner)
+                .bind(ttl_s)
+                .fetch_optional(p)
+                .await
+                .map_err(err("claiming work"))?
+        });
+        row.map(|(name, fence, p)| {
+            Ok(Lease {
+                name,
+                fence,
+                payload: payload(p)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Takes the named lease if it is free, expired or already ours (creating it if needed).
+    pub async fn claim_named(&self, name: &str, owner: &str, ttl_s: i64) -> Result<Option<Lease>> {
+        self.add_leases(&[(name.to_owned(), serde_json::Value::Null)])
+            .await?;
+        let sql = dialect(
+            &self.pool,
+            "UPDATE worker_leases SET fence = CASE WHEN owner = $2 THEN fence ELSE fence + 1 END, \
+               owner = $2, acquired_at = {now}, expires_at = {now+$3}, done_at = NULL \
+             WHERE name = $1 AND (owner IS NULL OR owner = $2 OR expires_at < {now}) \
+             RETURNING name, fence, CAST(payload AS TEXT)",
+        );
+        let row: Option<(String, i64, Option<String>)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(name)
+                .bind(owner)
+                .bind(ttl_s)
+                .fetch_optional(p)
+                .await
+                .map_err(err("claiming work"))?
+        });
+        row.map(|(name, fence, p)| {
+            Ok(Lease {
+                name,
+                fence,
+                payload: payload(p)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Extends a held lease; false if it has been taken over (the holder must stop).
+    pub async fn renew(&self, lease: &Lease, owner: &str, ttl_s: i64) -> Result<bool> {
+        let sql = dialect(
+            &self.pool,
+            "UPDATE worker_leases SET expires_at = {now+$4} WHERE name = $1 AND owner = $2 AND fence = $3",
+        );
+        let done = on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&lease.name)
+                .bind(owner)
+                .bind(lease.fence)
+                .bind(ttl_s)
+                .execute(p)
+                .await
+                .map_err(err("renewing a lease"))?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Marks a held lease's work done (or, with `done = false`, gives it back); false if it
+    /// was no longer ours.
+    pub async fn release(&self, lease: &Lease, owner: &str, done: bool) -> Result<bool> {
+        let sql = dialect(
+            &self.pool,
+            "UPDATE worker_leases SET owner = NULL, expires_at = NULL, \
+               done_at = CASE WHEN $4 THEN {now} ELSE NULL END \
+             WHERE name = $1 AND owner = $2 AND fence = $3",
+        );
+        let n = on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&lease.name)
+                .bind(owner)
+                .bind(lease.fence)
+                .bind(done)
+                .execute(p)
+                .await
+                .map_err(err("releasing a lease"))?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Marks leases done whoever holds them (their work was found committed).
+    pub async fn mark_done(&self, name: &str) -> Result<()> {
+        let sql = dialect(
+            &self.pool,
+            "UPDATE worker_leases SET owner = NULL, expires_at = NULL, done_at = {now} \
+             WHERE name = $1 AND done_at IS NULL",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(name)
+                .execute(p)
+                .await
+                .map(drop)
+                .map_err(err("marking work done"))
+        })
+    }
+
+    /// How many leases under `prefix` there are, and how many are done.
+    pub async fn lease_counts(&self, prefix: &str) -> Result<(i64, i64)> {
+        let sql = dialect(
+            &self.pool,
+            "SELECT count(*), count(done_at) FROM worker_leases WHERE name LIKE $1",
+        );
+        let pattern = format!("{prefix}%");
+        on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&pattern)
+                .fetch_one(p)
+                .await
+                .map_err(err("counting work"))
+        })
+    }
+}

@@ -59,6 +59,7 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < RETRIES && transient(&e) => {
+                crate::metrics::get().replica_retries.inc();
                 tracing::warn!(what, attempt, error = %e, delay_ms = delay.as_millis() as u64, "replica statement failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 3).min(Duration::from_secs(10));
@@ -124,6 +125,63 @@ fn lite_entry(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
     })
+}
+
+/// Runs the same expression against either backend.
+macro_rules! on_source {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Postgres($p) => $body,
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
+/// Which incidents a read is about.
+#[derive(Debug, Clone, Copy)]
+enum Which<'a> {
+    Ids(&'a [i64]),
+    /// `[from, to)`
+    Range(i64, i64),
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+type LiteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl<'a> Which<'a> {
+    fn pg(&self, column: &str) -> String {
+        match self {
+            Which::Ids(_) => format!("{column} = ANY($1)"),
+            Which::Range(..) => format!("{column} >= $1 AND {column} < $2"),
+        }
+    }
+    fn lite(&self, column: &str) -> String {
+        match self {
+            Which::Ids(_) => format!("{column} IN (SELECT value FROM json_each(?))"),
+            Which::Range(..) => format!("{column} >= ? AND {column} < ?"),
+        }
+    }
+    fn json(&self) -> String {
+        match self {
+            Which::Ids(ids) => json_ids(ids),
+            Which::Range(..) => String::new(),
+        }
+    }
+    fn bind_pg<'q>(&self, q: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        match *self {
+            Which::Ids(ids) => q.bind(ids),
+            Which::Range(from, to) => q.bind(from).bind(to),
+        }
+    }
+    fn bind_lite<'q>(&self, q: LiteQuery<'q>, json: &'q str) -> LiteQuery<'q> {
+        match *self {
+            Which::Ids(_) => q.bind(json),
+            Which::Range(from, to) => q.bind(from).bind(to),
+        }
+    }
 }
 
 fn json_ids(ids: &[i64]) -> String {
@@ -280,15 +338,24 @@ impl Source {
 
     /// The rows of these incidents (those that exist).
     pub async fn incidents(&self, ids: &[i64]) -> Result<HashMap<i64, IncidentRow>> {
+        self.incidents_where(Which::Ids(ids)).await
+    }
+
+    /// The rows of the incidents with ids in `[from, to)`.
+    pub async fn incidents_between(&self, from: i64, to: i64) -> Result<HashMap<i64, IncidentRow>> {
+        self.incidents_where(Which::Range(from, to)).await
+    }
+
+    async fn incidents_where(&self, which: Which<'_>) -> Result<HashMap<i64, IncidentRow>> {
         const COLS: &str = "id, account_id, incident_number, service_id, escalation_policy_id, title, urgency, priority, status, created_at";
+        let list = which.json();
         let rows: Vec<IncidentRow> = match &self.pool {
             Pool::Postgres(pg) => {
+                let sql = format!("SELECT {COLS} FROM incidents WHERE {}", which.pg("id"));
                 let rows = with_retries("reading incidents", || {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLS} FROM incidents WHERE id = ANY($1)"
-                    )))
-                    .bind(ids)
-                    .fetch_all(pg)
+                    which
+                        .bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                        .fetch_all(pg)
                 })
                 .await?;
                 rows.iter()
@@ -313,13 +380,11 @@ impl Source {
                     })?
             }
             Pool::Sqlite(lite) => {
-                let list = json_ids(ids);
+                let sql = format!("SELECT {COLS} FROM incidents WHERE {}", which.lite("id"));
                 let rows = with_retries("reading incidents", || {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLS} FROM incidents WHERE id IN (SELECT value FROM json_each(?))"
-                    )))
-                    .bind(&list)
-                    .fetch_all(lite)
+                    which
+                        .bind_lite(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &list)
+                        .fetch_all(lite)
                 })
                 .await?;
                 rows.iter()
@@ -350,60 +415,118 @@ impl Source {
 
     /// Every entry of these incidents (their whole logs), with the account of each entry.
     pub async fn logs(&self, ids: &[i64]) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+        self.logs_where(Which::Ids(ids)).await
+    }
+
+    /// Every entry of the incidents with ids in `[from, to)`.
+    pub async fn logs_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+        self.logs_where(Which::Range(from, to)).await
+    }
+
+    async fn logs_where(&self, which: Which<'_>) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
         let mut out: HashMap<i64, (i64, Vec<Entry>)> = HashMap::new();
+        let mut add = |e: Entry, account: i64| {
+            out.entry(e.incident_id)
+                .or_insert((account, Vec::new()))
+                .1
+                .push(e);
+        };
+        let decode_err = |source| Error::Source {
+            doing: "decoding log entries",
+            source,
+        };
+        let list = which.json();
         match &self.pool {
             Pool::Postgres(pg) => {
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries WHERE {}",
+                    which.pg("incident_id")
+                );
                 let rows = with_retries("reading incident logs", || {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries WHERE incident_id = ANY($1)"
-                    )))
-                    .bind(ids)
-                    .fetch_all(pg)
+                    which
+                        .bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                        .fetch_all(pg)
                 })
                 .await?;
                 for r in &rows {
-                    let e = pg_entry(r).map_err(|source| Error::Source {
-                        doing: "decoding log entries",
-                        source,
-                    })?;
-                    let account: i64 = r.try_get(11).map_err(|source| Error::Source {
-                        doing: "decoding log entries",
-                        source,
-                    })?;
-                    out.entry(e.incident_id)
-                        .or_insert((account, Vec::new()))
-                        .1
-                        .push(e);
+                    add(
+                        pg_entry(r).map_err(decode_err)?,
+                        r.try_get(11).map_err(decode_err)?,
+                    );
                 }
             }
             Pool::Sqlite(lite) => {
-                let list = json_ids(ids);
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries WHERE {}",
+                    which.lite("incident_id")
+                );
                 let rows = with_retries("reading incident logs", || {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries \
-                         WHERE incident_id IN (SELECT value FROM json_each(?))"
-                    )))
-                    .bind(&list)
-                    .fetch_all(lite)
+                    which
+                        .bind_lite(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &list)
+                        .fetch_all(lite)
                 })
                 .await?;
                 for r in &rows {
-                    let e = lite_entry(r).map_err(|source| Error::Source {
-                        doing: "decoding log entries",
-                        source,
-                    })?;
-                    let account: i64 = r.try_get(11).map_err(|source| Error::Source {
-                        doing: "decoding log entries",
-                        source,
-                    })?;
-                    out.entry(e.incident_id)
-                        .or_insert((account, Vec::new()))
-                        .1
-                        .push(e);
+                    add(
+                        lite_entry(r).map_err(decode_err)?,
+                        r.try_get(11).map_err(decode_err)?,
+                    );
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The backfill's starting point, read in this order so that every entry visible up to
+    /// the high-water mark belongs to an incident inside the bounds: the largest entry id,
+    /// then the smallest and largest incident id in the log (0, 0 for an empty log).
+    pub async fn bounds(&self) -> Result<(i64, i64, i64)> {
+        const MAX_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM incident_log_entries";
+        const INCIDENTS: &str = "SELECT COALESCE(MIN(incident_id), 0), COALESCE(MAX(incident_id), 0) FROM incident_log_entries";
+        let (high, (lo, hi)): (i64, (i64, i64)) = on_source!(&self.pool, p => {
+            let high = with_retries("measuring the replica", || sqlx::query_scalar(MAX_ID).fetch_one(p)).await?;
+            let bounds = with_retries("measuring the replica", || sqlx::query_as(INCIDENTS).fetch_one(p)).await?;
+            (high, bounds)
+        });
+        Ok((high, lo, hi))
+    }
+
+    /// The ids in `(from, to]` that are not visible (yet), at most `limit` of the highest.
+    pub async fn missing_ids(&self, from: i64, to: i64, limit: usize) -> Result<Vec<i64>> {
+        const SQL_PG: &str =
+            "SELECT id FROM incident_log_entries WHERE id > $1 AND id <= $2 ORDER BY id";
+        const SQL_LITE: &str =
+            "SELECT id FROM incident_log_entries WHERE id > ? AND id <= ? ORDER BY id";
+        let present: Vec<i64> = match &self.pool {
+            Pool::Postgres(p) => {
+                with_retries("reading recent entry ids", || {
+                    sqlx::query_scalar(SQL_PG).bind(from).bind(to).fetch_all(p)
+                })
+                .await?
+            }
+            Pool::Sqlite(p) => {
+                with_retries("reading recent entry ids", || {
+                    sqlx::query_scalar(SQL_LITE)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(p)
+                })
+                .await?
+            }
+        };
+        let mut missing = Vec::new();
+        let mut next = from + 1;
+        for id in present {
+            missing.extend(next..id);
+            next = id + 1;
+        }
+        missing.extend(next..=to);
+        let skip = missing.len().saturating_sub(limit);
+        Ok(missing.split_off(skip))
     }
 
     /// The largest entry id and the number of incidents, for progress reporting.

@@ -53,6 +53,7 @@ async fn etl_once(
     let mut facts = FactsTable::open(&scratch.facts()).await.unwrap();
     let opts = RunOptions {
         batch_entries: batch,
+        range_incidents: batch,
         ..RunOptions::default()
     };
     let summary = run(&replica, &mut facts, &state, &opts).await.unwrap();
@@ -84,8 +85,9 @@ async fn golden_set_through_the_pipeline(pool: PgPool) {
         .await
         .unwrap();
     let scratch = Scratch::new("golden");
-    // Small batches: several commits, incidents refolded as their entries arrive.
+    // Small ranges: several backfill commits.
     let (facts, summary, state) = etl_once(&loc, &scratch, 7).await;
+    assert_eq!(summary.backfill.as_ref().unwrap().ranges_committed, 2);
     assert_eq!(summary.entries_read, 86);
     let expected = golden::expected_facts().unwrap();
     assert_eq!(facts.len(), expected.len());
@@ -184,8 +186,8 @@ async fn postgres_and_sqlite_sources_give_identical_facts(pool: PgPool) {
     generate_into(cfg, &lite, false).await.unwrap();
 
     let (a, b) = (Scratch::new("pg"), Scratch::new("lite"));
-    let (from_pg, s1, _) = etl_once(&loc, &a, 5_000).await;
-    let (from_lite, s2, _) = etl_once(&lite, &b, 5_000).await;
+    let (from_pg, s1, _) = etl_once(&loc, &a, 500).await;
+    let (from_lite, s2, _) = etl_once(&lite, &b, 500).await;
     assert!(s1.batches > 1, "several batches: {s1:?}");
     assert_eq!(s1.entries_read, s2.entries_read);
     assert_eq!(from_pg.len(), from_lite.len());
@@ -263,4 +265,120 @@ async fn a_missing_sqlite_replica_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+/// Two ETL runs at once on the same replica, facts table and state database (a fleet of
+/// two, three backfill workers each): every range is committed exactly once, by one or the
+/// other, and the facts equal a single run's.
+#[sqlx::test(migrations = false)]
+async fn two_runs_at_once_give_the_facts_of_one(pool: PgPool) {
+    let loc = location(&pool).await;
+    let cfg = Config {
+        seed: 5,
+        accounts: 2,
+        incidents: 3_000,
+        weeks: 3,
+        bad_rate: 0.03,
+        ..Config::default()
+    };
+    generate_into(cfg, &loc, false).await.unwrap();
+    let single = Scratch::new("single");
+    let (want, _, _) = etl_once(&loc, &single, 100).await;
+
+    let shared = Scratch::new("fleet");
+    let state_loc = shared.state();
+    let mut handles = Vec::new();
+    for worker in ["one", "two"] {
+        let (loc, facts_uri, state_loc) = (loc.clone(), shared.facts(), state_loc.clone());
+        handles.push(tokio::spawn(async move {
+            let replica = Source::open(&loc, 4).await.unwrap();
+            let state = State::open(&state_loc).await.unwrap();
+            let mut facts = FactsTable::open(&facts_uri).await.unwrap();
+            let opts = RunOptions {
+                batch_entries: 1_000,
+                range_incidents: 100,
+                workers: 3,
+                worker_id: worker.into(),
+                ..RunOptions::default()
+            };
+            run(&replica, &mut facts, &state, &opts).await.unwrap()
+        }));
+    }
+    let mut committed = 0;
+    let mut ranges = 0;
+    for h in handles {
+        let s = h.await.unwrap();
+        let b = s.backfill.unwrap();
+        committed += b.ranges_committed;
+        ranges = b.ranges;
+    }
+    assert!(ranges >= 29, "{ranges} ranges");
+    assert_eq!(committed, ranges, "each range committed once");
+    let got = FactsTable::open(&shared.facts())
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+}
+
+fn parquet_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if !path.ends_with("_delta_log") {
+                n += parquet_files(&path);
+            }
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Upkeep compacts the small files of many commits, checkpoints the log and deletes the
+/// files no version needs any more; the facts stay exactly the same.
+#[sqlx::test(migrations = false)]
+async fn upkeep_compacts_checkpoints_and_vacuums_without_changing_facts(pool: PgPool) {
+    let loc = location(&pool).await;
+    load_dataset(&golden::dataset().unwrap(), &loc, false)
+        .await
+        .unwrap();
+    let scratch = Scratch::new("upkeep");
+    let (before, summary, _) = etl_once(&loc, &scratch, 1).await;
+    assert!(summary.batches >= 10, "{summary:?}");
+    let files_before = parquet_files(std::path::Path::new(&scratch.facts()));
+
+    let mut table = FactsTable::open(&scratch.facts()).await.unwrap();
+    let report = table.upkeep(std::time::Duration::ZERO).await.unwrap();
+    assert!(report.files_compacted >= 5, "{report}");
+    assert!(report.files_written < report.files_compacted, "{report}");
+    assert_eq!(
+        report.files_vacuumed as u64, report.files_compacted,
+        "{report}"
+    );
+    let files_after = parquet_files(std::path::Path::new(&scratch.facts()));
+    assert_eq!(
+        files_after,
+        files_before + report.files_written as usize - report.files_vacuumed
+    );
+    assert!(
+        std::path::Path::new(&scratch.facts())
+            .join("_delta_log/_last_checkpoint")
+            .exists()
+    );
+    let after = FactsTable::open(&scratch.facts())
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    // The ETL carries on after upkeep: nothing new, nothing changed.
+    let (again, summary, _) = etl_once(&loc, &scratch, 1).await;
+    assert_eq!(summary.entries_read, 0);
+    assert_eq!(again, before);
 }

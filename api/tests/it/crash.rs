@@ -1,0 +1,238 @@
+//! kill -9 at random moments, then restart: the facts equal an uninterrupted run's. During a
+//! backfill (several workers, many ranges) and while following a log that writers keep
+//! appending to with transactions that commit out of id order.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mttx_etl::Fact;
+use mttx_etl::sink::delta::FactsTable;
+use mttx_fixtures::{Config, generate_into};
+use sqlx::PgPool;
+
+use crate::common::{scratch, test_url};
+
+/// A small deterministic generator of kill moments (the seed is printed on failure).
+struct Moments(u64);
+
+impl Moments {
+    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        lo + self.0 % (hi - lo)
+    }
+}
+
+fn etl(dir: &Path, url: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mttx"));
+    cmd.args(["etl", "run", "--source", url])
+        .arg("--facts")
+        .arg(dir.join("facts"))
+        .arg("--state")
+        .arg(dir.join("state.sqlite"))
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run_to_end(dir: &Path, url: &str, extra: &[&str]) {
+    let out = etl(dir, url, extra).arg("--once").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts the ETL, waits a random moment, and kills it with SIGKILL if it is still running.
+/// Returns whether it was killed.
+async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
+    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    if let Some(status) = child.try_wait().unwrap() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "the ETL failed on its own: {err}");
+        return false;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    true
+}
+
+async fn facts(dir: &Path) -> Vec<Fact> {
+    FactsTable::open(&dir.join("facts").display().to_string())
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap()
+}
+
+async fn quarantine(dir: &Path) -> Vec<(i64, i64, String)> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("state.sqlite"));
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::query_as("SELECT incident_id, entry_id, reason FROM quarantine ORDER BY 1, 2, 3")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+}
+
+fn assert_same(got: &[Fact], want: &[Fact], seed: u64) {
+    assert_eq!(got.len(), want.len(), "row count (seed {seed:#x})");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g, w, "incident {} (seed {seed:#x})", w.incident_id);
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) {
+    let url = test_url(&pool).await;
+    let cfg = Config {
+        seed: 8,
+        accounts: 3,
+        incidents: 6_000,
+        weeks: 4,
+        bad_rate: 0.03,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    let root = scratch("crash-backfill");
+    let args = [
+        "--workers",
+        "3",
+        "--range-incidents",
+        "150",
+        "--lease-seconds",
+        "2",
+    ];
+    let reference = root.join("reference");
+    run_to_end(&reference, &url, &args);
+
+    let seed = 0x5eed_0001;
+    let mut moments = Moments(seed);
+    let crashed = root.join("crashed");
+    let mut kills = 0;
+    for _ in 0..6 {
+        let child = etl(&crashed, &url, &args).arg("--once").spawn().unwrap();
+        if kill_at_random(child, moments.next_ms(300, 2_500)).await {
+            kills += 1;
+        } else {
+            break;
+        }
+    }
+    assert!(kills >= 2, "the ETL was killed mid-run {kills} times");
+    run_to_end(&crashed, &url, &args);
+    assert_same(&facts(&crashed).await, &facts(&reference).await, seed);
+    assert_eq!(quarantine(&crashed).await, quarantine(&reference).await);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Appends entries from two connections so that the lower id commits after the higher one.
+async fn out_of_order_writer(pool: PgPool, rounds: usize, incidents: i64) -> usize {
+    let mut written = 0;
+    for i in 0..rounds {
+        let incident = 1 + (i as i64 * 37) % incidents;
+        let mut slow = pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO incident_log_entries (account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id) \
+             SELECT account_id, id, 'annotate', created_at + interval '1 hour', 'user', 1, 'note', NULL FROM incidents WHERE id = $1",
+        )
+        .bind(incident)
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+        let fast = sqlx::query(
+            "INSERT INTO incident_log_entries (account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id) \
+             SELECT account_id, id, 'notify', created_at + interval '2 minutes', 'service', 1, 'sms', NULL FROM incidents WHERE id = $1",
+        )
+        .bind(incident + 1)
+        .execute(&pool)
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        slow.commit().await.unwrap();
+        written += 1 + fast.rows_affected() as usize;
+    }
+    written
+}
+
+#[sqlx::test(migrations = false)]
+async fn kill_9_while_following_out_of_order_writers_misses_nothing(pool: PgPool) {
+    let url = test_url(&pool).await;
+    let cfg = Config {
+        seed: 9,
+        accounts: 2,
+        incidents: 1_500,
+        weeks: 2,
+        bad_rate: 0.02,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT setval('incident_log_entries_id_seq', (SELECT max(id) FROM incident_log_entries))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let root = scratch("crash-follow");
+    let crashed = root.join("crashed");
+    let follow = [
+        "--poll-seconds",
+        "0.2",
+        "--lease-seconds",
+        "2",
+        "--batch-entries",
+        "40",
+    ];
+    run_to_end(&crashed, &url, &follow);
+
+    let before: i64 = sqlx::query_scalar("SELECT max(id) FROM incident_log_entries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let writer = tokio::spawn(out_of_order_writer(pool.clone(), 250, 1_400));
+    let seed = 0x5eed_0002;
+    let mut moments = Moments(seed);
+    let mut kills = 0;
+    while !writer.is_finished() {
+        let child = etl(&crashed, &url, &follow).spawn().unwrap();
+        if kill_at_random(child, moments.next_ms(400, 2_000)).await {
+            kills += 1;
+        }
+    }
+    let written = writer.await.unwrap();
+    assert!(written >= 250, "{written}");
+    assert!(kills >= 2, "killed {kills} times");
+    run_to_end(&crashed, &url, &follow);
+
+    let reference = root.join("reference");
+    run_to_end(&reference, &url, &[]);
+    let got = facts(&crashed).await;
+    assert_same(&got, &facts(&reference).await, seed);
+    // Every entry the writers added is in the facts: the newest entry id of each incident
+    // they wrote to.
+    let newest: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT incident_id, max(id) FROM incident_log_entries WHERE id > $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(before)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(newest.len() >= 250, "{}", newest.len());
+    for (incident, id) in newest {
+        let f = got.iter().find(|f| f.incident_id == incident).unwrap();
+        assert_eq!(f.last_entry_id, id, "incident {incident}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

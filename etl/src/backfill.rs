@@ -1,0 +1,545 @@
+//! Backfill: all history, by incident ranges, in parallel, exactly once.
+//!
+//! A fresh facts table gets a *plan*, stored as a property of the table itself (so it is
+//! atomic, survives the state database and is the same for every worker of a fleet): the
+//! entry high-water mark at planning time, the ids then missing just below it, and the span
+//! of incident ids in the log, cut into ranges. Each range is a lease in the state database;
+//! workers (tasks of this process and other processes) claim ranges, read them in short
+//! statements of a few thousand incidents, fold every incident from its whole log, and
+//! append the range's facts in one commit that carries the Delta application transaction
+//! `mttx-backfill:<plan>:<range>`. A range whose transaction is in the table is done,
+//! whoever did it and whatever the lease table says; a crashed worker's lease expires and
+//! another worker redoes the range from scratch. Memory is bounded by one range's facts and
+//! one read's entries per worker, whatever the size of history.
+//!
+//! When every range is committed, the incremental ETL starts from the plan's high-water mark
+//! and looks again for the ids that were missing when the plan was made.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::sink::delta::FactsTable;
+use crate::sink::state::{Lease, State};
+use crate::source::Source;
+use crate::transform::MetricsVersion;
+use crate::transform::fold::{Issue, Reason, fold};
+use crate::{Error, Fact, Result};
+
+/// The table property holding the plan.
+pub const PLAN_PROPERTY: &str = "mttx.backfill.plan";
+/// How far below the high-water mark the plan looks for ids not visible yet.
+const GAP_WINDOW: i64 = 100_000;
+const MAX_GAPS: usize = 10_000;
+
+/// How a backfill is cut and run.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Worker tasks in this process.
+    pub workers: usize,
+    /// Incident ids per range (one lease, one commit).
+    pub range_incidents: i64,
+    /// Incident ids per read statement inside a range.
+    pub read_incidents: i64,
+    /// How long a range's lease lasts without a heartbeat.
+    pub lease_ttl: Duration,
+    pub metrics_version: MetricsVersion,
+    pub worker_id: String,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            range_incidents: 50_000,
+            read_incidents: 5_000,
+            lease_ttl: Duration::from_secs(60),
+            metrics_version: MetricsVersion::V1,
+            worker_id: "mttx".into(),
+        }
+    }
+}
+
+/// The backfill of one facts table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Tells this plan's transactions and leases from any other plan's.
+    pub nonce: String,
+    /// Every entry id up to here that was visible at planning time is covered.
+    pub high_water: i64,
+    /// Ids below `high_water` not visible at planning time (the incremental ETL looks again).
+    pub gaps: Vec<i64>,
+    /// Incident ids `first..=last` are covered, in ranges of `range_incidents`.
+    pub first_incident: i64,
+    pub last_incident: i64,
+    pub range_incidents: i64,
+    /// UNIX seconds of planning.
+    pub planned_at: i64,
+}
+
+impl Plan {
+    /// The ranges `[start, end)` of the plan.
+    pub fn ranges(&self) -> Vec<(i64, i64)> {
+        if self.high_water == 0 {
+            return Vec::new();
+        }
+        let step = self.range_incidents.max(1);
+        (self.first_incident..=self.last_incident)
+            .step_by(step as usize)
+            .map(|s| (s, (s + step).min(self.last_incident + 1)))
+            .collect()
+    }
+
+    pub fn lease_prefix(&self, table_id: &str) -> String {
+        format!("backfill/{table_id}/{}/", self.nonce)
+    }
+
+    fn lease_name(&self, table_id: &str, start: i64) -> String {
+        format!("{}{start:019}", self.lease_prefix(table_id))
+    }
+
+    /// The Delta application transaction that marks range `start` committed.
+    pub fn app_id(&self, start: i64) -> String {
+        format!("mttx-backfill:{}:{start}", self.nonce)
+    }
+
+    /// Incident ids covered.
+    pub fn incidents(&self) -> u64 {
+        if self.high_water == 0 {
+            0
+        } else {
+            (self.last_incident - self.first_incident + 1).max(0) as u64
+        }
+    }
+}
+
+/// The table's plan, made now (from the replica) if it has none. Concurrent callers agree:
+/// the first plan committed to the table wins.
+pub async fn ensure_plan(
+    source: &Source,
+    facts: &mut FactsTable,
+    opts: &BackfillOptions,
+) -> Result<Plan> {
+    let parse = |text: &str| {
+        serde_json::from_str::<Plan>(text).map_err(|e| {
+            Error::Config(format!(
+                "the facts table's backfill plan ({PLAN_PROPERTY}) is unreadable: {e}"
+            ))
+        })
+    };
+    if let Some(text) = facts.property(PLAN_PROPERTY) {
+        return parse(&text);
+    }
+    let (high_water, first, last) = source.bounds().await?;
+    let gaps = if high_water > 0 {
+        source
+            .missing_ids((high_water - GAP_WINDOW).max(0), high_water, MAX_GAPS)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let now = chrono::Utc::now();
+    let plan = Plan {
+        nonce: format!("{:x}{:x}", now.timestamp_millis(), std::process::id()),
+        high_water,
+        gaps,
+        first_incident: first,
+        last_incident: last,
+        range_incidents: opts.range_incidents.max(1),
+        planned_at: now.timestamp(),
+    };
+    let text = serde_json::to_string(&plan)
+        .map_err(|e| Error::Config(format!("cannot encode the backfill plan: {e}")))?;
+    let stored = facts.set_property_once(PLAN_PROPERTY, &text).await?;
+    let plan = parse(&stored)?;
+    tracing::info!(
+        high_water = plan.high_water,
+        incidents = plan.incidents(),
+        ranges = plan.ranges().len(),
+        awaited_ids = plan.gaps.len(),
+        "backfill planned"
+    );
+    Ok(plan)
+}
+
+/// What this process's workers did.
+#[derive(Debug, Clone, Default)]
+pub struct BackfillSummary {
+    pub ranges: usize,
+    pub ranges_committed: usize,
+    pub ranges_found_done: usize,
+    pub entries_read: i64,
+    pub incidents_written: i64,
+    pub quarantined: BTreeMap<&'static str, i64>,
+}
+
+impl BackfillSummary {
+    fn add(&mut self, other: BackfillSummary) {
+        self.ranges_committed += other.ranges_committed;
+        self.ranges_found_done += other.ranges_found_done;
+        self.entries_read += other.entries_read;
+        self.incidents_written += other.incidents_written;
+        for (k, v) in other.quarantined {
+            *self.quarantined.entry(k).or_default() += v;
+        }
+    }
+}
+
+struct Shared {
+    source: Source,
+    state: State,
+    facts_uri: String,
+    plan: Plan,
+    prefix: String,
+    opts: BackfillOptions,
+    run_id: i64,
+    bar: Option<ProgressBar>,
+}
+
+fn bar(plan: &Plan) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(plan.incidents());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "backfill {bar:40} {human_pos}/{human_len} incident ids {per_sec} [{elapsed_precise}, ETA {eta}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Runs `workers` tasks over the plan's ranges until every range is committed (by this
+/// process or another).
+pub async fn run(
+    source: &Source,
+    state: &State,
+    facts: &FactsTable,
+    plan: &Plan,
+    opts: &BackfillOptions,
+    run_id: i64,
+) -> Result<BackfillSummary> {
+    let table_id = facts.table_id()?;
+    let ranges = plan.ranges();
+    let items: Vec<(String, serde_json::Value)> = ranges
+        .iter()
+        .map(|&(s, e)| {
+            (
+                plan.lease_name(&table_id, s),
+                serde_json::json!({ "start": s, "end": e }),
+            )
+        })
+        .collect();
+    state.add_leases(&items).await?;
+    let prefix = plan.lease_prefix(&table_id);
+    let (total, done) = state.lease_counts(&prefix).await?;
+    let m = crate::metrics::get();
+    m.backfill_ranges.set(total);
+    m.backfill_ranges_done.set(done);
+    let mut summary = BackfillSummary {
+        ranges: ranges.len(),
+        ..BackfillSummary::default()
+    };
+    if done >= total {
+        return Ok(summary);
+    }
+    tracing::info!(
+        ranges = total,
+        done,
+        workers = opts.workers,
+        "backfill starting"
+    );
+    let shared = Arc::new(Shared {
+        source: source.clone(),
+        state: state.clone(),
+        facts_uri: facts.uri().to_owned(),
+        plan: plan.clone(),
+        prefix,
+        opts: opts.clone(),
+        run_id,
+        bar: bar(plan),
+    });
+    if let Some(bar) = &shared.bar {
+        bar.set_position((done as u64).saturating_mul(plan.range_incidents as u64));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..opts.workers.max(1) {
+        let shared = shared.clone();
+        tasks.spawn(async move { worker(&shared, n).await });
+    }
+    let started = Instant::now();
+    let mut first_error = None;
+    let mut report = tokio::time::interval(Duration::from_secs(5));
+    report.tick().await;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(part))) => summary.add(part),
+                Some(Ok(Err(e))) => {
+                    // One failed worker stops the others: the error is what needs fixing.
+                    tasks.abort_all();
+                    first_error.get_or_insert(e);
+                }
+                Some(Err(join)) if join.is_cancelled() => {}
+                Some(Err(join)) => {
+                    tasks.abort_all();
+                    first_error.get_or_insert(Error::Config(format!("a backfill worker failed: {join}")));
+                }
+            },
+            _ = report.tick(), if shared.bar.is_none() => {
+                let (total, done) = state.lease_counts(&shared.prefix).await?;
+                let rate = m.entries_read.get() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                tracing::info!(ranges_done = done, of = total, entries_per_s = rate as u64, "backfill progress");
+            }
+        }
+    }
+    if let Some(bar) = &shared.bar {
+        bar.finish_and_clear();
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(summary)
+}
+
+/// One worker: claim a range, fold it, commit it, until no range is left.
+async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
+    let owner = format!("{}#{n}", shared.opts.worker_id);
+    let ttl = shared.opts.lease_ttl.as_secs().max(1) as i64;
+    let mut facts = FactsTable::open(&shared.facts_uri).await?;
+    let mut summary = BackfillSummary::default();
+    let m = crate::metrics::get();
+    loop {
+        let Some(lease) = shared.state.claim(&shared.prefix, &owner, ttl).await? else {
+            let (total, done) = shared.state.lease_counts(&shared.prefix).await?;
+            m.backfill_ranges_done.set(done);
+            if done >= total {
+                return Ok(summary);
+            }
+            // The rest is held by other workers; their leases may yet expire.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let (start, end) = range_of(&lease)?;
+        let app_id = shared.plan.app_id(start);
+        facts.refresh().await?;
+        if facts.txn_version(&app_id).await?.is_some() {
+            shared.state.release(&lease, &owner, true).await?;
+            summary.ranges_found_done += 1;
+            bump_bar(shared, end - start);
+            continue;
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeat(
+            shared.state.clone(),
+            lease.clone(),
+            owner.clone(),
+            ttl,
+            lost.clone(),
+        ));
+        let folded = fold_range(shared, start, end, &lost).await;
+        heartbeat.abort();
+        let (rows, part) = match folded {
+            Ok(v) => v,
+            Err(Error::LeaseLost(name)) => {
+                tracing::warn!(lease = name, "lost a backfill range to another worker");
+                continue;
+            }
+            Err(e) => {
+                // Give the range back at once rather than after the lease expires.
+                let _ = shared.state.release(&lease, &owner, false).await;
+                return Err(e);
+            }
+        };
+        if !shared.state.renew(&lease, &owner, ttl).await? {
+            tracing::warn!(
+                lease = lease.name,
+                "lost a backfill range before committing it"
+            );
+            continue;
+        }
+        let wrote = if rows.is_empty() {
+            false
+        } else {
+            let meta = serde_json::json!({
+                "plan": shared.plan.nonce, "start": start, "end": end,
+                "worker": owner, "fence": lease.fence,
+            });
+            facts.append_once(&rows, &app_id, meta).await?
+        };
+        shared.state.release(&lease, &owner, true).await?;
+        if wrote {
+            summary.ranges_committed += 1;
+            summary.incidents_written += rows.len() as i64;
+            m.incidents_written.inc_by(rows.len() as u64);
+            m.facts_version.set(facts.version());
+            m.last_commit_unix.set(chrono::Utc::now().timestamp());
+        } else if !rows.is_empty() {
+            summary.ranges_found_done += 1;
+        }
+        m.batches.inc();
+        summary.entries_read += part.entries_read;
+        for (k, v) in part.quarantined {
+            *summary.quarantined.entry(k).or_default() += v;
+        }
+    }
+}
+
+fn range_of(lease: &Lease) -> Result<(i64, i64)> {
+    let get = |k: &str| {
+        lease
+            .payload
+            .as_ref()
+            .and_then(|p| p.get(k))
+            .and_then(serde_json::Value::as_i64)
+    };
+    match (get("start"), get("end")) {
+        (Some(s), Some(e)) => Ok((s, e)),
+        _ => Err(Error::Config(format!(
+            "backfill lease {} has no range in its payload",
+            lease.name
+        ))),
+    }
+}
+
+fn bump_bar(shared: &Shared, n: i64) {
+    if let Some(bar) = &shared.bar {
+        bar.inc(n.max(0) as u64);
+    }
+}
+
+pub(crate) async fn heartbeat(
+    state: State,
+    lease: Lease,
+    owner: String,
+    ttl: i64,
+    lost: Arc<AtomicBool>,
+) {
+    let every = Duration::from_secs_f64((ttl as f64 / 3.0).max(0.2));
+    loop {
+        tokio::time::sleep(every).await;
+        match state.renew(&lease, &owner, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => tracing::warn!(lease = lease.name, error = %e, "could not renew a lease"),
+        }
+    }
+}
+
+/// Reads and folds incidents `[start, end)` in reads of `read_incidents`; quarantines what
+/// is bad. Returns the facts rows in incident order.
+async fn fold_range(
+    shared: &Shared,
+    start: i64,
+    end: i64,
+    lost: &AtomicBool,
+) -> Result<(Vec<Fact>, BackfillSummary)> {
+    let ctx = shared.source.context().await?;
+    let m = crate::metrics::get();
+    let mut rows = Vec::new();
+    let mut part = BackfillSummary::default();
+    let step = shared.opts.read_incidents.max(1);
+    let mut from = start;
+    while from < end {
+        if lost.load(Ordering::SeqCst) {
+            return Err(Error::LeaseLost(format!("incidents {start}..{end}")));
+        }
+        let to = (from + step).min(end);
+        let logs = shared.source.logs_between(from, to).await?;
+        let incidents = shared.source.incidents_between(from, to).await?;
+        let mut ids: Vec<i64> = logs.keys().copied().collect();
+        ids.sort_unstable();
+        let mut issues: Vec<Issue> = Vec::new();
+        let mut accounts: HashMap<i64, i64> = HashMap::new();
+        let mut entries = 0u64;
+        for id in ids {
+            let Some((account, log)) = logs.get(&id) else {
+                continue;
+            };
+            entries += log.len() as u64;
+            accounts.insert(id, *account);
+            match incidents.get(&id) {
+                Some(row) => {
+                    let folded = fold(shared.opts.metrics_version, row, log, &ctx);
+                    issues.extend(folded.issues);
+                    rows.push(folded.fact);
+                }
+                None => issues.extend(log.iter().map(|e| Issue {
+                    incident_id: id,
+                    entry_id: e.id,
+                    reason: Reason::Orphan,
+                    detail: format!("incident {id} has no row in incidents"),
+                })),
+            }
+        }
+        shared
+            .state
+            .quarantine(
+                shared.run_id,
+                |i| accounts.get(&i).copied().unwrap_or(0),
+                &issues,
+            )
+            .await?;
+        for i in &issues {
+            *part.quarantined.entry(i.reason.as_str()).or_default() += 1;
+            crate::metrics::quarantined(i.reason.as_str(), 1);
+        }
+        part.entries_read += entries as i64;
+        m.entries_read.inc_by(entries);
+        bump_bar(shared, to - from);
+        from = to;
+    }
+    Ok((rows, part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(first: i64, last: i64, step: i64) -> Plan {
+        Plan {
+            nonce: "n".into(),
+            high_water: 10,
+            gaps: vec![],
+            first_incident: first,
+            last_incident: last,
+            range_incidents: step,
+            planned_at: 0,
+        }
+    }
+
+    #[test]
+    fn ranges_cover_every_incident_once() {
+        assert_eq!(plan(1, 10, 4).ranges(), vec![(1, 5), (5, 9), (9, 11)]);
+        assert_eq!(plan(7, 7, 100).ranges(), vec![(7, 8)]);
+        let p = plan(3, 1000, 7);
+        let covered: i64 = p.ranges().iter().map(|(s, e)| e - s).sum();
+        assert_eq!(covered, 998);
+        assert_eq!(p.incidents(), 998);
+        let empty = Plan {
+            high_water: 0,
+            ..plan(0, 0, 10)
+        };
+        assert!(empty.ranges().is_empty());
+    }
+
+    #[test]
+    fn names_sort_in_range_order() {
+        let p = plan(1, 100, 10);
+        let names: Vec<String> = p.ranges().iter().map(|r| p.lease_name("t", r.0)).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert!(names[0].starts_with(&p.lease_prefix("t")));
+    }
+}

@@ -1,0 +1,116 @@
+//! Leases in the state database, on PostgreSQL and SQLite: one holder at a time, takeover
+//! after expiry with a new fence, and a stale holder can neither renew nor finish.
+
+use std::time::Duration;
+
+use mttx_etl::sink::state::State;
+use mttx_migrations::Location;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::oracle::location;
+
+async fn exercise(state: &State) {
+    let items: Vec<(String, serde_json::Value)> = (0..3)
+        .map(|i| (format!("job/r{i}"), json!({ "start": i })))
+        .collect();
+    state.add_leases(&items).await.unwrap();
+    // Adding again changes nothing.
+    state.add_leases(&items).await.unwrap();
+    assert_eq!(state.lease_counts("job/").await.unwrap(), (3, 0));
+
+    let a = state.claim("job/", "a", 60).await.unwrap().unwrap();
+    let b = state.claim("job/", "b", 60).await.unwrap().unwrap();
+    let c = state.claim("job/", "c", 1).await.unwrap().unwrap();
+    assert_eq!((a.name.as_str(), b.name.as_str()), ("job/r0", "job/r1"));
+    assert_eq!(a.payload, Some(json!({ "start": 0 })));
+    assert!(
+        state.claim("job/", "d", 60).await.unwrap().is_none(),
+        "all held"
+    );
+
+    assert!(state.release(&a, "a", true).await.unwrap());
+    assert!(
+        !state.release(&b, "not-b", true).await.unwrap(),
+        "only the holder"
+    );
+    assert_eq!(state.lease_counts("job/").await.unwrap(), (3, 1));
+
+    // c's lease expires; d takes it over with a new fence; c can no longer renew or finish.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let d = state.claim("job/", "d", 60).await.unwrap().unwrap();
+    assert_eq!(d.name, c.name);
+    assert!(d.fence > c.fence);
+    assert!(!state.renew(&c, "c", 60).await.unwrap());
+    assert!(!state.release(&c, "c", true).await.unwrap());
+    assert!(state.renew(&d, "d", 60).await.unwrap());
+    assert!(state.release(&d, "d", true).await.unwrap());
+    assert!(state.release(&b, "b", true).await.unwrap());
+    assert_eq!(state.lease_counts("job/").await.unwrap(), (3, 3));
+    assert!(
+        state.claim("job/", "e", 60).await.unwrap().is_none(),
+        "all done"
+    );
+
+    // A named lease (the lead of the incremental ETL): held, renewable by its holder,
+    // free again once released.
+    let lead = state.claim_named("lead/t", "x", 60).await.unwrap().unwrap();
+    assert!(
+        state
+            .claim_named("lead/t", "y", 60)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = state.claim_named("lead/t", "x", 60).await.unwrap().unwrap();
+    assert_eq!(
+        again.fence, lead.fence,
+        "re-claiming one's own lease keeps the fence"
+    );
+    assert!(state.release(&again, "x", false).await.unwrap());
+    let y = state.claim_named("lead/t", "y", 60).await.unwrap().unwrap();
+    assert!(y.fence > lead.fence);
+}
+
+#[sqlx::test(migrations = false)]
+async fn leases_on_postgres(pool: PgPool) {
+    let state = State::open(&location(&pool).await).await.unwrap();
+    exercise(&state).await;
+}
+
+#[tokio::test]
+async fn leases_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("mttx-leases-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
+        .await
+        .unwrap();
+    exercise(&state).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Many claimers racing on PostgreSQL: every lease is handed out exactly once.
+#[sqlx::test(migrations = false)]
+async fn concurrent_claims_hand_out_each_lease_once(pool: PgPool) {
+    let state = State::open(&location(&pool).await).await.unwrap();
+    let items: Vec<(String, serde_json::Value)> = (0..40)
+        .map(|i| (format!("race/{i:03}"), json!(null)))
+        .collect();
+    state.add_leases(&items).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..6 {
+        let state = state.clone();
+        tasks.spawn(async move {
+            let mut got = Vec::new();
+            while let Some(l) = state.claim("race/", &format!("w{w}"), 60).await.unwrap() {
+                got.push(l.name);
+            }
+            got
+        });
+    }
+    let mut all: Vec<String> = tasks.join_all().await.into_iter().flatten().collect();
+    all.sort();
+    let want: Vec<String> = items.into_iter().map(|i| i.0).collect();
+    assert_eq!(all, want);
+}
