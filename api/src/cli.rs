@@ -272,9 +272,39 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
         ..Default::default()
     };
     tracing::info!(source = %replica.location(), facts = facts.uri(), once = opts.once, workers = opts.workers, "etl starting");
+    tokio::spawn(async {
+        stop_signal().await;
+        tracing::info!("stop requested: finishing the current batch (again to quit at once)");
+        mttx_etl::run::request_stop();
+        stop_signal().await;
+        std::process::exit(130);
+    });
     let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
     println!("etl into {}\n{summary}", facts.uri());
     Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn init_tracing() {

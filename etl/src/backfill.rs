@@ -282,6 +282,10 @@ pub async fn run(
             joined = tasks.join_next() => match joined {
                 None => break,
                 Some(Ok(Ok(part))) => summary.add(part),
+                // A stop: the other workers finish their ranges and stop too.
+                Some(Ok(Err(Error::Stopped))) => {
+                    first_error.get_or_insert(Error::Stopped);
+                }
                 Some(Ok(Err(e))) => {
                     // One failed worker stops the others: the error is what needs fixing.
                     tasks.abort_all();
@@ -317,6 +321,9 @@ async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
     let mut summary = BackfillSummary::default();
     let m = crate::metrics::get();
     loop {
+        if crate::run::stop_requested() {
+            return Err(Error::Stopped);
+        }
         let Some(lease) = shared.state.claim(&shared.prefix, &owner, ttl).await? else {
             let (total, done) = shared.state.lease_counts(&shared.prefix).await?;
             m.backfill_ranges_done.set(done);

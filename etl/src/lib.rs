@@ -46,6 +46,8 @@ pub enum Error {
     Conflict(String),
     #[error("lost the lease on {0}: another worker took it over")]
     LeaseLost(String),
+    #[error("stopped as asked before the backfill was complete; run again to resume")]
+    Stopped,
     #[error("facts data error")]
     Arrow(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

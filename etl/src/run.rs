@@ -136,6 +136,19 @@ impl std::fmt::Display for Summary {
     }
 }
 
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks a running ETL to stop at the next batch boundary (SIGINT/SIGTERM do this): the
+/// follower releases its lead and backfill workers give back their ranges.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was asked for.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
 /// Works out the progress after reading `seen` (ids above `old.high_water` or among its gaps).
 pub fn advance(old: &Progress, seen: &BTreeSet<i64>, now_s: i64, gap_ttl_s: i64) -> Progress {
     let high_water = seen
@@ -245,6 +258,9 @@ async fn run_inner(
     let mut standing_by = false;
     loop {
         let Some(lease) = state.claim_named(&lease_name, &opts.worker_id, ttl).await? else {
+            if stop_requested() {
+                break;
+            }
             if !standing_by {
                 tracing::info!(
                     lease = lease_name,
@@ -308,6 +324,63 @@ async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progres
     Ok(progress)
 }
 
+/// Incidents whose entries were quarantined as orphans and whose row has since appeared:
+/// folds them now (no new entry would touch them otherwise) and clears their orphan records.
+/// Commits with the current progress unchanged.
+async fn refold_adopted_orphans(
+    source: &Source,
+    facts: &mut FactsTable,
+    state: &State,
+    opts: &RunOptions,
+    ctx: &crate::transform::Context,
+    progress: &Progress,
+    run_id: i64,
+) -> Result<usize> {
+    let orphans = state.orphan_incidents(10_000).await?;
+    if orphans.is_empty() {
+        return Ok(0);
+    }
+    let incidents = source.incidents(&orphans).await?;
+    if incidents.is_empty() {
+        return Ok(0);
+    }
+    let adopted: Vec<i64> = orphans
+        .into_iter()
+        .filter(|id| incidents.contains_key(id))
+        .collect();
+    let logs = source.logs(&adopted).await?;
+    let mut batch = Vec::new();
+    let mut issues = Vec::new();
+    for id in &adopted {
+        if let (Some(row), Some((_, log))) = (incidents.get(id), logs.get(id)) {
+            let folded = fold(opts.metrics_version, row, log, ctx);
+            issues.extend(folded.issues);
+            batch.push(folded.fact);
+        }
+    }
+    let accounts: HashMap<i64, i64> = incidents
+        .iter()
+        .map(|(id, r)| (*id, r.account_id))
+        .collect();
+    state
+        .quarantine(run_id, |i| accounts.get(&i).copied().unwrap_or(0), &issues)
+        .await?;
+    if !batch.is_empty() {
+        match facts.commit(&batch, progress).await {
+            Ok(()) => {}
+            // Another writer got in first; try again at the next check.
+            Err(Error::Conflict(_)) => return Ok(0),
+            Err(e) => return Err(e),
+        }
+    }
+    state.clear_orphans(&adopted).await?;
+    tracing::info!(
+        incidents = batch.len(),
+        "folded incidents whose row appeared after their entries"
+    );
+    Ok(batch.len())
+}
+
 /// The incremental ETL, while this worker holds the lead.
 async fn lead(
     source: &Source,
@@ -335,8 +408,22 @@ async fn lead(
             Ok(())
         }
     };
+    let mut orphans_checked: Option<Instant> = None;
     loop {
         check_lead()?;
+        if stop_requested() {
+            tracing::info!("stopping as asked");
+            break;
+        }
+        if orphans_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            orphans_checked = Some(Instant::now());
+            let refolded =
+                refold_adopted_orphans(source, facts, state, opts, &ctx, &progress, run_id).await?;
+            if refolded > 0 {
+                summary.incidents_written += refolded as i64;
+                m.incidents_written.inc_by(refolded as u64);
+            }
+        }
         let gap_ids: Vec<i64> = progress.gaps.iter().map(|g| g.0).collect();
         let rows = source
             .new_entries(progress.high_water, &gap_ids, opts.batch_entries)

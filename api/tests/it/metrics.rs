@@ -45,7 +45,7 @@ fn the_etl_serves_prometheus_counters_while_following() {
         ])
         .current_dir(&dir)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -73,8 +73,17 @@ fn the_etl_serves_prometheus_counters_while_following() {
         assert!(Instant::now() < deadline, "never caught up:\n{page}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM: the follower stops at a batch boundary, gives up its lead and prints its
+    // summary.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("read up to entry 86"), "{stdout}");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("openmetrics-text"), "{page}");
     for (series, want) in [

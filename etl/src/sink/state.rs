@@ -427,3 +427,40 @@ impl State {
         })
     }
 }
+
+impl State {
+    /// Incidents quarantined as orphans (entries without an incident row), oldest first.
+    pub async fn orphan_incidents(&self, limit: i64) -> Result<Vec<i64>> {
+        let sql = dialect(
+            &self.pool,
+            "SELECT incident_id FROM quarantine WHERE reason = 'orphan' GROUP BY incident_id ORDER BY incident_id LIMIT $1",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(limit)
+                .fetch_all(p)
+                .await
+                .map_err(err("reading orphan incidents"))
+        })
+    }
+
+    /// Drops the orphan records of incidents whose row has appeared (they are folded now).
+    pub async fn clear_orphans(&self, incident_ids: &[i64]) -> Result<()> {
+        let sql = dialect(
+            &self.pool,
+            "DELETE FROM quarantine WHERE reason = 'orphan' AND incident_id = $1",
+        );
+        let doing = "clearing orphan records";
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(err(doing))?;
+            for id in incident_ids {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err(doing))?;
+            }
+            tx.commit().await.map_err(err(doing))
+        })
+    }
+}

@@ -382,3 +382,33 @@ async fn upkeep_compacts_checkpoints_and_vacuums_without_changing_facts(pool: Pg
     assert_eq!(summary.entries_read, 0);
     assert_eq!(again, before);
 }
+
+/// An incident whose entries arrived before its row (quarantined as orphans) is folded once
+/// the row appears, although no new entry touches it; its orphan records go away.
+#[sqlx::test(migrations = false)]
+async fn an_orphan_is_folded_when_its_incident_row_appears(pool: PgPool) {
+    let loc = location(&pool).await;
+    load_dataset(&golden::dataset().unwrap(), &loc, false)
+        .await
+        .unwrap();
+    let scratch = Scratch::new("adopt");
+    let (facts, _, state) = etl_once(&loc, &scratch, 100).await;
+    assert!(!facts.iter().any(|f| f.incident_id == 99));
+    sqlx::query(
+        "INSERT INTO incidents (id, account_id, incident_number, service_id, escalation_policy_id, title, urgency, priority, status, created_at) \
+         SELECT 99, account_id, 99, service_id, escalation_policy_id, 'Adopted', urgency, priority, 'acknowledged', '2026-10-27T11:00:00Z' \
+         FROM incidents WHERE id = 1",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (facts, summary, _) = etl_once(&loc, &scratch, 100).await;
+    assert_eq!(summary.entries_read, 0);
+    let adopted = facts.iter().find(|f| f.incident_id == 99).unwrap();
+    assert_eq!(adopted.seconds_to_first_ack, Some(120.0));
+    let fresh = Scratch::new("adopt-fresh");
+    let (from_scratch, _, _) = etl_once(&loc, &fresh, 100).await;
+    assert_eq!(facts, from_scratch);
+    let q = quarantine_rows(&state).await;
+    assert!(!q.iter().any(|r| r.2 == "orphan"), "{q:?}");
+}
