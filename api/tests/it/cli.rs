@@ -178,5 +178,24 @@ fn etl_run_once_folds_the_golden_set() {
         &["etl", "run", "--once", "--source", "missing.sqlite"],
     );
     assert!(text(&out).1.contains("does not exist"), "{:?}", text(&out));
+    let out = mttx(&dir, &["etl", "upkeep", "--retain-hours", "0"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("upkeep of .mttx/facts: compacted")
+            && stdout.contains("checkpoint at version"),
+        "{stdout}"
+    );
+    let out = mttx(
+        &dir,
+        &["etl", "run", "--once", "--facts", "s3://bucket/facts"],
+    );
+    assert!(text(&out).1.contains("--features s3"), "{:?}", text(&out));
+    let out = mttx(&dir, &["etl", "run", "--once", "--workers", "0"]);
+    assert!(
+        text(&out).1.contains("--workers must be"),
+        "{:?}",
+        text(&out)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

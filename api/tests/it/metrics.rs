@@ -42,6 +42,9 @@ fn the_etl_serves_prometheus_counters_while_following() {
             "127.0.0.1:0",
             "--poll-seconds",
             "0.2",
+            // Upkeep every 0.3 s while idle: the schedule shows in the counters.
+            "--upkeep-minutes",
+            "0.005",
         ])
         .current_dir(&dir)
         .env("RUST_LOG", "info")
@@ -67,6 +70,7 @@ fn the_etl_serves_prometheus_counters_while_following() {
         let page = get(&addr, "/metrics");
         if value(&page, "mttx_etl_entries_read_total") == Some(86.0)
             && value(&page, "mttx_etl_high_water") == Some(86.0)
+            && value(&page, "mttx_etl_upkeeps_total").is_some_and(|n| n >= 1.0)
         {
             break page;
         }

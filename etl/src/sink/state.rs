@@ -301,10 +301,14 @@ impl State {
                  RETURNING name, fence, CAST(payload AS TEXT)"
             ),
         );
-        let pattern = format!("{prefix}%");
+        self.take(&sql, &format!("{prefix}%"), owner, ttl_s).await
+    }
+
+    /// Runs a claiming UPDATE (parameters: key, owner, ttl) that returns the lease taken.
+    async fn take(&self, sql: &str, key: &str, owner: &str, ttl_s: i64) -> Result<Option<Lease>> {
         let row: Option<(String, i64, Option<String>)> = on_pool!(&self.pool, p => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(&pattern)
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(key)
                 .bind(owner)
                 .bind(ttl_s)
                 .fetch_optional(p)
@@ -332,23 +336,7 @@ impl State {
              WHERE name = $1 AND (owner IS NULL OR owner = $2 OR expires_at < {now}) \
              RETURNING name, fence, CAST(payload AS TEXT)",
         );
-        let row: Option<(String, i64, Option<String>)> = on_pool!(&self.pool, p => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(name)
-                .bind(owner)
-                .bind(ttl_s)
-                .fetch_optional(p)
-                .await
-                .map_err(err("claiming work"))?
-        });
-        row.map(|(name, fence, p)| {
-            Ok(Lease {
-                name,
-                fence,
-                payload: payload(p)?,
-            })
-        })
-        .transpose()
+        self.take(&sql, name, owner, ttl_s).await
     }
 
     /// Extends a held lease; false if it has been taken over (the holder must stop).
