@@ -75,8 +75,10 @@ where
     unreachable!("the loop returns")
 }
 
+/// `details` as text: PostgreSQL prints a jsonb value in one normal form (keys ordered,
+/// whitespace fixed), so equal details compare equal as text without parsing them here.
 const ENTRY_COLUMNS: &str = "id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, \
-     assignee_ids, escalation_policy_id, details";
+     assignee_ids, escalation_policy_id, CAST(details AS TEXT)";
 
 fn parse_ts(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(s)
@@ -85,7 +87,6 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
 }
 
 fn pg_entry(r: &sqlx::postgres::PgRow) -> Result<Entry, sqlx::Error> {
-    let details: Option<serde_json::Value> = r.try_get(10)?;
     Ok(Entry {
         id: r.try_get(0)?,
         incident_id: r.try_get(1)?,
@@ -97,7 +98,7 @@ fn pg_entry(r: &sqlx::postgres::PgRow) -> Result<Entry, sqlx::Error> {
         user_id: r.try_get(7)?,
         assignee_ids: r.try_get(8)?,
         escalation_policy_id: r.try_get(9)?,
-        details: details.map(|d| crate::canonical_json(&d)),
+        details: r.try_get(10)?,
     })
 }
 
