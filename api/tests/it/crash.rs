@@ -236,3 +236,58 @@ async fn kill_9_while_following_out_of_order_writers_misses_nothing(pool: PgPool
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Two `mttx etl run` processes started together on the same source, facts and state share
+/// the backfill: the facts equal one process's, and the two summaries' committed ranges add
+/// up to the plan (no range done twice).
+#[sqlx::test(migrations = false)]
+async fn two_processes_share_the_work(pool: PgPool) {
+    let url = test_url(&pool).await;
+    let cfg = Config {
+        seed: 10,
+        accounts: 2,
+        incidents: 4_000,
+        weeks: 3,
+        bad_rate: 0.02,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    let root = scratch("two-processes");
+    let args = ["--once", "--workers", "2", "--range-incidents", "100"];
+    let reference = root.join("reference");
+    run_to_end(&reference, &url, &args[1..]);
+    let shared = root.join("shared");
+    let children: Vec<Child> = (0..2)
+        .map(|_| {
+            etl(&shared, &url, &args)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut committed = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("backfill:")).unwrap();
+        // "backfill: N ranges in the plan; this process committed M (...)"
+        let m: usize = line
+            .split("committed ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        committed += m;
+    }
+    assert_eq!(committed, 40, "each of the 40 ranges committed once");
+    assert_same(&facts(&shared).await, &facts(&reference).await, 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
