@@ -35,7 +35,6 @@ use crate::{Error, Fact, Result};
 pub const PLAN_PROPERTY: &str = "mttx.backfill.plan";
 /// How far below the high-water mark the plan looks for ids not visible yet.
 const GAP_WINDOW: i64 = 100_000;
-const MAX_GAPS: usize = 10_000;
 
 /// How a backfill is cut and run.
 #[derive(Debug, Clone)]
@@ -72,8 +71,9 @@ pub struct Plan {
     pub nonce: String,
     /// Every entry id up to here that was visible at planning time is covered.
     pub high_water: i64,
-    /// Ids below `high_water` not visible at planning time (the incremental ETL looks again).
-    pub gaps: Vec<i64>,
+    /// Id ranges `[lo, hi]` below `high_water` not visible at planning time (the
+    /// incremental ETL looks again).
+    pub gaps: Vec<[i64; 2]>,
     /// Incident ids `first..=last` are covered, in ranges of `range_incidents`.
     pub first_incident: i64,
     pub last_incident: i64,
@@ -89,9 +89,10 @@ impl Plan {
             return Vec::new();
         }
         let step = self.range_incidents.max(1);
+        let end = self.last_incident.saturating_add(1);
         (self.first_incident..=self.last_incident)
             .step_by(step as usize)
-            .map(|s| (s, (s + step).min(self.last_incident + 1)))
+            .map(|s| (s, s.saturating_add(step).min(end)))
             .collect()
     }
 
@@ -113,7 +114,9 @@ impl Plan {
         if self.high_water == 0 {
             0
         } else {
-            (self.last_incident - self.first_incident + 1).max(0) as u64
+            (self.last_incident.saturating_sub(self.first_incident))
+                .saturating_add(1)
+                .max(0) as u64
         }
     }
 }
@@ -138,7 +141,7 @@ pub async fn ensure_plan(
     let (high_water, first, last) = source.bounds().await?;
     let gaps = if high_water > 0 {
         source
-            .missing_ids((high_water - GAP_WINDOW).max(0), high_water, MAX_GAPS)
+            .missing_ids((high_water - GAP_WINDOW).max(0), high_water)
             .await?
     } else {
         Vec::new()
@@ -161,7 +164,7 @@ pub async fn ensure_plan(
         high_water = plan.high_water,
         incidents = plan.incidents(),
         ranges = plan.ranges().len(),
-        awaited_ids = plan.gaps.len(),
+        awaited_id_ranges = plan.gaps.len(),
         "backfill planned"
     );
     Ok(plan)
@@ -352,20 +355,22 @@ async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
             lost.clone(),
         ));
         let folded = fold_range(shared, start, end, &lost).await;
-        heartbeat.abort();
         let (rows, part) = match folded {
             Ok(v) => v,
             Err(Error::LeaseLost(name)) => {
+                heartbeat.abort();
                 tracing::warn!(lease = name, "lost a backfill range to another worker");
                 continue;
             }
             Err(e) => {
+                heartbeat.abort();
                 // Give the range back at once rather than after the lease expires.
                 let _ = shared.state.release(&lease, &owner, false).await;
                 return Err(e);
             }
         };
-        if !shared.state.renew(&lease, &owner, ttl).await? {
+        if lost.load(Ordering::SeqCst) || !shared.state.renew(&lease, &owner, ttl).await? {
+            heartbeat.abort();
             tracing::warn!(
                 lease = lease.name,
                 "lost a backfill range before committing it"
@@ -381,7 +386,16 @@ async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
             });
             facts.append_once(&rows, &app_id, meta).await?
         };
-        shared.state.release(&lease, &owner, true).await?;
+        let released = shared.state.release(&lease, &owner, true).await;
+        heartbeat.abort();
+        if !released? {
+            // Committed (exactly once, by its transaction id), but the lease had been taken
+            // over meanwhile: the new holder will find the range committed.
+            tracing::warn!(
+                lease = lease.name,
+                "a backfill range's lease expired while committing it"
+            );
+        }
         if wrote {
             summary.ranges_committed += 1;
             summary.incidents_written += rows.len() as i64;
@@ -430,15 +444,23 @@ pub(crate) async fn heartbeat(
     lost: Arc<AtomicBool>,
 ) {
     let every = Duration::from_secs_f64((ttl as f64 / 3.0).max(0.2));
+    let mut last_ok = Instant::now();
     loop {
         tokio::time::sleep(every).await;
         match state.renew(&lease, &owner, ttl).await {
-            Ok(true) => {}
+            Ok(true) => last_ok = Instant::now(),
             Ok(false) => {
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(e) => tracing::warn!(lease = lease.name, error = %e, "could not renew a lease"),
+            Err(e) => {
+                tracing::warn!(lease = lease.name, error = %e, "could not renew a lease");
+                // Unrenewed for most of its life: another worker may take it any moment.
+                if last_ok.elapsed().as_secs_f64() >= ttl as f64 * 2.0 / 3.0 {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
         }
     }
 }
@@ -461,7 +483,7 @@ async fn fold_range(
         if lost.load(Ordering::SeqCst) {
             return Err(Error::LeaseLost(format!("incidents {start}..{end}")));
         }
-        let to = (from + step).min(end);
+        let to = from.saturating_add(step).min(end);
         let logs = shared.source.logs_between(from, to).await?;
         let incidents = shared.source.incidents_between(from, to).await?;
         let mut ids: Vec<i64> = logs.keys().copied().collect();

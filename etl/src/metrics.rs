@@ -26,6 +26,7 @@ pub struct Metrics {
     pub replica_retries: Counter,
     pub quarantined: Family<ReasonLabel, Counter>,
     pub upkeeps: Counter,
+    pub gap_ids_given_up: Counter,
     pub high_water: Gauge,
     pub replica_max_id: Gauge,
     pub backfill_ranges: Gauge,
@@ -82,6 +83,11 @@ static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
         "upkeeps",
         "Rounds of table upkeep (compaction, checkpoint, vacuum)",
         metrics.upkeeps.clone(),
+    );
+    r.register(
+        "gap_ids_given_up",
+        "Log ids awaited below the high-water mark and given up (expired, or too many gaps)",
+        metrics.gap_ids_given_up.clone(),
     );
     r.register(
         "high_water",

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backfill::{self, BackfillOptions, BackfillSummary};
-use crate::sink::delta::{FactsTable, Progress};
+use crate::sink::delta::{FactsTable, Gap, Progress};
 use crate::sink::state::{RunCounts, State};
 use crate::source::Source;
 use crate::transform::MetricsVersion;
@@ -58,7 +58,7 @@ impl Default for RunOptions {
             poll: Duration::from_secs(1),
             gap_ttl: Duration::from_secs(600),
             metrics_version: MetricsVersion::V1,
-            worker_id: format!("{}-{}", hostname(), std::process::id()),
+            worker_id: worker_id(),
             workers: 2,
             range_incidents: 50_000,
             lease_ttl: Duration::from_secs(30),
@@ -81,8 +81,18 @@ impl RunOptions {
     }
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "mttx".into())
+/// This process's name in leases: host, pid and start time (pids repeat across
+/// containers and restarts; the time tells them apart).
+fn worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "mttx".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{host}-{}-{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
 }
 
 /// What a run did.
@@ -149,29 +159,62 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-/// Works out the progress after reading `seen` (ids above `old.high_water` or among its gaps).
+/// At most this many gap ranges are kept; beyond it the oldest are given up (and counted).
+pub const MAX_GAP_RANGES: usize = 10_000;
+
+/// Works out the progress after reading `seen` (ids above `old.high_water` or inside its
+/// gaps): seen ids leave their gap (splitting it), expired gaps are given up, and every hole
+/// in the newly read ids becomes a gap, however large (a transaction holding many ids).
 pub fn advance(old: &Progress, seen: &BTreeSet<i64>, now_s: i64, gap_ttl_s: i64) -> Progress {
     let high_water = seen
         .last()
         .copied()
         .unwrap_or(old.high_water)
         .max(old.high_water);
-    let mut gaps: Vec<(i64, i64)> = old
-        .gaps
-        .iter()
-        .filter(|(id, since)| !seen.contains(id) && now_s - since <= gap_ttl_s)
-        .copied()
-        .collect();
-    // Ids skipped in the newly read range; a huge jump (a sequence restart) is not a gap list.
+    let mut gaps: Vec<Gap> = Vec::new();
+    for g in old.gaps.iter().filter(|g| now_s - g.since <= gap_ttl_s) {
+        let mut lo = g.lo;
+        for &id in seen.range(g.lo..=g.hi) {
+            if id > lo {
+                gaps.push(Gap {
+                    lo,
+                    hi: id - 1,
+                    since: g.since,
+                });
+            }
+            lo = id + 1;
+        }
+        if lo <= g.hi {
+            gaps.push(Gap {
+                lo,
+                hi: g.hi,
+                since: g.since,
+            });
+        }
+    }
     let mut previous = old.high_water;
-    for &id in seen.range(old.high_water + 1..) {
-        if id - previous - 1 <= 10_000 {
-            gaps.extend((previous + 1..id).map(|g| (g, now_s)));
+    for &id in seen.range(old.high_water.saturating_add(1)..) {
+        if id > previous + 1 {
+            gaps.push(Gap {
+                lo: previous + 1,
+                hi: id - 1,
+                since: now_s,
+            });
         }
         previous = id;
     }
+    if gaps.len() > MAX_GAP_RANGES {
+        gaps.sort_unstable_by_key(|g| (std::cmp::Reverse(g.since), std::cmp::Reverse(g.lo)));
+        let dropped = gaps.split_off(MAX_GAP_RANGES);
+        let ids: i64 = dropped.iter().map(Gap::len).sum();
+        crate::metrics::get().gap_ids_given_up.inc_by(ids as u64);
+        tracing::warn!(
+            ranges = dropped.len(),
+            ids,
+            "too many gaps in the log's ids: giving up the oldest"
+        );
+    }
     gaps.sort_unstable();
-    gaps.dedup_by_key(|g| g.0);
     Progress {
         high_water,
         gaps,
@@ -256,9 +299,20 @@ async fn run_inner(
     let lease_name = format!("follow/{}", facts.table_id()?);
     let ttl = opts.lease_ttl.as_secs().max(1) as i64;
     let mut standing_by = false;
+    let mut standing_since: Option<Instant> = None;
     loop {
         let Some(lease) = state.claim_named(&lease_name, &opts.worker_id, ttl).await? else {
             if stop_requested() {
+                break;
+            }
+            // --once: a dead leader's lease expires within its TTL; a live one keeps the
+            // facts current itself, so there is nothing left for this run to do.
+            let waited = standing_since.get_or_insert_with(Instant::now).elapsed();
+            if opts.once && waited > opts.lease_ttl * 2 {
+                tracing::info!(
+                    lease = lease_name,
+                    "another worker leads the incremental ETL and keeps the facts current; exiting"
+                );
                 break;
             }
             if !standing_by {
@@ -272,6 +326,7 @@ async fn run_inner(
             continue;
         };
         standing_by = false;
+        standing_since = None;
         facts.refresh().await?;
         let lost = Arc::new(AtomicBool::new(false));
         let heartbeat = tokio::spawn(backfill::heartbeat(
@@ -319,7 +374,13 @@ async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progres
         let plan: backfill::Plan = serde_json::from_str(&text)
             .map_err(|e| Error::Config(format!("unreadable backfill plan: {e}")))?;
         progress.high_water = plan.high_water;
-        progress.gaps = plan.gaps.iter().map(|g| (*g, plan.planned_at)).collect();
+        // Awaited from now: the backfill itself may have taken longer than the gaps' TTL.
+        let now = chrono::Utc::now().timestamp();
+        progress.gaps = plan
+            .gaps
+            .iter()
+            .map(|&[lo, hi]| Gap { lo, hi, since: now })
+            .collect();
     }
     Ok(progress)
 }
@@ -327,6 +388,10 @@ async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progres
 /// Incidents whose entries were quarantined as orphans and whose row has since appeared:
 /// folds them now (no new entry would touch them otherwise) and clears their orphan records.
 /// Commits with the current progress unchanged.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the lead loop's working set, passed as it is"
+)]
 async fn refold_adopted_orphans(
     source: &Source,
     facts: &mut FactsTable,
@@ -335,14 +400,22 @@ async fn refold_adopted_orphans(
     ctx: &crate::transform::Context,
     progress: &Progress,
     run_id: i64,
-) -> Result<usize> {
-    let orphans = state.orphan_incidents(10_000).await?;
+    cursor: &mut i64,
+) -> Result<Option<usize>> {
+    const PAGE: i64 = 10_000;
+    let orphans = state.orphan_incidents(*cursor, PAGE).await?;
+    // Next time the next page, wrapping around at the end.
+    *cursor = if (orphans.len() as i64) < PAGE {
+        0
+    } else {
+        orphans.last().copied().unwrap_or(0)
+    };
     if orphans.is_empty() {
-        return Ok(0);
+        return Ok(Some(0));
     }
     let incidents = source.incidents(&orphans).await?;
     if incidents.is_empty() {
-        return Ok(0);
+        return Ok(Some(0));
     }
     let adopted: Vec<i64> = orphans
         .into_iter()
@@ -368,8 +441,8 @@ async fn refold_adopted_orphans(
     if !batch.is_empty() {
         match facts.commit(&batch, progress).await {
             Ok(()) => {}
-            // Another writer got in first; try again at the next check.
-            Err(Error::Conflict(_)) => return Ok(0),
+            // Another writer got in first; the caller re-reads the progress.
+            Err(Error::Conflict(_)) => return Ok(None),
             Err(e) => return Err(e),
         }
     }
@@ -378,7 +451,7 @@ async fn refold_adopted_orphans(
         incidents = batch.len(),
         "folded incidents whose row appeared after their entries"
     );
-    Ok(batch.len())
+    Ok(Some(batch.len()))
 }
 
 /// The incremental ETL, while this worker holds the lead.
@@ -409,6 +482,7 @@ async fn lead(
         }
     };
     let mut orphans_checked: Option<Instant> = None;
+    let mut orphan_cursor = 0_i64;
     loop {
         check_lead()?;
         if stop_requested() {
@@ -417,16 +491,27 @@ async fn lead(
         }
         if orphans_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             orphans_checked = Some(Instant::now());
-            let refolded =
-                refold_adopted_orphans(source, facts, state, opts, &ctx, &progress, run_id).await?;
-            if refolded > 0 {
-                summary.incidents_written += refolded as i64;
-                m.incidents_written.inc_by(refolded as u64);
+            match refold_adopted_orphans(
+                source,
+                facts,
+                state,
+                opts,
+                &ctx,
+                &progress,
+                run_id,
+                &mut orphan_cursor,
+            )
+            .await?
+            {
+                Some(n) => {
+                    summary.incidents_written += n as i64;
+                    m.incidents_written.inc_by(n as u64);
+                }
+                None => progress = start_progress(facts, opts).await?,
             }
         }
-        let gap_ids: Vec<i64> = progress.gaps.iter().map(|g| g.0).collect();
         let rows = source
-            .new_entries(progress.high_water, &gap_ids, opts.batch_entries)
+            .new_entries(progress.high_water, &progress.gaps, opts.batch_entries)
             .await?;
         if rows.is_empty() {
             if opts.once {
@@ -436,6 +521,7 @@ async fn lead(
                 && last_upkeep.elapsed() >= every
             {
                 last_upkeep = Instant::now();
+                check_lead()?;
                 match facts.upkeep(opts.retain).await {
                     Ok(report) => {
                         summary.upkeeps += 1;
@@ -516,7 +602,7 @@ async fn lead(
             crate::metrics::quarantined(i.reason.as_str(), 1);
         }
         summary.high_water = progress.high_water;
-        summary.open_gaps = progress.gaps.len();
+        summary.open_gaps = progress.gaps.iter().map(Gap::len).sum::<i64>() as usize;
         summary.facts_version = facts.version();
         m.high_water.set(progress.high_water);
         m.replica_max_id
@@ -539,7 +625,7 @@ async fn lead(
         bar.finish_and_clear();
     }
     summary.high_water = progress.high_water;
-    summary.open_gaps = progress.gaps.len();
+    summary.open_gaps = progress.gaps.iter().map(Gap::len).sum::<i64>() as usize;
     Ok(())
 }
 
@@ -547,17 +633,31 @@ async fn lead(
 mod tests {
     use super::*;
 
+    fn g(lo: i64, hi: i64, since: i64) -> Gap {
+        Gap { lo, hi, since }
+    }
+
     #[test]
     fn skipped_ids_become_gaps_until_seen_or_expired() {
         let p0 = Progress::default();
         let p1 = advance(&p0, &BTreeSet::from([1, 2, 5]), 100, 600);
         assert_eq!(p1.high_water, 5);
-        assert_eq!(p1.gaps, vec![(3, 100), (4, 100)]);
+        assert_eq!(p1.gaps, vec![g(3, 4, 100)]);
         // 4 commits late; 3 never does.
         let p2 = advance(&p1, &BTreeSet::from([4, 6]), 200, 600);
-        assert_eq!((p2.high_water, p2.gaps.clone()), (6, vec![(3, 100)]));
+        assert_eq!((p2.high_water, p2.gaps.clone()), (6, vec![g(3, 3, 100)]));
         let p3 = advance(&p2, &BTreeSet::from([7]), 800, 600);
         assert_eq!((p3.high_water, p3.gaps), (7, vec![]));
         assert_eq!(p3.batches, 3);
+    }
+
+    #[test]
+    fn a_large_hole_is_one_gap_and_splits_as_ids_arrive() {
+        // A transaction holding 50,000 ids commits after id 50,002 was read.
+        let p1 = advance(&Progress::default(), &BTreeSet::from([1, 50_002]), 10, 600);
+        assert_eq!(p1.gaps, vec![g(2, 50_001, 10)]);
+        let p2 = advance(&p1, &BTreeSet::from([2, 100, 50_001]), 20, 600);
+        assert_eq!(p2.gaps, vec![g(3, 99, 10), g(101, 50_000, 10)]);
+        assert_eq!(p2.high_water, 50_002);
     }
 }

@@ -32,14 +32,33 @@ pub fn is_conflict(e: &DeltaTableError) -> bool {
     )
 }
 
+/// Ids `lo..=hi` of the log not seen yet, first missed at UNIX second `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Gap {
+    pub lo: i64,
+    pub hi: i64,
+    pub since: i64,
+}
+
+impl Gap {
+    /// How many ids the gap holds.
+    pub fn len(&self) -> i64 {
+        self.hi.saturating_sub(self.lo).saturating_add(1).max(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hi < self.lo
+    }
+}
+
 /// How far the ETL has read the replica's log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     /// Every entry id up to here has been folded, except the gaps.
     pub high_water: i64,
     /// Ids below `high_water` not seen yet (transactions still in flight when the range was
-    /// read, or rolled back), with the UNIX second they were first missed.
-    pub gaps: Vec<(i64, i64)>,
+    /// read, or rolled back), as ranges with the UNIX second they were first missed.
+    pub gaps: Vec<Gap>,
     /// Batches committed so far.
     pub batches: i64,
     pub metrics_version: i32,
@@ -396,9 +415,10 @@ impl FactsTable {
         )))
     }
 
-    /// Table upkeep: compacts small files (bin-packing to `target_file_mb`), writes a
-    /// checkpoint of the log, removes expired log files, and deletes data files no longer
-    /// referenced by any version younger than `retain`. A compaction that loses a race with a
+    /// Table upkeep: compacts small files (bin-packing to 128 MiB), writes a checkpoint of
+    /// the log, removes expired log files, and deletes data files no longer referenced by any
+    /// version younger than `retain` (and, when `retain` is an hour or more, files no commit
+    /// ever referenced, such as those of a writer killed mid-write). A compaction that loses a race with a
     /// writer is skipped this time (the writer's commit matters more).
     pub async fn upkeep(&mut self, retain: std::time::Duration) -> Result<UpkeepReport> {
         let mut report = UpkeepReport::default();
@@ -429,6 +449,13 @@ impl FactsTable {
         report.log_files_removed = deltalake::checkpoints::cleanup_metadata(&self.table, None)
             .await
             .map_err(delta_err("removing expired log files"))?;
+        // Files no commit mentions (left by a writer killed mid-write) are only removed with a
+        // retention of an hour or more: younger ones may belong to a commit in progress.
+        let mode = if retain >= std::time::Duration::from_secs(3600) {
+            deltalake::operations::vacuum::VacuumMode::Full
+        } else {
+            deltalake::operations::vacuum::VacuumMode::Lite
+        };
         let retention = chrono::Duration::from_std(retain)
             .map_err(|e| Error::Config(format!("retention out of range: {e}")))?;
         let (table, metrics) = self
@@ -437,7 +464,7 @@ impl FactsTable {
             .vacuum()
             .with_retention_period(retention)
             .with_enforce_retention_duration(false)
-            .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+            .with_mode(mode)
             .await
             .map_err(delta_err("removing unreferenced files"))?;
         self.table = table;

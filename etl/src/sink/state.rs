@@ -417,14 +417,17 @@ impl State {
 }
 
 impl State {
-    /// Incidents quarantined as orphans (entries without an incident row), oldest first.
-    pub async fn orphan_incidents(&self, limit: i64) -> Result<Vec<i64>> {
+    /// Incidents quarantined as orphans (entries without an incident row) with ids above
+    /// `after`, in id order (page through all of them by passing the last id seen).
+    pub async fn orphan_incidents(&self, after: i64, limit: i64) -> Result<Vec<i64>> {
         let sql = dialect(
             &self.pool,
-            "SELECT incident_id FROM quarantine WHERE reason = 'orphan' GROUP BY incident_id ORDER BY incident_id LIMIT $1",
+            "SELECT DISTINCT incident_id FROM quarantine WHERE reason = 'orphan' AND incident_id > $1 \
+             ORDER BY incident_id LIMIT $2",
         );
         on_pool!(&self.pool, p => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after)
                 .bind(limit)
                 .fetch_all(p)
                 .await

@@ -281,7 +281,7 @@ impl Source {
     pub async fn new_entries(
         &self,
         after: i64,
-        gaps: &[i64],
+        gaps: &[crate::sink::delta::Gap],
         limit: i64,
     ) -> Result<Vec<(i64, i64)>> {
         let mut rows: Vec<(i64, i64)> = match &self.pool {
@@ -309,24 +309,33 @@ impl Source {
             }
         };
         if !gaps.is_empty() {
+            // Each gap range is an index range scan on the primary key.
+            let los: Vec<i64> = gaps.iter().map(|g| g.lo).collect();
+            let his: Vec<i64> = gaps.iter().map(|g| g.hi).collect();
             let late: Vec<(i64, i64)> = match &self.pool {
                 Pool::Postgres(pg) => {
                     with_retries("reading late log entries", || {
                         sqlx::query_as(
-                            "SELECT id, incident_id FROM incident_log_entries WHERE id = ANY($1)",
+                            "SELECT l.id, l.incident_id FROM unnest($1::bigint[], $2::bigint[]) AS g(lo, hi) \
+                             JOIN incident_log_entries l ON l.id BETWEEN g.lo AND g.hi LIMIT $3",
                         )
-                        .bind(gaps)
+                        .bind(&los)
+                        .bind(&his)
+                        .bind(limit)
                         .fetch_all(pg)
                     })
                     .await?
                 }
                 Pool::Sqlite(lite) => {
-                    let list = json_ids(gaps);
+                    let pairs: Vec<[i64; 2]> = gaps.iter().map(|g| [g.lo, g.hi]).collect();
+                    let list = serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into());
                     with_retries("reading late log entries", || {
                         sqlx::query_as(
-                            "SELECT id, incident_id FROM incident_log_entries WHERE id IN (SELECT value FROM json_each(?))",
+                            "SELECT l.id, l.incident_id FROM json_each(?) AS g JOIN incident_log_entries l \
+                             ON l.id BETWEEN json_extract(g.value, '$[0]') AND json_extract(g.value, '$[1]') LIMIT ?",
                         )
                         .bind(&list)
+                        .bind(limit)
                         .fetch_all(lite)
                     })
                     .await?
@@ -496,8 +505,8 @@ impl Source {
         Ok((high, lo, hi))
     }
 
-    /// The ids in `(from, to]` that are not visible (yet), at most `limit` of the highest.
-    pub async fn missing_ids(&self, from: i64, to: i64, limit: usize) -> Result<Vec<i64>> {
+    /// The ranges `[lo, hi]` of ids in `(from, to]` that are not visible (yet).
+    pub async fn missing_ids(&self, from: i64, to: i64) -> Result<Vec<[i64; 2]>> {
         const SQL_PG: &str =
             "SELECT id FROM incident_log_entries WHERE id > $1 AND id <= $2 ORDER BY id";
         const SQL_LITE: &str =
@@ -521,13 +530,13 @@ impl Source {
         };
         let mut missing = Vec::new();
         let mut next = from + 1;
-        for id in present {
-            missing.extend(next..id);
+        for id in present.into_iter().chain(std::iter::once(to + 1)) {
+            if id > next {
+                missing.push([next, id - 1]);
+            }
             next = id + 1;
         }
-        missing.extend(next..=to);
-        let skip = missing.len().saturating_sub(limit);
-        Ok(missing.split_off(skip))
+        Ok(missing)
     }
 
     /// The largest entry id and the number of incidents, for progress reporting.
