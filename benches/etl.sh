@@ -36,7 +36,7 @@ for incidents in "${sizes[@]}"; do
     : >"$work/copy"
     for _ in $(seq "$runs"); do
         /usr/bin/time -f "%e" -a -o "$work/copy" \
-            psql_ "$url" -c "\\copy (SELECT * FROM incident_log_entries) TO '/dev/null'"
+            psql -X -q -v ON_ERROR_STOP=1 "$url" -c "\\copy (SELECT * FROM incident_log_entries) TO '/dev/null'"
     done
     : >"$work/etl"
     : >"$work/rss"

@@ -337,27 +337,38 @@ impl FactsTable {
     /// Sets a table property unless a concurrent writer set one first; returns the value the
     /// table holds afterwards (ours, or the winner's).
     pub async fn set_property_once(&mut self, key: &str, value: &str) -> Result<String> {
-        if let Some(v) = self.property(key) {
-            return Ok(v);
+        for _attempt in 0..10 {
+            if let Some(v) = self.property(key) {
+                return Ok(v);
+            }
+            let set = self
+                .table
+                .clone()
+                .set_tbl_properties()
+                .with_properties([(key.to_owned(), value.to_owned())].into())
+                // Our own keys are not Delta's: keep them without validation.
+                .with_raise_if_not_exists(false)
+                .await;
+            match set {
+                Ok(table) => self.table = table,
+                Err(e) if is_conflict(&e) => {
+                    tracing::debug!(error = %e, "setting a table property raced another writer");
+                    self.reopen().await?;
+                }
+                Err(e) => return Err(delta_err("recording the backfill plan")(e)),
+            }
         }
-        let set = self
-            .table
-            .clone()
-            .set_tbl_properties()
-            .with_properties([(key.to_owned(), value.to_owned())].into())
-            // Our own keys are not Delta's: keep them without validation.
-            .with_raise_if_not_exists(false)
-            .await;
-        match set {
-            Ok(table) => self.table = table,
-            Err(e) if is_conflict(&e) => self.refresh().await?,
-            Err(e) => return Err(delta_err("recording the backfill plan")(e)),
-        }
-        self.property(key).ok_or_else(|| {
-            Error::Config(format!(
-                "the facts table lost its property {key} after setting it"
-            ))
-        })
+        Err(Error::Conflict(format!(
+            "could not record the table property {key}: other writers kept committing first"
+        )))
+    }
+
+    /// Loads the table afresh from its location.
+    async fn reopen(&mut self) -> Result<()> {
+        self.table = DeltaTable::try_from_url(table_url(&self.uri)?)
+            .await
+            .map_err(delta_err("opening the facts table"))?;
+        Ok(())
     }
 
     /// The version recorded by the application transaction `app_id`, if any.

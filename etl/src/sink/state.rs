@@ -13,6 +13,14 @@ pub struct State {
     pool: Pool,
 }
 
+/// Whether opening the state failed because another process was creating it at the time.
+fn racing(e: &Error) -> bool {
+    let text = format!("{e:?}");
+    ["database is locked", "already exists", "UNIQUE constraint"]
+        .iter()
+        .any(|needle| text.contains(needle))
+}
+
 fn err(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |source| Error::State { doing, source }
 }
@@ -34,9 +42,26 @@ impl State {
             max_connections: 2,
             create_sqlite: true,
         };
-        let pool = mttx_migrations::connect(location, &options).await?;
-        mttx_migrations::migrate(&pool, Schema::State, location).await?;
-        Ok(Self { pool })
+        // Several processes opening a new SQLite state file at once race to create and
+        // migrate it (PostgreSQL's migrations take an advisory lock instead): the losers
+        // wait and try again.
+        let mut attempt = 0;
+        loop {
+            let opened = async {
+                let pool = mttx_migrations::connect(location, &options).await?;
+                mttx_migrations::migrate(&pool, Schema::State, location).await?;
+                Ok::<_, Error>(pool)
+            }
+            .await;
+            match opened {
+                Ok(pool) => return Ok(Self { pool }),
+                Err(e) if attempt < 20 && matches!(location, Location::Sqlite(_)) && racing(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn pool(&self) -> &Pool {
