@@ -1,3 +1,545 @@
-//! The query engine: DataFusion over the Delta facts table — aggregates, percentiles,
-//! period deltas, breakdowns with norms, drilldowns. Built under issue 4; this crate holds
-//! its place in the layout.
+//! The query engine: DataFusion over the Delta facts table. Aggregates of DESIGN.md over the
+//! incidents created in a period (in any IANA time zone), the previous period of equal
+//! length with absolute and relative deltas, and breakdowns with the account-wide norm.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::{Float64Type, Int64Type};
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, sum};
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col, lit, when};
+use serde::Serialize;
+
+/// Errors of the query engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request cannot be answered as asked; the message says what to fix.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("facts table error while {doing}")]
+    Facts {
+        doing: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn facts_err<E: std::error::Error + Send + Sync + 'static>(
+    doing: &'static str,
+) -> impl Fn(E) -> Error {
+    move |e| Error::Facts {
+        doing,
+        source: Box::new(e),
+    }
+}
+
+/// What a breakdown groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Team,
+    Service,
+    EscalationPolicy,
+    Urgency,
+    Priority,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 5] = [
+        GroupBy::Team,
+        GroupBy::Service,
+        GroupBy::EscalationPolicy,
+        GroupBy::Urgency,
+        GroupBy::Priority,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Team => "team",
+            GroupBy::Service => "service",
+            GroupBy::EscalationPolicy => "escalation_policy",
+            GroupBy::Urgency => "urgency",
+            GroupBy::Priority => "priority",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::Team => "team_id",
+            GroupBy::Service => "service_id",
+            GroupBy::EscalationPolicy => "escalation_policy_id",
+            GroupBy::Urgency => "urgency",
+            GroupBy::Priority => "priority",
+        }
+    }
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        GroupBy::ALL
+            .into_iter()
+            .find(|g| g.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = GroupBy::ALL.iter().map(|g| g.name()).collect();
+                Error::BadRequest(format!(
+                    "unknown group_by `{s}`: use one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// A period `[from, to)` of local dates in a time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub tz: Tz,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // Midnight can fall in a DST gap (a few zones switch at 00:00): take the first instant
+    // of the day that exists.
+    match tz.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.with_timezone(&Utc)
+        }
+        chrono::LocalResult::None => {
+            tz.from_utc_datetime(&naive).with_timezone(&Utc) - chrono::Duration::hours(1)
+        }
+    }
+}
+
+impl Period {
+    /// Checks a period: `from` before `to`, at most `max_days` long.
+    pub fn new(tz: Tz, from: NaiveDate, to: NaiveDate, max_days: u64) -> Result<Self> {
+        if from >= to {
+            return Err(Error::BadRequest(format!(
+                "`from` ({from}) must be before `to` ({to})"
+            )));
+        }
+        let days = (to - from).num_days() as u64;
+        if days > max_days {
+            return Err(Error::BadRequest(format!(
+                "the period is {days} days long; ask for at most {max_days}"
+            )));
+        }
+        Ok(Self { tz, from, to })
+    }
+
+    /// The period of the same number of days just before this one.
+    pub fn previous(&self) -> Self {
+        let days = Days::new((self.to - self.from).num_days() as u64);
+        Self {
+            tz: self.tz,
+            from: self.from.checked_sub_days(days).unwrap_or(self.from),
+            to: self.from,
+        }
+    }
+
+    /// The period's instants, `[start, end)`.
+    pub fn instants(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            local_midnight(self.tz, self.from),
+            local_midnight(self.tz, self.to),
+        )
+    }
+}
+
+/// The aggregates of DESIGN.md over a set of incidents.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Metrics {
+    pub incident_count: i64,
+    pub acknowledged_count: i64,
+    pub resolved_count: i64,
+    pub auto_resolved_count: i64,
+    pub escalated_count: i64,
+    pub escalated_rate: Option<f64>,
+    pub mtta_mean: Option<f64>,
+    pub mtta_p50: Option<f64>,
+    pub mtta_p90: Option<f64>,
+    pub mtta_p95: Option<f64>,
+    pub mttr_mean: Option<f64>,
+    pub mttr_p50: Option<f64>,
+    pub mttr_p90: Option<f64>,
+    pub mttr_p95: Option<f64>,
+    pub interruptions: i64,
+    pub interruptions_business: i64,
+    pub interruptions_off_hours: i64,
+    pub interruptions_sleep: i64,
+    pub notification_count: i64,
+}
+
+impl Metrics {
+    /// Every metric by name, as numbers (counts included).
+    pub fn values(&self) -> Vec<(&'static str, Option<f64>)> {
+        let n = |v: i64| Some(v as f64);
+        vec![
+            ("incident_count", n(self.incident_count)),
+            ("acknowledged_count", n(self.acknowledged_count)),
+            ("resolved_count", n(self.resolved_count)),
+            ("auto_resolved_count", n(self.auto_resolved_count)),
+            ("escalated_count", n(self.escalated_count)),
+            ("escalated_rate", self.escalated_rate),
+            ("mtta_mean", self.mtta_mean),
+            ("mtta_p50", self.mtta_p50),
+            ("mtta_p90", self.mtta_p90),
+            ("mtta_p95", self.mtta_p95),
+            ("mttr_mean", self.mttr_mean),
+            ("mttr_p50", self.mttr_p50),
+            ("mttr_p90", self.mttr_p90),
+            ("mttr_p95", self.mttr_p95),
+            ("interruptions", n(self.interruptions)),
+            ("interruptions_business", n(self.interruptions_business)),
+            ("interruptions_off_hours", n(self.interruptions_off_hours)),
+            ("interruptions_sleep", n(self.interruptions_sleep)),
+            ("notification_count", n(self.notification_count)),
+        ]
+    }
+}
+
+/// A value beside its previous period's: delta = value − previous, ratio = delta / previous
+/// (None where the previous value is None or 0).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Compared {
+    pub value: Option<f64>,
+    pub previous: Option<f64>,
+    pub delta: Option<f64>,
+    pub delta_ratio: Option<f64>,
+}
+
+impl Compared {
+    pub fn new(value: Option<f64>, previous: Option<f64>) -> Self {
+        let delta = match (value, previous) {
+            (Some(v), Some(p)) => Some(v - p),
+            _ => None,
+        };
+        let delta_ratio = match (delta, previous) {
+            (Some(d), Some(p)) if p != 0.0 => Some(d / p),
+            _ => None,
+        };
+        Self {
+            value,
+            previous,
+            delta,
+            delta_ratio,
+        }
+    }
+}
+
+/// One row of a report: a group (or the whole account) in the period and the one before.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// The group's key (team id, service id, urgency, …); None for the whole account, or for
+    /// incidents without a value (no team, no priority).
+    pub key: Option<String>,
+    pub current: Metrics,
+    pub previous: Metrics,
+}
+
+impl Row {
+    /// Each metric with its previous value and deltas.
+    pub fn compared(&self) -> Vec<(&'static str, Compared)> {
+        self.current
+            .values()
+            .into_iter()
+            .zip(self.previous.values())
+            .map(|((name, v), (_, p))| (name, Compared::new(v, p)))
+            .collect()
+    }
+}
+
+/// A report: the account-wide row (the norm), and with a breakdown one row per group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub account: Row,
+    pub group_by: Option<GroupBy>,
+    pub groups: Vec<Row>,
+}
+
+/// The engine over one facts table.
+#[derive(Debug)]
+pub struct Engine {
+    table: DeltaTable,
+}
+
+impl Engine {
+    /// Opens the facts table at `location` (a path or a URL).
+    pub async fn open(location: &str) -> Result<Self> {
+        let url = deltalake::ensure_table_uri(location).map_err(facts_err("naming the table"))?;
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(facts_err("opening the facts table"))?;
+        if table.version().is_none() {
+            return Err(Error::BadRequest(format!(
+                "{location} holds no facts table yet: run `mttx etl run` first"
+            )));
+        }
+        Ok(Self { table })
+    }
+
+    /// The table version the engine answers from.
+    pub fn version(&self) -> i64 {
+        self.table.version().map_or(-1, |v| v as i64)
+    }
+
+    /// Moves to the table's newest version.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.table
+            .update_state()
+            .await
+            .map_err(facts_err("refreshing the facts table"))
+    }
+
+    async fn frame(&self) -> Result<(SessionContext, DataFrame)> {
+        let ctx = SessionContext::new();
+        self.table
+            .update_datafusion_session(&ctx.state())
+            .map_err(facts_err("preparing a query"))?;
+        let provider = self
+            .table
+            .table_provider()
+            .await
+            .map_err(facts_err("preparing a query"))?;
+        let df = ctx
+            .read_table(provider)
+            .map_err(facts_err("preparing a query"))?;
+        Ok((ctx, df))
+    }
+
+    /// The incidents of `account` created in `[from, to)`.
+    async fn incidents(
+        &self,
+        account: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<DataFrame> {
+        let ts = |t: DateTime<Utc>| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(t.timestamp_micros()),
+                Some(Arc::from("UTC")),
+            ))
+        };
+        // The month partitions the period touches (UTC months, as the table is cut).
+        let months = (
+            from.format("%Y-%m").to_string(),
+            (to - chrono::Duration::microseconds(1))
+                .format("%Y-%m")
+                .to_string(),
+        );
+        let (_, df) = self.frame().await?;
+        df.filter(
+            col("account_id")
+                .eq(lit(account))
+                .and(col("month").gt_eq(lit(months.0)))
+                .and(col("month").lt_eq(lit(months.1)))
+                .and(col("created_at").gt_eq(ts(from)))
+                .and(col("created_at").lt(ts(to))),
+        )
+        .map_err(facts_err("filtering facts"))
+    }
+
+    async fn metrics(
+        &self,
+        df: DataFrame,
+        group: Option<GroupBy>,
+    ) -> Result<BTreeMap<Option<String>, Metrics>> {
+        let one = |c: Expr| {
+            cast(
+                when(c, lit(1_i64))
+                    .otherwise(lit(0_i64))
+                    .unwrap_or(lit(0_i64)),
+                deltalake::arrow::datatypes::DataType::Int64,
+            )
+        };
+        let aggregates = vec![
+            count(lit(1_i64)).alias("incident_count"),
+            count(col("seconds_to_first_ack")).alias("acknowledged_count"),
+            count(col("seconds_to_resolve")).alias("resolved_count"),
+            sum(one(col("auto_resolved"))).alias("auto_resolved_count"),
+            sum(one(col("escalation_count").gt(lit(0_i64)))).alias("escalated_count"),
+            avg(col("seconds_to_first_ack")).alias("mtta_mean"),
+            // Percentiles are interpolated here, exactly as PostgreSQL's percentile_cont
+            // (DataFusion's quantizes the interpolation weight to 1e-6).
+            array_agg(col("seconds_to_first_ack")).alias("mtta_values"),
+            avg(col("seconds_to_resolve")).alias("mttr_mean"),
+            array_agg(col("seconds_to_resolve")).alias("mttr_values"),
+            sum(col("interruptions")).alias("interruptions"),
+            sum(col("interruptions_business")).alias("interruptions_business"),
+            sum(col("interruptions_off_hours")).alias("interruptions_off_hours"),
+            sum(col("interruptions_sleep")).alias("interruptions_sleep"),
+            sum(col("notification_count")).alias("notification_count"),
+        ];
+        let keys = match group {
+            Some(g) => vec![
+                cast(col(g.column()), deltalake::arrow::datatypes::DataType::Utf8).alias("key"),
+            ],
+            None => vec![],
+        };
+        let batches = df
+            .aggregate(keys, aggregates)
+            .map_err(facts_err("planning an aggregate"))?
+            .collect()
+            .await
+            .map_err(facts_err("computing an aggregate"))?;
+        let mut out = BTreeMap::new();
+        for b in &batches {
+            let int = |name: &str, row: usize| -> i64 {
+                b.column_by_name(name)
+                    .and_then(|c| {
+                        let c = deltalake::arrow::compute::cast(
+                            c,
+                            &deltalake::arrow::datatypes::DataType::Int64,
+                        )
+                        .ok()?;
+                        let a = c.as_primitive_opt::<Int64Type>()?;
+                        (!a.is_null(row)).then(|| a.value(row))
+                    })
+                    .unwrap_or(0)
+            };
+            let float = |name: &str, row: usize| -> Option<f64> {
+                let c = b.column_by_name(name)?;
+                let c = deltalake::arrow::compute::cast(
+                    c,
+                    &deltalake::arrow::datatypes::DataType::Float64,
+                )
+                .ok()?;
+                let a = c.as_primitive_opt::<Float64Type>()?;
+                (!a.is_null(row)).then(|| a.value(row))
+            };
+            let sorted = |name: &str, row: usize| -> Vec<f64> {
+                let mut v: Vec<f64> = b
+                    .column_by_name(name)
+                    .and_then(|c| c.as_list_opt::<i32>())
+                    .filter(|l| !l.is_null(row))
+                    .map(|l| {
+                        let values = l.value(row);
+                        values
+                            .as_primitive_opt::<Float64Type>()
+                            .map(|a| a.iter().flatten().collect())
+                            .unwrap_or_default()
+                    })
+                    .unwrap_or_default();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let keys = b
+                .column_by_name("key")
+                .map(|k| k.as_string::<i32>().clone());
+            for row in 0..b.num_rows() {
+                let key = keys
+                    .as_ref()
+                    .and_then(|k| (!k.is_null(row)).then(|| k.value(row).to_owned()));
+                let incident_count = int("incident_count", row);
+                let mtta = sorted("mtta_values", row);
+                let mttr = sorted("mttr_values", row);
+                let escalated_count = int("escalated_count", row);
+                out.insert(
+                    key,
+                    Metrics {
+                        incident_count,
+                        acknowledged_count: int("acknowledged_count", row),
+                        resolved_count: int("resolved_count", row),
+                        auto_resolved_count: int("auto_resolved_count", row),
+                        escalated_count,
+                        escalated_rate: (incident_count > 0)
+                            .then(|| escalated_count as f64 / incident_count as f64),
+                        mtta_mean: float("mtta_mean", row),
+                        mtta_p50: percentile_cont(&mtta, 0.5),
+                        mtta_p90: percentile_cont(&mtta, 0.9),
+                        mtta_p95: percentile_cont(&mtta, 0.95),
+                        mttr_mean: float("mttr_mean", row),
+                        mttr_p50: percentile_cont(&mttr, 0.5),
+                        mttr_p90: percentile_cont(&mttr, 0.9),
+                        mttr_p95: percentile_cont(&mttr, 0.95),
+                        interruptions: int("interruptions", row),
+                        interruptions_business: int("interruptions_business", row),
+                        interruptions_off_hours: int("interruptions_off_hours", row),
+                        interruptions_sleep: int("interruptions_sleep", row),
+                        notification_count: int("notification_count", row),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The report of `account` for `period` against the previous period, with a breakdown
+    /// when `group_by` is given (each group beside the account-wide norm).
+    pub async fn report(
+        &self,
+        account: i64,
+        period: &Period,
+        group_by: Option<GroupBy>,
+    ) -> Result<Report> {
+        let prev = period.previous();
+        let (from, to) = period.instants();
+        let (pfrom, pto) = prev.instants();
+        let current = self.incidents(account, from, to).await?;
+        let previous = self.incidents(account, pfrom, pto).await?;
+        let total =
+            |m: BTreeMap<Option<String>, Metrics>| m.into_values().next().unwrap_or_default();
+        let account_row = Row {
+            key: None,
+            current: total(self.metrics(current.clone(), None).await?),
+            previous: total(self.metrics(previous.clone(), None).await?),
+        };
+        let mut groups = Vec::new();
+        if let Some(g) = group_by {
+            let now = self.metrics(current, Some(g)).await?;
+            let mut before = self.metrics(previous, Some(g)).await?;
+            let mut keys: Vec<Option<String>> = now.keys().cloned().collect();
+            keys.extend(before.keys().filter(|k| !now.contains_key(*k)).cloned());
+            keys.sort_by_key(natural);
+            let mut now = now;
+            for key in keys {
+                groups.push(Row {
+                    current: now.remove(&key).unwrap_or_default(),
+                    previous: before.remove(&key).unwrap_or_default(),
+                    key,
+                });
+            }
+        }
+        Ok(Report {
+            account: account_row,
+            group_by,
+            groups,
+        })
+    }
+}
+
+/// The `p` percentile of sorted values by linear interpolation between the closest ranks,
+/// as PostgreSQL's `percentile_cont`: r = p·(n−1), x⌊r⌋ + (r−⌊r⌋)·(x⌈r⌉ − x⌊r⌋).
+pub fn percentile_cont(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let r = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
+    let (a, b) = (sorted.get(lo)?, sorted.get(hi)?);
+    Some(if lo == hi {
+        *a
+    } else {
+        a + (r - r.floor()) * (b - a)
+    })
+}
+
+/// Orders numeric keys as numbers, others as text, missing keys last.
+fn natural(k: &Option<String>) -> (u8, i64, String) {
+    match k {
+        None => (2, 0, String::new()),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) => (0, n, String::new()),
+            Err(_) => (1, 0, s.clone()),
+        },
+    }
+}

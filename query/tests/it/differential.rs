@@ -1,0 +1,239 @@
+//! Every number of a report equals SQL computed directly over the source tables in
+//! PostgreSQL (the per-incident oracle of etl/tests/sql/facts.sql, then `percentile_cont`),
+//! for several time zones (one with a DST change inside the period) and breakdowns.
+
+use std::collections::BTreeMap;
+
+use mttx_fixtures::{Config, generate_into};
+use mttx_query::{Engine, GroupBy, Metrics, Period};
+use sqlx::PgPool;
+
+const ORACLE: &str = include_str!("../../../etl/tests/sql/facts.sql");
+
+fn aggregate_sql(key: &str) -> String {
+    format!(
+        "WITH f AS ({ORACLE}) \
+         SELECT {key} AS key, count(*) AS n, count(seconds_to_first_ack) AS acked, \
+           count(seconds_to_resolve) AS resolved, count(*) FILTER (WHERE auto_resolved) AS auto, \
+           count(*) FILTER (WHERE escalation_count > 0) AS escalated, \
+           avg(seconds_to_first_ack) AS mtta_mean, \
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_first_ack) AS mtta_p50, \
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_first_ack) AS mtta_p90, \
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds_to_first_ack) AS mtta_p95, \
+           avg(seconds_to_resolve) AS mttr_mean, \
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_resolve) AS mttr_p50, \
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_resolve) AS mttr_p90, \
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds_to_resolve) AS mttr_p95, \
+           sum(interruptions)::bigint AS i, sum(interruptions_business)::bigint AS ib, \
+           sum(interruptions_off_hours)::bigint AS io, sum(interruptions_sleep)::bigint AS isl, \
+           sum(notification_count)::bigint AS notif \
+         FROM f WHERE account_id = $1 \
+           AND created_at >= ($2::date)::timestamp AT TIME ZONE $4 \
+           AND created_at < ($3::date)::timestamp AT TIME ZONE $4 \
+         GROUP BY 1"
+    )
+}
+
+type SqlRow = (
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    (i64, i64, i64, i64, i64),
+);
+
+async fn oracle(
+    pool: &PgPool,
+    key: &str,
+    account: i64,
+    period: &Period,
+) -> BTreeMap<Option<String>, Metrics> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(aggregate_sql(key)))
+        .bind(account)
+        .bind(period.from)
+        .bind(period.to)
+        .bind(period.tz.name())
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    use sqlx::Row;
+    rows.iter()
+        .map(|r| {
+            let n: i64 = r.get("n");
+            let escalated: i64 = r.get("escalated");
+            let row: SqlRow = (
+                r.get("key"),
+                n,
+                r.get("acked"),
+                r.get("resolved"),
+                r.get("auto"),
+                escalated,
+                r.get("mtta_mean"),
+                r.get("mtta_p50"),
+                r.get("mtta_p90"),
+                r.get("mtta_p95"),
+                r.get("mttr_mean"),
+                r.get("mttr_p50"),
+                r.get("mttr_p90"),
+                r.get("mttr_p95"),
+                (
+                    r.get("i"),
+                    r.get("ib"),
+                    r.get("io"),
+                    r.get("isl"),
+                    r.get("notif"),
+                ),
+            );
+            (
+                row.0,
+                Metrics {
+                    incident_count: row.1,
+                    acknowledged_count: row.2,
+                    resolved_count: row.3,
+                    auto_resolved_count: row.4,
+                    escalated_count: row.5,
+                    escalated_rate: (n > 0).then(|| escalated as f64 / n as f64),
+                    mtta_mean: row.6,
+                    mtta_p50: row.7,
+                    mtta_p90: row.8,
+                    mtta_p95: row.9,
+                    mttr_mean: row.10,
+                    mttr_p50: row.11,
+                    mttr_p90: row.12,
+                    mttr_p95: row.13,
+                    interruptions: row.14.0,
+                    interruptions_business: row.14.1,
+                    interruptions_off_hours: row.14.2,
+                    interruptions_sleep: row.14.3,
+                    notification_count: row.14.4,
+                },
+            )
+        })
+        .collect()
+}
+
+fn assert_close(got: &Metrics, want: &Metrics, what: &str) {
+    for ((name, g), (_, w)) in got.values().into_iter().zip(want.values()) {
+        let ok = match (g, w) {
+            (None, None) => true,
+            (Some(g), Some(w)) => (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+            _ => false,
+        };
+        assert!(ok, "{what} {name}: got {g:?}, SQL says {w:?}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn reports_equal_sql_over_the_source(pool: PgPool) {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let cfg = Config {
+        seed: 44,
+        accounts: 2,
+        incidents: 3_000,
+        weeks: 6,
+        bad_rate: 0.02,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("mttx-query-diff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let facts = crate::etl_into(&url.parse().unwrap(), &dir).await;
+    let engine = Engine::open(&facts).await.unwrap();
+
+    let d = |s: &str| s.parse().unwrap();
+    let periods = [
+        // Three weeks across New York's change to winter time (1 Nov 2026).
+        Period::new(
+            "America/New_York".parse().unwrap(),
+            d("2026-10-19"),
+            d("2026-11-09"),
+            400,
+        )
+        .unwrap(),
+        Period::new(
+            "Asia/Kolkata".parse().unwrap(),
+            d("2026-11-02"),
+            d("2026-11-09"),
+            400,
+        )
+        .unwrap(),
+        Period::new(
+            "UTC".parse().unwrap(),
+            d("2026-10-01"),
+            d("2026-11-01"),
+            400,
+        )
+        .unwrap(),
+    ];
+    let mut compared = 0;
+    for account in [1_i64, 2] {
+        for period in &periods {
+            for (group, key) in [
+                (None, "NULL::text"),
+                (Some(GroupBy::Team), "team_id_v1::text"),
+                (Some(GroupBy::Service), "service_id::text"),
+                (
+                    Some(GroupBy::EscalationPolicy),
+                    "escalation_policy_id_v1::text",
+                ),
+                (Some(GroupBy::Urgency), "urgency"),
+                (Some(GroupBy::Priority), "priority"),
+            ] {
+                let report = engine.report(account, period, group).await.unwrap();
+                let now = oracle(&pool, key, account, period).await;
+                let before = oracle(&pool, key, account, &period.previous()).await;
+                let what = format!("account {account} {period:?} {group:?}");
+                if group.is_none() {
+                    let empty = Metrics::default();
+                    assert_close(
+                        &report.account.current,
+                        now.get(&None).unwrap_or(&empty),
+                        &what,
+                    );
+                    assert_close(
+                        &report.account.previous,
+                        before.get(&None).unwrap_or(&empty),
+                        &what,
+                    );
+                    assert!(
+                        report.account.current.incident_count > 0,
+                        "{what}: no incidents"
+                    );
+                    compared += 2;
+                    continue;
+                }
+                let mut keys: Vec<&Option<String>> = now.keys().chain(before.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                assert_eq!(report.groups.len(), keys.len(), "{what}");
+                for row in &report.groups {
+                    let empty = Metrics::default();
+                    let w = format!("{what} key {:?}", row.key);
+                    assert_close(&row.current, now.get(&row.key).unwrap_or(&empty), &w);
+                    assert_close(&row.previous, before.get(&row.key).unwrap_or(&empty), &w);
+                    compared += 2;
+                }
+            }
+        }
+    }
+    assert!(compared > 100, "{compared}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
