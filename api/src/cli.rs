@@ -59,6 +59,43 @@ pub enum Command {
         #[command(subcommand)]
         command: EtlCommand,
     },
+    /// API tokens (each scoped to one account).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Serve the report API over the facts table.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "MTTX_LISTEN")]
+        listen: std::net::SocketAddr,
+    },
+    /// The embedded demo: a sample replica in SQLite (made if absent), the ETL, a token for
+    /// account 1, and the API on --listen. No PostgreSQL needed.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Incidents in the sample replica (when it is made).
+        #[arg(long, default_value_t = 20_000)]
+        incidents: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for one account; the token is printed last (and only once).
+    Create {
+        /// The account the token may read.
+        #[arg(long)]
+        account: i64,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Days until the token expires (default: never).
+        #[arg(long)]
+        expires_days: Option<f64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +211,36 @@ fn ensure_parent(location: &Location) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Etl { command } => etl(&cli.places, command).await?,
+        Command::Token { command } => {
+            let TokenCommand::Create {
+                account,
+                name,
+                expires_days,
+            } = command;
+            anyhow::ensure!(account > 0, "--account must be an account id (1 or more)");
+            let ttl = expires_days
+                .map(|d| {
+                    anyhow::ensure!(
+                        d > 0.0 && d <= 3650.0,
+                        "--expires-days must be between 0 and 3650"
+                    );
+                    Ok((d * 86_400.0) as i64)
+                })
+                .transpose()?;
+            let state = location("state", &cli.places.state)?;
+            ensure_parent(&state)?;
+            let state = mttx_etl::sink::state::State::open(&state).await?;
+            let token = state.create_token(account, &name, ttl).await?;
+            eprintln!("token `{name}` for account {account}; it is shown only now:");
+            println!("{token}");
+        }
+        Command::Serve { listen } => {
+            let state = location("state", &cli.places.state)?;
+            ensure_parent(&state)?;
+            let state = mttx_etl::sink::state::State::open(&state).await?;
+            serve(&cli.places.facts, state, listen).await?;
+        }
+        Command::Demo { listen, incidents } => demo(&cli.places, listen, incidents).await?,
         Command::Fixtures { command } => {
             let source = location("source", &cli.places.source)?;
             ensure_parent(&source)?;
@@ -281,6 +348,85 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
     });
     let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
     println!("etl into {}\n{summary}", facts.uri());
+    Ok(())
+}
+
+async fn serve(
+    facts: &str,
+    state: mttx_etl::sink::state::State,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let app = crate::server::App::open(facts, state).await?;
+    app.follow(std::time::Duration::from_secs(1));
+    let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
+    tracing::info!("serving the report API at http://{bound}/api/v1/reports/incidents");
+    eprintln!("listening on http://{bound}");
+    tokio::select! {
+        _ = stop_signal() => {}
+        _ = task => {}
+    }
+    Ok(())
+}
+
+/// The embedded demo, end to end.
+async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> anyhow::Result<()> {
+    let source = location("source", &places.source)?;
+    ensure_parent(&source)?;
+    let fresh = match &source {
+        Location::Sqlite(path) => !path.exists(),
+        Location::Postgres(_) => false,
+    };
+    if fresh {
+        let today = Utc::now().date_naive();
+        let cfg = Config {
+            seed: 42,
+            accounts: 3,
+            incidents,
+            weeks: 12,
+            until: today.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+            ..Config::default()
+        };
+        eprintln!(
+            "making a sample replica ({incidents} incidents, 3 accounts, 12 weeks up to {today}) in {source}"
+        );
+        let summary = mttx_fixtures::generate_into(cfg, &source, false).await?;
+        eprintln!("{summary}");
+    }
+    let state_loc = location("state", &places.state)?;
+    ensure_parent(&state_loc)?;
+    let replica = mttx_etl::source::Source::open(&source, 4).await?;
+    let state = mttx_etl::sink::state::State::open(&state_loc).await?;
+    let mut facts = mttx_etl::sink::delta::FactsTable::open(&places.facts).await?;
+    let summary = mttx_etl::run::run(
+        &replica,
+        &mut facts,
+        &state,
+        &mttx_etl::run::RunOptions::default(),
+    )
+    .await?;
+    eprintln!("etl into {}\n{summary}", facts.uri());
+    let token = state.create_token(1, "demo", Some(30 * 86_400)).await?;
+    let app = crate::server::App::open(&places.facts, state).await?;
+    app.follow(std::time::Duration::from_secs(1));
+    let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
+    let today = Utc::now().date_naive();
+    let monday = today
+        - chrono::Days::new(u64::from(
+            chrono::Datelike::weekday(&today).num_days_from_monday(),
+        ));
+    let last_monday = monday - chrono::Days::new(7);
+    println!(
+        "\nmttx demo is serving at http://{bound}\n\n\
+         token for account 1 (valid 30 days):\n  {token}\n\n\
+         last week's report by team, in Berlin time:\n  \
+         curl -H 'Authorization: Bearer {token}' \\\n    \
+         'http://{bound}/api/v1/reports/incidents?from={last_monday}&to={monday}&tz=Europe/Berlin&group_by=team'\n\n\
+         Ctrl-C stops it."
+    );
+    tokio::select! {
+        _ = stop_signal() => {}
+        _ = task => {}
+    }
     Ok(())
 }
 

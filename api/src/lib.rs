@@ -2,3 +2,4 @@
 
 pub mod cli;
 pub mod metrics_server;
+pub mod server;

@@ -199,3 +199,80 @@ fn etl_run_once_folds_the_golden_set() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mttx demo` on a fresh folder: makes the replica, runs the ETL, prints a token and a
+/// working curl; the report it names answers for account 1. SIGTERM stops it.
+#[test]
+fn the_demo_serves_a_report_on_a_fresh_folder() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = scratch("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(["demo", "--incidents", "600", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("Ctrl-C");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    let token = text
+        .split_whitespace()
+        .find(|w| w.starts_with("mttx_"))
+        .unwrap()
+        .to_owned();
+    let url = text
+        .split('\'')
+        .find(|p| p.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"account_id\":1"), "{answer}");
+    assert!(answer.contains("\"incident_count\""), "{answer}");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+    assert!(
+        dir.join(".mttx/replica.sqlite").exists() && dir.join(".mttx/facts/_delta_log").exists()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn token_create_prints_the_token_last() {
+    let dir = scratch("token");
+    let out = mttx(
+        &dir,
+        &["token", "create", "--account", "3", "--name", "wall"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let token = stdout.lines().last().unwrap();
+    assert!(token.starts_with("mttx_") && token.len() == 53, "{stdout}");
+    assert!(stderr.contains("account 3"), "{stderr}");
+    let out = mttx(&dir, &["token", "create", "--account", "0"]);
+    assert!(
+        text(&out).1.contains("--account must be"),
+        "{:?}",
+        text(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
