@@ -238,7 +238,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = location("state", &cli.places.state)?;
             ensure_parent(&state)?;
             let state = mttx_etl::sink::state::State::open(&state).await?;
-            serve(&cli.places.facts, state, listen).await?;
+            let source =
+                mttx_etl::source::Source::open(&location("source", &cli.places.source)?, 4).await?;
+            serve(&cli.places.facts, state, source, listen).await?;
         }
         Command::Demo { listen, incidents } => demo(&cli.places, listen, incidents).await?,
         Command::Fixtures { command } => {
@@ -354,9 +356,10 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
 async fn serve(
     facts: &str,
     state: mttx_etl::sink::state::State,
+    source: mttx_etl::source::Source,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
-    let app = crate::server::App::open(facts, state).await?;
+    let app = crate::server::App::open(facts, state, Some(source)).await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
     tracing::info!("serving the report API at http://{bound}/api/v1/reports/incidents");
@@ -406,7 +409,7 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
     .await?;
     eprintln!("etl into {}\n{summary}", facts.uri());
     let token = state.create_token(1, "demo", Some(30 * 86_400)).await?;
-    let app = crate::server::App::open(&places.facts, state).await?;
+    let app = crate::server::App::open(&places.facts, state, Some(replica)).await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
     let today = Utc::now().date_naive();

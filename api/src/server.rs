@@ -17,7 +17,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mttx_etl::sink::state::{State, TokenCheck};
-use mttx_query::{Compared, Engine, GroupBy, Period, Row};
+use mttx_etl::source::Source;
+use mttx_query::{Compared, Engine, Filters, GroupBy, Page, Period, Row, Sort};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
@@ -29,6 +30,8 @@ pub const MAX_DAYS: u64 = 400;
 pub struct App {
     engine: RwLock<Engine>,
     state: State,
+    /// The replica, for incident timelines (None: detail without timeline).
+    source: Option<Source>,
 }
 
 /// An error as the API answers it.
@@ -48,11 +51,16 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 impl App {
     /// Opens the facts table for serving.
-    pub async fn open(facts: &str, state: State) -> anyhow::Result<Arc<Self>> {
+    pub async fn open(
+        facts: &str,
+        state: State,
+        source: Option<Source>,
+    ) -> anyhow::Result<Arc<Self>> {
         let engine = Engine::open(facts).await?;
         Ok(Arc::new(Self {
             engine: RwLock::new(engine),
             state,
+            source,
         }))
     }
 
@@ -77,6 +85,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/reports/incidents", get(report))
+        .route("/api/v1/incidents", get(drilldown))
+        .route("/api/v1/incidents/{id}", get(detail))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -155,7 +165,102 @@ async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
     }
 }
 
-const REPORT_PARAMS: [&str; 4] = ["from", "to", "tz", "group_by"];
+const PERIOD_PARAMS: [&str; 3] = ["from", "to", "tz"];
+const FILTER_PARAMS: [&str; 7] = [
+    "team",
+    "service",
+    "escalation_policy",
+    "responder",
+    "urgency",
+    "priority",
+    "major",
+];
+
+/// Refuses parameters the endpoint does not know, naming the ones it does.
+fn known(params: &HashMap<String, String>, extra: &[&str]) -> Result<(), ApiError> {
+    let all: Vec<&str> = PERIOD_PARAMS
+        .iter()
+        .chain(FILTER_PARAMS.iter())
+        .chain(extra)
+        .copied()
+        .collect();
+    match params.keys().find(|k| !all.contains(&k.as_str())) {
+        Some(k) => Err(bad(format!(
+            "unknown parameter `{k}`: use {}",
+            all.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn period(params: &HashMap<String, String>) -> Result<Period, ApiError> {
+    let tz_name = params.get("tz").map_or("UTC", String::as_str);
+    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+        bad(format!(
+            "unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
+        ))
+    })?;
+    let (from, to) = (date(params, "from")?, date(params, "to")?);
+    Period::new(tz, from, to, MAX_DAYS).map_err(|e| bad(e.to_string()))
+}
+
+fn id_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                bad(format!(
+                    "`{name}` = `{v}` is not an id (a whole number from 1)"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
+    let urgency = params.get("urgency").cloned();
+    if let Some(u) = &urgency
+        && !["high", "low"].contains(&u.as_str())
+    {
+        return Err(bad(format!("`urgency` = `{u}`: use high or low")));
+    }
+    let priority = params.get("priority").cloned();
+    if let Some(p) = &priority
+        && !["P1", "P2", "P3", "P4", "P5"].contains(&p.as_str())
+    {
+        return Err(bad(format!("`priority` = `{p}`: use P1, P2, P3, P4 or P5")));
+    }
+    let major = params
+        .get("major")
+        .map(|m| match m.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(bad(format!("`major` = `{m}`: use true or false"))),
+        })
+        .transpose()?;
+    Ok(Filters {
+        team: id_param(params, "team")?,
+        service: id_param(params, "service")?,
+        escalation_policy: id_param(params, "escalation_policy")?,
+        responder: id_param(params, "responder")?,
+        urgency,
+        priority,
+        major,
+    })
+}
+
+fn engine_error(e: mttx_query::Error) -> ApiError {
+    match e {
+        mttx_query::Error::BadRequest(m) => bad(m),
+        other => {
+            tracing::error!(error = ?other, "query failed");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the query failed; the server log says why".into(),
+            )
+        }
+    }
+}
 
 fn date(params: &HashMap<String, String>, name: &str) -> Result<chrono::NaiveDate, ApiError> {
     let v = params
@@ -196,20 +301,9 @@ async fn report(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let account = account(&app, &headers).await?;
-    if let Some(unknown) = params.keys().find(|k| !REPORT_PARAMS.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown parameter `{unknown}`: use {}",
-            REPORT_PARAMS.join(", ")
-        )));
-    }
-    let tz_name = params.get("tz").map_or("UTC", String::as_str);
-    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
-        bad(format!(
-            "unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
-        ))
-    })?;
-    let (from, to) = (date(&params, "from")?, date(&params, "to")?);
-    let period = Period::new(tz, from, to, MAX_DAYS).map_err(|e| bad(e.to_string()))?;
+    known(&params, &["group_by"])?;
+    let period = period(&params)?;
+    let filters = filters(&params)?;
     let group_by = params
         .get("group_by")
         .map(|g| g.parse::<GroupBy>())
@@ -217,18 +311,9 @@ async fn report(
         .map_err(|e| bad(e.to_string()))?;
     let engine = app.engine.read().await;
     let report = engine
-        .report(account, &period, group_by)
+        .report(account, &period, group_by, &filters)
         .await
-        .map_err(|e| match e {
-            mttx_query::Error::BadRequest(m) => bad(m),
-            other => {
-                tracing::error!(error = ?other, "report failed");
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the report failed; the server log says why".into(),
-                )
-            }
-        })?;
+        .map_err(engine_error)?;
     let previous = period.previous();
     let groups: Vec<Value> = report
         .groups
@@ -237,11 +322,104 @@ async fn report(
         .collect();
     Ok(axum::Json(json!({
         "account_id": account,
-        "period": { "from": period.from, "to": period.to, "tz": tz.name() },
-        "previous_period": { "from": previous.from, "to": previous.to, "tz": tz.name() },
+        "period": { "from": period.from, "to": period.to, "tz": period.tz.name() },
+        "previous_period": { "from": previous.from, "to": previous.to, "tz": period.tz.name() },
         "facts_version": engine.version(),
         "total": row_json(&report.account, None),
         "group_by": report.group_by,
         "groups": groups,
     })))
+}
+
+/// The incidents behind a number: same period and filters, sorted, keyset paged.
+async fn drilldown(
+    AxState(app): AxState<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let account = account(&app, &headers).await?;
+    known(&params, &["sort", "after", "limit"])?;
+    let period = period(&params)?;
+    let filters = filters(&params)?;
+    let sort_text = params.get("sort").map_or("-created_at", String::as_str);
+    let (descending, name) = match sort_text.strip_prefix('-') {
+        Some(n) => (true, n),
+        None => (false, sort_text),
+    };
+    let sort = match name {
+        "created_at" => Sort::CreatedAt,
+        "time_to_ack" => Sort::TimeToAck,
+        "time_to_resolve" => Sort::TimeToResolve,
+        _ => {
+            return Err(bad(format!(
+                "`sort` = `{sort_text}`: use created_at, time_to_ack or time_to_resolve, with a leading - for descending"
+            )));
+        }
+    };
+    let limit = match params.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad(format!("`limit` = `{l}`: use a number from 1 to 1000")))?,
+    };
+    let page = Page {
+        sort,
+        descending,
+        limit,
+        after: params.get("after").cloned(),
+    };
+    let engine = app.engine.read().await;
+    let found = engine
+        .drilldown(account, &period, &filters, &page)
+        .await
+        .map_err(engine_error)?;
+    Ok(axum::Json(json!({
+        "account_id": account,
+        "facts_version": engine.version(),
+        "incidents": found.facts,
+        "next": found.next,
+    })))
+}
+
+/// One incident: its facts and its log timeline from the replica. 404 for any incident
+/// that is not the token's account's.
+async fn detail(
+    AxState(app): AxState<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let account = account(&app, &headers).await?;
+    let not_found = || {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no incident {id} in this account"),
+        )
+    };
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let fact = app
+        .engine
+        .read()
+        .await
+        .incident(account, id)
+        .await
+        .map_err(engine_error)?
+        .ok_or_else(not_found)?;
+    let timeline = match &app.source {
+        Some(source) => {
+            let mut logs = source.logs(&[id]).await.map_err(|e| {
+                tracing::error!(error = %e, "reading a timeline failed");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the replica cannot be read right now; try again".into(),
+                )
+            })?;
+            let mut entries = logs.remove(&id).map(|(_, e)| e).unwrap_or_default();
+            entries.sort_by_key(|e| (e.created_at, e.id));
+            json!(entries)
+        }
+        None => Value::Null,
+    };
+    Ok(axum::Json(json!({ "facts": fact, "timeline": timeline })))
 }

@@ -18,7 +18,7 @@ pub type Ts = DateTime<Utc>;
 
 /// One incident's facts (one row of the facts table). The definitions are documented on the
 /// fold (`mttx_etl::transform::fold`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Fact {
     pub account_id: i64,
     pub incident_id: i64,

@@ -97,6 +97,84 @@ impl std::str::FromStr for GroupBy {
     }
 }
 
+/// Which incidents count: every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub team: Option<i64>,
+    pub service: Option<i64>,
+    pub escalation_policy: Option<i64>,
+    /// A user among the incident's acknowledgers.
+    pub responder: Option<i64>,
+    pub urgency: Option<String>,
+    pub priority: Option<String>,
+    pub major: Option<bool>,
+}
+
+impl Filters {
+    fn expr(&self) -> Option<Expr> {
+        let mut parts: Vec<Expr> = Vec::new();
+        let mut id = |c: &str, v: Option<i64>| {
+            if let Some(v) = v {
+                parts.push(col(c).eq(lit(v)));
+            }
+        };
+        id("team_id", self.team);
+        id("service_id", self.service);
+        id("escalation_policy_id", self.escalation_policy);
+        if let Some(u) = &self.urgency {
+            parts.push(col("urgency").eq(lit(u.clone())));
+        }
+        if let Some(p) = &self.priority {
+            parts.push(col("priority").eq(lit(p.clone())));
+        }
+        if let Some(m) = self.major {
+            parts.push(col("major").eq(lit(m)));
+        }
+        if let Some(r) = self.responder {
+            parts.push(deltalake::datafusion::functions_nested::expr_fn::array_has(
+                col("acknowledged_user_ids"),
+                lit(r),
+            ));
+        }
+        parts.into_iter().reduce(Expr::and)
+    }
+}
+
+/// How the drilldown is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    CreatedAt,
+    TimeToAck,
+    TimeToResolve,
+}
+
+impl Sort {
+    fn column(self) -> &'static str {
+        match self {
+            Sort::CreatedAt => "created_at",
+            Sort::TimeToAck => "seconds_to_first_ack",
+            Sort::TimeToResolve => "seconds_to_resolve",
+        }
+    }
+}
+
+/// A drilldown request: `sort` (with `descending`) and keyset paging by `after`, the
+/// `next` cursor of the previous page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub sort: Sort,
+    pub descending: bool,
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+/// One page of incidents and the cursor of the next (None on the last page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incidents {
+    pub facts: Vec<mttx_facts::Fact>,
+    pub next: Option<String>,
+}
+
 /// A period `[from, to)` of local dates in a time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
@@ -322,6 +400,7 @@ impl Engine {
         account: i64,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        filters: &Filters,
     ) -> Result<DataFrame> {
         let ts = |t: DateTime<Utc>| {
             lit(ScalarValue::TimestampMicrosecond(
@@ -345,6 +424,10 @@ impl Engine {
                 .and(col("created_at").gt_eq(ts(from)))
                 .and(col("created_at").lt(ts(to))),
         )
+        .and_then(|df| match filters.expr() {
+            Some(f) => df.filter(f),
+            None => Ok(df),
+        })
         .map_err(facts_err("filtering facts"))
     }
 
@@ -480,12 +563,13 @@ impl Engine {
         account: i64,
         period: &Period,
         group_by: Option<GroupBy>,
+        filters: &Filters,
     ) -> Result<Report> {
         let prev = period.previous();
         let (from, to) = period.instants();
         let (pfrom, pto) = prev.instants();
-        let current = self.incidents(account, from, to).await?;
-        let previous = self.incidents(account, pfrom, pto).await?;
+        let current = self.incidents(account, from, to, filters).await?;
+        let previous = self.incidents(account, pfrom, pto, filters).await?;
         let total =
             |m: BTreeMap<Option<String>, Metrics>| m.into_values().next().unwrap_or_default();
         let account_row = Row {
@@ -514,6 +598,113 @@ impl Engine {
             group_by,
             groups,
         })
+    }
+}
+
+impl Engine {
+    /// The incidents behind a report's numbers: same period and filters, sorted, one page
+    /// at a time (keyset paging: stable while new facts arrive).
+    pub async fn drilldown(
+        &self,
+        account: i64,
+        period: &Period,
+        filters: &Filters,
+        page: &Page,
+    ) -> Result<Incidents> {
+        let (from, to) = period.instants();
+        let df = self.incidents(account, from, to, filters).await?;
+        // Keys: the sort value (missing values sort last either way) and the incident id.
+        let missing = if page.descending { f64::MIN } else { f64::MAX };
+        let key = match page.sort {
+            Sort::CreatedAt => cast(
+                col("created_at"),
+                deltalake::arrow::datatypes::DataType::Int64,
+            ),
+            s => deltalake::datafusion::functions::expr_fn::coalesce(vec![
+                col(s.column()),
+                lit(missing),
+            ]),
+        };
+        let key = cast(key, deltalake::arrow::datatypes::DataType::Float64);
+        let mut df = df
+            .with_column("sort_key", key)
+            .map_err(facts_err("sorting incidents"))?;
+        if let Some(cursor) = &page.after {
+            let bad = || {
+                Error::BadRequest(format!(
+                    "`after` = `{cursor}` is not a cursor this API gave out"
+                ))
+            };
+            let (v, id) = cursor.split_once('_').ok_or_else(bad)?;
+            let v: f64 = v.parse().map_err(|_| bad())?;
+            let id: i64 = id.parse().map_err(|_| bad())?;
+            let beyond = if page.descending {
+                col("sort_key").lt(lit(v)).or(col("sort_key")
+                    .eq(lit(v))
+                    .and(col("incident_id").lt(lit(id))))
+            } else {
+                col("sort_key").gt(lit(v)).or(col("sort_key")
+                    .eq(lit(v))
+                    .and(col("incident_id").gt(lit(id))))
+            };
+            df = df.filter(beyond).map_err(facts_err("paging incidents"))?;
+        }
+        let asc = !page.descending;
+        let batches = df
+            .sort(vec![
+                col("sort_key").sort(asc, false),
+                col("incident_id").sort(asc, false),
+            ])
+            .and_then(|d| d.limit(0, Some(page.limit + 1)))
+            .map_err(facts_err("sorting incidents"))?
+            .collect()
+            .await
+            .map_err(facts_err("reading incidents"))?;
+        let mut facts = Vec::new();
+        let mut keys = Vec::new();
+        for b in &batches {
+            facts.extend(mttx_facts::from_batch(b).map_err(facts_err("reading incidents"))?);
+            if let Some(k) = b
+                .column_by_name("sort_key")
+                .and_then(|c| c.as_primitive_opt::<Float64Type>())
+            {
+                keys.extend(k.iter().map(|v| v.unwrap_or(missing)));
+            }
+        }
+        let next = if facts.len() > page.limit {
+            facts.truncate(page.limit);
+            facts
+                .last()
+                .zip(keys.get(page.limit - 1))
+                .map(|(f, k)| format!("{k}_{}", f.incident_id))
+        } else {
+            None
+        };
+        Ok(Incidents { facts, next })
+    }
+
+    /// One incident's facts row, if it belongs to `account`.
+    pub async fn incident(
+        &self,
+        account: i64,
+        incident_id: i64,
+    ) -> Result<Option<mttx_facts::Fact>> {
+        let (_, df) = self.frame().await?;
+        let batches = df
+            .filter(
+                col("account_id")
+                    .eq(lit(account))
+                    .and(col("incident_id").eq(lit(incident_id))),
+            )
+            .map_err(facts_err("finding an incident"))?
+            .collect()
+            .await
+            .map_err(facts_err("finding an incident"))?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            rows.extend(mttx_facts::from_batch(b).map_err(facts_err("reading an incident"))?);
+        }
+        Ok(rows.into_iter().next())
     }
 }
 

@@ -67,7 +67,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
     let two = state.create_token(2, "test", None).await.unwrap();
     let revoked = state.create_token(1, "old", None).await.unwrap();
     assert_eq!(state.revoke_tokens(1, &revoked[..13]).await.unwrap(), 1);
-    let app = App::open(&facts, state).await.unwrap();
+    let app = App::open(
+        &facts,
+        state,
+        Some(Source::open(&replica, 2).await.unwrap()),
+    )
+    .await
+    .unwrap();
     let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app))
         .await
         .unwrap();
@@ -166,6 +172,84 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{query}: {msg}");
     }
+    // Filters: team 2's week 44 is incident 6 alone.
+    let (status, body) = call(format!("{WEEK}&team=2"), Some(one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_near(&body["total"]["metrics"]["incident_count"]["value"], 1.0);
+
+    // Drilldown: week 44 holds incidents 5-10; pages of 4 by creation time.
+    let list =
+        "/api/v1/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin&sort=created_at&limit=4";
+    let (status, body) = call(list.into(), Some(one.clone())).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let ids = |b: &Value| -> Vec<i64> {
+        b["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["incident_id"].as_i64().unwrap())
+            .collect()
+    };
+    let mut all = ids(&body);
+    let next = body["next"].as_str().unwrap().to_owned();
+    let (_, body) = call(format!("{list}&after={next}"), Some(one.clone()))
+        .await
+        .unwrap();
+    all.extend(ids(&body));
+    assert!(body["next"].is_null(), "{body}");
+    let mut by_time: Vec<(String, i64)> = golden::expected_facts()
+        .unwrap()
+        .iter()
+        .filter(|f| f.account_id == 1 && (5..=10).contains(&f.incident_id))
+        .map(|f| (f.created_at.to_rfc3339(), f.incident_id))
+        .collect();
+    by_time.sort();
+    assert_eq!(all, by_time.iter().map(|p| p.1).collect::<Vec<_>>());
+    let (status, body) = call(format!("{list}&sort=-time_to_resolve"), Some(one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Slowest resolve first: incident 5 (3600 s).
+    assert_eq!(ids(&body)[0], 5);
+
+    // Detail: facts and the timeline from the replica; another account's id is a 404.
+    let (status, body) = call("/api/v1/incidents/5".into(), Some(one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["facts"]["incident_id"], 5);
+    let entries = golden::dataset()
+        .unwrap()
+        .entries
+        .iter()
+        .filter(|e| e.incident_id == 5)
+        .count();
+    assert_eq!(body["timeline"].as_array().unwrap().len(), entries);
+    for (path, token) in [
+        ("/api/v1/incidents/5", two.clone()),
+        ("/api/v1/incidents/abc", one.clone()),
+        ("/api/v1/incidents/99999", one.clone()),
+    ] {
+        let (status, body) = call(path.into(), Some(token)).await.unwrap();
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    for (query, needle) in [
+        ("sort=fastest", "`sort`"),
+        ("limit=0", "`limit`"),
+        ("after=garbage", "not a cursor"),
+        ("team=abc", "not an id"),
+        ("urgency=urgent", "high or low"),
+        ("major=yes", "true or false"),
+    ] {
+        let path = format!("/api/v1/incidents?from=2026-10-26&to=2026-11-02&{query}");
+        let (status, body) = call(path, Some(one.clone())).await.unwrap();
+        assert_eq!(status, 400, "{query}: {body}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{query}: {msg}");
+    }
+
     let (status, body) = call("/api/v2/nothing".into(), Some(one.clone()))
         .await
         .unwrap();

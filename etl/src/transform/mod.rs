@@ -23,7 +23,7 @@ pub enum MetricsVersion {
 }
 
 /// One row of `incident_log_entries`, as read from the replica.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
     pub id: i64,
     pub incident_id: i64,

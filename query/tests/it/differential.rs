@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 const ORACLE: &str = include_str!("../../../etl/tests/sql/facts.sql");
 
-fn aggregate_sql(key: &str) -> String {
+fn aggregate_sql(key: &str, extra: &str) -> String {
     format!(
         "WITH f AS ({ORACLE}) \
          SELECT {key} AS key, count(*) AS n, count(seconds_to_first_ack) AS acked, \
@@ -29,7 +29,7 @@ fn aggregate_sql(key: &str) -> String {
            sum(notification_count)::bigint AS notif \
          FROM f WHERE account_id = $1 \
            AND created_at >= ($2::date)::timestamp AT TIME ZONE $4 \
-           AND created_at < ($3::date)::timestamp AT TIME ZONE $4 \
+           AND created_at < ($3::date)::timestamp AT TIME ZONE $4 {extra} \
          GROUP BY 1"
     )
 }
@@ -57,8 +57,9 @@ async fn oracle(
     key: &str,
     account: i64,
     period: &Period,
+    extra: &str,
 ) -> BTreeMap<Option<String>, Metrics> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(aggregate_sql(key)))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(aggregate_sql(key, extra)))
         .bind(account)
         .bind(period.from)
         .bind(period.to)
@@ -197,9 +198,12 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
                 (Some(GroupBy::Urgency), "urgency"),
                 (Some(GroupBy::Priority), "priority"),
             ] {
-                let report = engine.report(account, period, group).await.unwrap();
-                let now = oracle(&pool, key, account, period).await;
-                let before = oracle(&pool, key, account, &period.previous()).await;
+                let report = engine
+                    .report(account, period, group, &Default::default())
+                    .await
+                    .unwrap();
+                let now = oracle(&pool, key, account, period, "").await;
+                let before = oracle(&pool, key, account, &period.previous(), "").await;
                 let what = format!("account {account} {period:?} {group:?}");
                 if group.is_none() {
                     let empty = Metrics::default();
@@ -235,5 +239,64 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
         }
     }
     assert!(compared > 100, "{compared}");
+
+    // Filters, against the same SQL with the same condition.
+    let week = &periods[0];
+    for (filters, condition) in [
+        (
+            mttx_query::Filters {
+                urgency: Some("high".into()),
+                ..Default::default()
+            },
+            "AND urgency = 'high'",
+        ),
+        (
+            mttx_query::Filters {
+                major: Some(true),
+                ..Default::default()
+            },
+            "AND major",
+        ),
+        (
+            mttx_query::Filters {
+                team: Some(1),
+                ..Default::default()
+            },
+            "AND team_id_v1 = 1",
+        ),
+        (
+            mttx_query::Filters {
+                responder: Some(3),
+                ..Default::default()
+            },
+            "AND 3 = ANY(acknowledged_user_ids)",
+        ),
+    ] {
+        let report = engine
+            .report(1, week, Some(GroupBy::Service), &filters)
+            .await
+            .unwrap();
+        let now = oracle(&pool, "NULL::text", 1, week, condition).await;
+        let by_service = oracle(&pool, "service_id::text", 1, week, condition).await;
+        let empty = Metrics::default();
+        assert_close(
+            &report.account.current,
+            now.get(&None).unwrap_or(&empty),
+            condition,
+        );
+        assert!(
+            report.account.current.incident_count > 0,
+            "{condition}: nothing to compare"
+        );
+        for row in &report.groups {
+            if row.current.incident_count > 0 {
+                assert_close(
+                    &row.current,
+                    by_service.get(&row.key).unwrap_or(&empty),
+                    condition,
+                );
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

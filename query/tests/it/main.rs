@@ -69,7 +69,12 @@ async fn golden_aggregates_are_exact() {
     .unwrap();
     assert_eq!(period.previous().from.to_string(), first.previous_from);
     let report = engine
-        .report(first.account_id, &period, Some(GroupBy::Team))
+        .report(
+            first.account_id,
+            &period,
+            Some(GroupBy::Team),
+            &Default::default(),
+        )
         .await
         .unwrap();
     let mut checked = 0;
