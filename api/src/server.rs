@@ -301,7 +301,7 @@ async fn report(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let account = account(&app, &headers).await?;
-    known(&params, &["group_by"])?;
+    known(&params, &["group_by", "unit"])?;
     let period = period(&params)?;
     let filters = filters(&params)?;
     let group_by = params
@@ -309,11 +309,35 @@ async fn report(
         .map(|g| g.parse::<GroupBy>())
         .transpose()
         .map_err(|e| bad(e.to_string()))?;
+    let unit = params
+        .get("unit")
+        .map(|u| u.parse::<mttx_query::Unit>())
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
     let engine = app.engine.read().await;
     let report = engine
         .report(account, &period, group_by, &filters)
         .await
         .map_err(engine_error)?;
+    let buckets: Option<Vec<Value>> = match unit {
+        None => None,
+        Some(unit) => Some(
+            engine
+                .trend(account, &period, unit, &filters)
+                .await
+                .map_err(engine_error)?
+                .into_iter()
+                .map(|(start, m)| {
+                    let values: serde_json::Map<String, Value> = m
+                        .values()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), json!(v)))
+                        .collect();
+                    json!({ "start": start, "metrics": values })
+                })
+                .collect(),
+        ),
+    };
     let previous = period.previous();
     let groups: Vec<Value> = report
         .groups
@@ -328,6 +352,8 @@ async fn report(
         "total": row_json(&report.account, None),
         "group_by": report.group_by,
         "groups": groups,
+        "unit": unit,
+        "buckets": buckets,
     })))
 }
 

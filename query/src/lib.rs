@@ -49,15 +49,18 @@ pub enum GroupBy {
     EscalationPolicy,
     Urgency,
     Priority,
+    /// Each user who acknowledged the incident (an incident counts for each of them).
+    Responder,
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 5] = [
+    pub const ALL: [GroupBy; 6] = [
         GroupBy::Team,
         GroupBy::Service,
         GroupBy::EscalationPolicy,
         GroupBy::Urgency,
         GroupBy::Priority,
+        GroupBy::Responder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl GroupBy {
             GroupBy::EscalationPolicy => "escalation_policy",
             GroupBy::Urgency => "urgency",
             GroupBy::Priority => "priority",
+            GroupBy::Responder => "responder",
         }
     }
 
@@ -77,6 +81,7 @@ impl GroupBy {
             GroupBy::EscalationPolicy => "escalation_policy_id",
             GroupBy::Urgency => "urgency",
             GroupBy::Priority => "priority",
+            GroupBy::Responder => "acknowledged_user_ids",
         }
     }
 }
@@ -436,6 +441,35 @@ impl Engine {
         df: DataFrame,
         group: Option<GroupBy>,
     ) -> Result<BTreeMap<Option<String>, Metrics>> {
+        let (df, keys) = match group {
+            Some(GroupBy::Responder) => (
+                df.unnest_columns(&["acknowledged_user_ids"])
+                    .map_err(facts_err("listing responders"))?,
+                vec![
+                    cast(
+                        col("acknowledged_user_ids"),
+                        deltalake::arrow::datatypes::DataType::Utf8,
+                    )
+                    .alias("key"),
+                ],
+            ),
+            Some(g) => (
+                df,
+                vec![
+                    cast(col(g.column()), deltalake::arrow::datatypes::DataType::Utf8).alias("key"),
+                ],
+            ),
+            None => (df, vec![]),
+        };
+        self.aggregate(df, keys).await
+    }
+
+    /// The metrics of `df`'s incidents per value of `keys` (a single `key` column, or none).
+    async fn aggregate(
+        &self,
+        df: DataFrame,
+        keys: Vec<Expr>,
+    ) -> Result<BTreeMap<Option<String>, Metrics>> {
         let one = |c: Expr| {
             cast(
                 when(c, lit(1_i64))
@@ -462,12 +496,6 @@ impl Engine {
             sum(col("interruptions_sleep")).alias("interruptions_sleep"),
             sum(col("notification_count")).alias("notification_count"),
         ];
-        let keys = match group {
-            Some(g) => vec![
-                cast(col(g.column()), deltalake::arrow::datatypes::DataType::Utf8).alias("key"),
-            ],
-            None => vec![],
-        };
         let batches = df
             .aggregate(keys, aggregates)
             .map_err(facts_err("planning an aggregate"))?
@@ -601,7 +629,102 @@ impl Engine {
     }
 }
 
+/// The bucket of a trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Day,
+    /// ISO weeks (Monday to Monday) in the time zone.
+    Week,
+    Month,
+}
+
+impl std::str::FromStr for Unit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "day" => Ok(Unit::Day),
+            "week" => Ok(Unit::Week),
+            "month" => Ok(Unit::Month),
+            _ => Err(Error::BadRequest(format!(
+                "unknown unit `{s}`: use day, week or month"
+            ))),
+        }
+    }
+}
+
+impl Period {
+    /// The buckets of `unit` that cover the period, each clipped to it: `[from, to)` dates.
+    pub fn buckets(&self, unit: Unit) -> Vec<(NaiveDate, NaiveDate)> {
+        use chrono::Datelike;
+        let start = match unit {
+            Unit::Day => self.from,
+            Unit::Week => {
+                self.from - Days::new(u64::from(self.from.weekday().num_days_from_monday()))
+            }
+            Unit::Month => self.from.with_day(1).unwrap_or(self.from),
+        };
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < self.to {
+            let next = match unit {
+                Unit::Day => at + Days::new(1),
+                Unit::Week => at + Days::new(7),
+                Unit::Month => at
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(self.to),
+            };
+            out.push((at.max(self.from), next.min(self.to)));
+            at = next;
+        }
+        out
+    }
+}
+
 impl Engine {
+    /// The metrics of each `unit` bucket of the period (a trend), in one pass over the facts.
+    pub async fn trend(
+        &self,
+        account: i64,
+        period: &Period,
+        unit: Unit,
+        filters: &Filters,
+    ) -> Result<Vec<(NaiveDate, Metrics)>> {
+        let (from, to) = period.instants();
+        let df = self.incidents(account, from, to, filters).await?;
+        let buckets = period.buckets(unit);
+        let ts = |d: NaiveDate| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(local_midnight(period.tz, d).timestamp_micros()),
+                Some(Arc::from("UTC")),
+            ))
+        };
+        // The bucket of each incident: the first whose end is after its creation.
+        let mut chain: Option<
+            deltalake::datafusion::logical_expr::conditional_expressions::CaseBuilder,
+        > = None;
+        for (start, end) in &buckets {
+            let cond = col("created_at").lt(ts(*end));
+            let value = lit(start.to_string());
+            chain = Some(match chain {
+                None => when(cond, value),
+                Some(mut c) => c.when(cond, value),
+            });
+        }
+        let label: Option<Expr> = chain.and_then(|c| c.end().ok());
+        let keys = label.map(|l| vec![l.alias("key")]).unwrap_or_default();
+        let mut by = self.aggregate(df, keys).await?;
+        Ok(buckets
+            .iter()
+            .map(|(start, _)| {
+                (
+                    *start,
+                    by.remove(&Some(start.to_string())).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     /// The incidents behind a report's numbers: same period and filters, sorted, one page
     /// at a time (keyset paging: stable while new facts arrive).
     pub async fn drilldown(

@@ -162,7 +162,11 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         ("from=2020-01-01&to=2026-11-02", "at most 400"),
         (
             "from=2026-10-26&to=2026-11-02&unit=fortnight",
-            "unknown parameter `unit`",
+            "unknown unit",
+        ),
+        (
+            "from=2026-10-26&to=2026-11-02&bucket=week",
+            "unknown parameter `bucket`",
         ),
     ] {
         let (status, body) = call(format!("{base}{query}"), Some(one.clone()))
@@ -172,6 +176,23 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{query}: {msg}");
     }
+    // A daily trend of week 44: seven buckets that add up to the week.
+    let (status, body) = call(format!("{WEEK}&unit=day"), Some(one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let days = body["buckets"].as_array().unwrap();
+    assert_eq!(days.len(), 7);
+    let total: f64 = days
+        .iter()
+        .map(|d| d["metrics"]["incident_count"].as_f64().unwrap())
+        .sum();
+    assert_near(&Value::from(total), 6.0);
+    let (status, _) = call(format!("{WEEK}&unit=fortnight"), Some(one.clone()))
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+
     // Filters: team 2's week 44 is incident 6 alone.
     let (status, body) = call(format!("{WEEK}&team=2"), Some(one.clone()))
         .await

@@ -11,6 +11,12 @@ use sqlx::PgPool;
 const ORACLE: &str = include_str!("../../../etl/tests/sql/facts.sql");
 
 fn aggregate_sql(key: &str, extra: &str) -> String {
+    // A responder key joins each incident to its acknowledgers.
+    let join = if key.starts_with("r.") {
+        "CROSS JOIN LATERAL unnest(f.acknowledged_user_ids) AS r(uid)"
+    } else {
+        ""
+    };
     format!(
         "WITH f AS ({ORACLE}) \
          SELECT {key} AS key, count(*) AS n, count(seconds_to_first_ack) AS acked, \
@@ -27,7 +33,7 @@ fn aggregate_sql(key: &str, extra: &str) -> String {
            sum(interruptions)::bigint AS i, sum(interruptions_business)::bigint AS ib, \
            sum(interruptions_off_hours)::bigint AS io, sum(interruptions_sleep)::bigint AS isl, \
            sum(notification_count)::bigint AS notif \
-         FROM f WHERE account_id = $1 \
+         FROM f {join} WHERE account_id = $1 \
            AND created_at >= ($2::date)::timestamp AT TIME ZONE $4 \
            AND created_at < ($3::date)::timestamp AT TIME ZONE $4 {extra} \
          GROUP BY 1"
@@ -197,6 +203,7 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
                 ),
                 (Some(GroupBy::Urgency), "urgency"),
                 (Some(GroupBy::Priority), "priority"),
+                (Some(GroupBy::Responder), "r.uid::text"),
             ] {
                 let report = engine
                     .report(account, period, group, &Default::default())
@@ -239,6 +246,30 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
         }
     }
     assert!(compared > 100, "{compared}");
+
+    // Weekly trend across New York's DST change: each ISO week in local time.
+    let weeks = engine
+        .trend(1, &periods[0], mttx_query::Unit::Week, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(weeks.len(), 3);
+    let by_week = oracle(
+        &pool,
+        "(date_trunc('week', created_at AT TIME ZONE $4))::date::text",
+        1,
+        &periods[0],
+        "",
+    )
+    .await;
+    for (start, metrics) in &weeks {
+        let empty = Metrics::default();
+        assert_close(
+            metrics,
+            by_week.get(&Some(start.to_string())).unwrap_or(&empty),
+            &format!("week {start}"),
+        );
+        assert!(metrics.incident_count > 0, "week {start}");
+    }
 
     // Filters, against the same SQL with the same condition.
     let week = &periods[0];
