@@ -15,7 +15,7 @@
 //! When every range is committed, the incremental ETL starts from the plan's high-water mark
 //! and looks again for the ids that were missing when the plan was made.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,7 @@ use crate::sink::delta::FactsTable;
 use crate::sink::state::{Lease, State};
 use crate::source::Source;
 use crate::transform::MetricsVersion;
-use crate::transform::fold::{Issue, Reason, fold};
+use crate::transform::fold::fold_all;
 use crate::{Error, Fact, Result};
 
 /// The table property holding the plan.
@@ -488,38 +488,14 @@ async fn fold_range(
         let incidents = shared.source.incidents_between(from, to).await?;
         let mut ids: Vec<i64> = logs.keys().copied().collect();
         ids.sort_unstable();
-        let mut issues: Vec<Issue> = Vec::new();
-        let mut accounts: HashMap<i64, i64> = HashMap::new();
-        let mut entries = 0u64;
-        for id in ids {
-            let Some((account, log)) = logs.get(&id) else {
-                continue;
-            };
-            entries += log.len() as u64;
-            accounts.insert(id, *account);
-            match incidents.get(&id) {
-                Some(row) => {
-                    let folded = fold(shared.opts.metrics_version, row, log, &ctx);
-                    issues.extend(folded.issues);
-                    rows.push(folded.fact);
-                }
-                None => issues.extend(log.iter().map(|e| Issue {
-                    incident_id: id,
-                    entry_id: e.id,
-                    reason: Reason::Orphan,
-                    detail: format!("incident {id} has no row in incidents"),
-                })),
-            }
-        }
+        let folded = fold_all(shared.opts.metrics_version, ids, &incidents, &logs, &ctx);
         shared
             .state
-            .quarantine(
-                shared.run_id,
-                |i| accounts.get(&i).copied().unwrap_or(0),
-                &issues,
-            )
+            .quarantine(shared.run_id, |i| folded.account_of(i), &folded.issues)
             .await?;
-        for i in &issues {
+        rows.extend(folded.facts);
+        let entries = folded.entries;
+        for i in &folded.issues {
             *part.quarantined.entry(i.reason.as_str()).or_default() += 1;
             crate::metrics::quarantined(i.reason.as_str(), 1);
         }

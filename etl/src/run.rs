@@ -7,7 +7,7 @@
 //! are older than `gap_ttl` (rolled back, or a sequence jump). Gaps are part of the
 //! committed progress, so a restart keeps looking for them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use crate::sink::delta::{FactsTable, Gap, Progress};
 use crate::sink::state::{RunCounts, State};
 use crate::source::Source;
 use crate::transform::MetricsVersion;
-use crate::transform::fold::{Issue, Reason, fold};
+use crate::transform::fold::fold_all;
 use crate::{Error, Result};
 
 /// How a run behaves.
@@ -422,24 +422,18 @@ async fn refold_adopted_orphans(
         .filter(|id| incidents.contains_key(id))
         .collect();
     let logs = source.logs(&adopted).await?;
-    let mut batch = Vec::new();
-    let mut issues = Vec::new();
-    for id in &adopted {
-        if let (Some(row), Some((_, log))) = (incidents.get(id), logs.get(id)) {
-            let folded = fold(opts.metrics_version, row, log, ctx);
-            issues.extend(folded.issues);
-            batch.push(folded.fact);
-        }
-    }
-    let accounts: HashMap<i64, i64> = incidents
-        .iter()
-        .map(|(id, r)| (*id, r.account_id))
-        .collect();
+    let folded = fold_all(
+        opts.metrics_version,
+        adopted.iter().copied(),
+        &incidents,
+        &logs,
+        ctx,
+    );
     state
-        .quarantine(run_id, |i| accounts.get(&i).copied().unwrap_or(0), &issues)
+        .quarantine(run_id, |i| folded.account_of(i), &folded.issues)
         .await?;
-    if !batch.is_empty() {
-        match facts.commit(&batch, progress).await {
+    if !folded.facts.is_empty() {
+        match facts.commit(&folded.facts, progress).await {
             Ok(()) => {}
             // Another writer got in first; the caller re-reads the progress.
             Err(Error::Conflict(_)) => return Ok(None),
@@ -448,10 +442,10 @@ async fn refold_adopted_orphans(
     }
     state.clear_orphans(&adopted).await?;
     tracing::info!(
-        incidents = batch.len(),
+        incidents = folded.facts.len(),
         "folded incidents whose row appeared after their entries"
     );
-    Ok(Some(batch.len()))
+    Ok(Some(folded.facts.len()))
 }
 
 /// The incremental ETL, while this worker holds the lead.
@@ -549,37 +543,22 @@ async fn lead(
         let incidents = source.incidents(&touched).await?;
         let logs = source.logs(&touched).await?;
 
-        let mut batch = Vec::with_capacity(touched.len());
-        let mut issues: Vec<Issue> = Vec::new();
-        let mut accounts: HashMap<i64, i64> = HashMap::new();
-        for id in &touched {
-            let Some((account, log)) = logs.get(id) else {
-                continue;
-            };
-            accounts.insert(*id, *account);
-            match incidents.get(id) {
-                Some(row) => {
-                    let folded = fold(opts.metrics_version, row, log, &ctx);
-                    issues.extend(folded.issues);
-                    batch.push(folded.fact);
-                }
-                None => issues.extend(log.iter().map(|e| Issue {
-                    incident_id: *id,
-                    entry_id: e.id,
-                    reason: Reason::Orphan,
-                    detail: format!("incident {id} has no row in incidents"),
-                })),
-            }
-        }
+        let folded = fold_all(
+            opts.metrics_version,
+            touched.iter().copied(),
+            &incidents,
+            &logs,
+            &ctx,
+        );
         // Quarantine first: it is idempotent, so a crash before the facts commit only
         // repeats it; the facts commit then moves the progress past this batch.
         state
-            .quarantine(run_id, |i| accounts.get(&i).copied().unwrap_or(0), &issues)
+            .quarantine(run_id, |i| folded.account_of(i), &folded.issues)
             .await?;
         let now_s = chrono::Utc::now().timestamp();
         let next = advance(&progress, &seen, now_s, opts.gap_ttl.as_secs() as i64);
         check_lead()?;
-        match facts.commit(&batch, &next).await {
+        match facts.commit(&folded.facts, &next).await {
             Ok(()) => progress = next,
             Err(Error::Conflict(why)) => {
                 // Someone else committed first (compaction, or a worker that led before us):
@@ -593,11 +572,11 @@ async fn lead(
 
         summary.batches += 1;
         summary.entries_read += rows.len() as i64;
-        summary.incidents_written += batch.len() as i64;
+        summary.incidents_written += folded.facts.len() as i64;
         m.batches.inc();
         m.entries_read.inc_by(rows.len() as u64);
-        m.incidents_written.inc_by(batch.len() as u64);
-        for i in &issues {
+        m.incidents_written.inc_by(folded.facts.len() as u64);
+        for i in &folded.issues {
             *summary.quarantined.entry(i.reason.as_str()).or_default() += 1;
             crate::metrics::quarantined(i.reason.as_str(), 1);
         }

@@ -353,3 +353,54 @@ pub fn fold(
     issues.sort();
     Folded { fact, issues }
 }
+
+/// What folding a batch of incidents gave: facts rows, bad input, and each incident's
+/// account (for its quarantine records).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub facts: Vec<Fact>,
+    pub issues: Vec<Issue>,
+    pub accounts: std::collections::HashMap<i64, i64>,
+    /// Log entries folded (orphans included).
+    pub entries: u64,
+}
+
+impl Batch {
+    /// The account of an incident of the batch (0 if unknown).
+    pub fn account_of(&self, incident_id: i64) -> i64 {
+        self.accounts.get(&incident_id).copied().unwrap_or(0)
+    }
+}
+
+/// Folds each incident of `ids` that has a log, in the order given: a facts row where the
+/// incident has a row, every entry quarantined as an orphan where it has none.
+pub fn fold_all(
+    version: MetricsVersion,
+    ids: impl IntoIterator<Item = i64>,
+    incidents: &std::collections::HashMap<i64, IncidentRow>,
+    logs: &std::collections::HashMap<i64, (i64, Vec<Entry>)>,
+    ctx: &Context,
+) -> Batch {
+    let mut batch = Batch::default();
+    for id in ids {
+        let Some((account, log)) = logs.get(&id) else {
+            continue;
+        };
+        batch.entries += log.len() as u64;
+        batch.accounts.insert(id, *account);
+        match incidents.get(&id) {
+            Some(row) => {
+                let folded = fold(version, row, log, ctx);
+                batch.issues.extend(folded.issues);
+                batch.facts.push(folded.fact);
+            }
+            None => batch.issues.extend(log.iter().map(|e| Issue {
+                incident_id: id,
+                entry_id: e.id,
+                reason: Reason::Orphan,
+                detail: format!("incident {id} has no row in incidents"),
+            })),
+        }
+    }
+    batch
+}
