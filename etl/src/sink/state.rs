@@ -7,6 +7,16 @@ use mttx_migrations::{Location, Pool, Schema};
 use crate::transform::fold::Issue;
 use crate::{Error, Result};
 
+/// Runs the same query-building expression against either backend.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Postgres($p) => $body,
+            Pool::Sqlite($p) => $body,
+        }
+    };
+}
+
 /// The state database.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -70,28 +80,19 @@ impl State {
 
     /// Records the start of a run; returns its id.
     pub async fn start_run(&self, worker: &str, mode: &str, metrics_version: i32) -> Result<i64> {
-        const SQL_PG: &str = "INSERT INTO etl_runs (worker_id, mode, metrics_version) VALUES ($1, $2, $3) RETURNING id";
-        const SQL_LITE: &str =
-            "INSERT INTO etl_runs (worker_id, mode, metrics_version) VALUES (?, ?, ?) RETURNING id";
-        match &self.pool {
-            Pool::Postgres(pg) => {
-                sqlx::query_scalar(SQL_PG)
-                    .bind(worker)
-                    .bind(mode)
-                    .bind(metrics_version)
-                    .fetch_one(pg)
-                    .await
-            }
-            Pool::Sqlite(lite) => {
-                sqlx::query_scalar(SQL_LITE)
-                    .bind(worker)
-                    .bind(mode)
-                    .bind(metrics_version)
-                    .fetch_one(lite)
-                    .await
-            }
-        }
-        .map_err(err("recording the run"))
+        let sql = dialect(
+            &self.pool,
+            "INSERT INTO etl_runs (worker_id, mode, metrics_version) VALUES ($1, $2, $3) RETURNING id",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(worker)
+                .bind(mode)
+                .bind(metrics_version)
+                .fetch_one(p)
+                .await
+                .map_err(err("recording the run"))
+        })
     }
 
     /// Records how a run ended.
@@ -102,13 +103,13 @@ impl State {
         counts: &RunCounts,
         error: Option<&str>,
     ) -> Result<()> {
-        const SQL_PG: &str = "UPDATE etl_runs SET finished_at = now(), heartbeat_at = now(), status = $2, entries_read = $3, \
-             incidents_written = $4, quarantined = $5, facts_version = $6, error = $7 WHERE id = $1";
-        const SQL_LITE: &str = "UPDATE etl_runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), \
-             heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), status = ?2, entries_read = ?3, \
-             incidents_written = ?4, quarantined = ?5, facts_version = ?6, error = ?7 WHERE id = ?1";
-        match &self.pool {
-            Pool::Postgres(pg) => sqlx::query(SQL_PG)
+        let sql = dialect(
+            &self.pool,
+            "UPDATE etl_runs SET finished_at = {now}, heartbeat_at = {now}, status = $2, entries_read = $3, \
+             incidents_written = $4, quarantined = $5, facts_version = $6, error = $7 WHERE id = $1",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(run)
                 .bind(status)
                 .bind(counts.entries_read)
@@ -116,22 +117,11 @@ impl State {
                 .bind(counts.quarantined)
                 .bind(counts.facts_version)
                 .bind(error)
-                .execute(pg)
+                .execute(p)
                 .await
-                .map(drop),
-            Pool::Sqlite(lite) => sqlx::query(SQL_LITE)
-                .bind(run)
-                .bind(status)
-                .bind(counts.entries_read)
-                .bind(counts.incidents_written)
-                .bind(counts.quarantined)
-                .bind(counts.facts_version)
-                .bind(error)
-                .execute(lite)
-                .await
-                .map(drop),
-        }
-        .map_err(err("recording the end of the run"))
+                .map(drop)
+                .map_err(err("recording the end of the run"))
+        })
     }
 
     /// Upserts quarantine rows (one per incident, entry and reason).
@@ -141,47 +131,29 @@ impl State {
         account_of: impl Fn(i64) -> i64,
         issues: &[Issue],
     ) -> Result<()> {
-        const SQL_PG: &str = "INSERT INTO quarantine (account_id, incident_id, entry_id, reason, detail, run_id) \
+        let sql = dialect(
+            &self.pool,
+            "INSERT INTO quarantine (account_id, incident_id, entry_id, reason, detail, run_id) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (incident_id, entry_id, reason) \
-             DO UPDATE SET detail = EXCLUDED.detail, last_seen_at = now(), run_id = EXCLUDED.run_id";
-        const SQL_LITE: &str = "INSERT INTO quarantine (account_id, incident_id, entry_id, reason, detail, run_id) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, entry_id, reason) \
-             DO UPDATE SET detail = excluded.detail, last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), run_id = excluded.run_id";
+             DO UPDATE SET detail = excluded.detail, last_seen_at = {now}, run_id = excluded.run_id",
+        );
         let doing = "writing quarantine records";
-        match &self.pool {
-            Pool::Postgres(pg) => {
-                let mut tx = pg.begin().await.map_err(err(doing))?;
-                for i in issues {
-                    sqlx::query(SQL_PG)
-                        .bind(account_of(i.incident_id))
-                        .bind(i.incident_id)
-                        .bind(i.entry_id)
-                        .bind(i.reason.as_str())
-                        .bind(&i.detail)
-                        .bind(run)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err(doing))?;
-                }
-                tx.commit().await.map_err(err(doing))
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(err(doing))?;
+            for i in issues {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(account_of(i.incident_id))
+                    .bind(i.incident_id)
+                    .bind(i.entry_id)
+                    .bind(i.reason.as_str())
+                    .bind(&i.detail)
+                    .bind(run)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err(doing))?;
             }
-            Pool::Sqlite(lite) => {
-                let mut tx = lite.begin().await.map_err(err(doing))?;
-                for i in issues {
-                    sqlx::query(SQL_LITE)
-                        .bind(account_of(i.incident_id))
-                        .bind(i.incident_id)
-                        .bind(i.entry_id)
-                        .bind(i.reason.as_str())
-                        .bind(&i.detail)
-                        .bind(run)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err(doing))?;
-                }
-                tx.commit().await.map_err(err(doing))
-            }
-        }
+            tx.commit().await.map_err(err(doing))
+        })
     }
 
     /// Quarantine counts by reason.
@@ -237,16 +209,6 @@ fn dialect(pool: &Pool, sql: &str) -> String {
             lite
         }
     }
-}
-
-/// Runs the same query-building expression against either backend.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            Pool::Postgres($p) => $body,
-            Pool::Sqlite($p) => $body,
-        }
-    };
 }
 
 /// A piece of work held by one worker: the lease's `fence` grows at every change of owner,

@@ -114,6 +114,25 @@ fn lite_entry(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
     })
 }
 
+/// An incident row from a result row of `incidents_where`'s columns (the time decoded by the
+/// caller: PostgreSQL sends a timestamp, SQLite text).
+macro_rules! incident_row {
+    ($r:expr, $created_at:expr) => {
+        Ok(IncidentRow {
+            id: $r.try_get(0)?,
+            account_id: $r.try_get(1)?,
+            incident_number: $r.try_get(2)?,
+            service_id: $r.try_get(3)?,
+            escalation_policy_id: $r.try_get(4)?,
+            title: $r.try_get(5)?,
+            urgency: $r.try_get(6)?,
+            priority: $r.try_get(7)?,
+            status: $r.try_get(8)?,
+            created_at: $created_at,
+        })
+    };
+}
+
 /// Runs a `COPY … TO STDOUT` and gathers its output.
 async fn copy_out(pg: &sqlx::PgPool, sql: &str) -> Result<Vec<u8>, sqlx::Error> {
     use futures::TryStreamExt;
@@ -368,20 +387,7 @@ impl Source {
                 })
                 .await?;
                 rows.iter()
-                    .map(|r| {
-                        Ok(IncidentRow {
-                            id: r.try_get(0)?,
-                            account_id: r.try_get(1)?,
-                            incident_number: r.try_get(2)?,
-                            service_id: r.try_get(3)?,
-                            escalation_policy_id: r.try_get(4)?,
-                            title: r.try_get(5)?,
-                            urgency: r.try_get(6)?,
-                            priority: r.try_get(7)?,
-                            status: r.try_get(8)?,
-                            created_at: r.try_get(9)?,
-                        })
-                    })
+                    .map(|r| incident_row!(r, r.try_get(9)?))
                     .collect::<Result<_, sqlx::Error>>()
                     .map_err(|source| Error::Source {
                         doing: "decoding incidents",
@@ -399,18 +405,7 @@ impl Source {
                 rows.iter()
                     .map(|r| {
                         let created: String = r.try_get(9)?;
-                        Ok(IncidentRow {
-                            id: r.try_get(0)?,
-                            account_id: r.try_get(1)?,
-                            incident_number: r.try_get(2)?,
-                            service_id: r.try_get(3)?,
-                            escalation_policy_id: r.try_get(4)?,
-                            title: r.try_get(5)?,
-                            urgency: r.try_get(6)?,
-                            priority: r.try_get(7)?,
-                            status: r.try_get(8)?,
-                            created_at: parse_ts(&created)?,
-                        })
+                        incident_row!(r, parse_ts(&created)?)
                     })
                     .collect::<Result<_, sqlx::Error>>()
                     .map_err(|source| Error::Source {
