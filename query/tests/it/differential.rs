@@ -8,7 +8,7 @@ use mttx_fixtures::{Config, generate_into};
 use mttx_query::{Engine, GroupBy, Metrics, Period};
 use sqlx::PgPool;
 
-const ORACLE: &str = include_str!("../../../etl/tests/sql/facts.sql");
+pub const ORACLE: &str = include_str!("../../../etl/tests/sql/facts.sql");
 
 fn aggregate_sql(key: &str, extra: &str) -> String {
     // A responder key joins each incident to its acknowledgers.
@@ -246,6 +246,14 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
         }
     }
     assert!(compared > 100, "{compared}");
+
+    // The noisy-alerts view, in the New York weeks and in the UTC month.
+    let mut bursts = 0;
+    for account in [1_i64, 2] {
+        bursts += crate::noisy::check(&pool, &engine, account, &periods[0]).await;
+        bursts += crate::noisy::check(&pool, &engine, account, &periods[2]).await;
+    }
+    assert!(bursts >= 8, "only {bursts} bursts compared");
 
     // Weekly trend across New York's DST change: each ISO week in local time.
     let weeks = engine

@@ -1,0 +1,388 @@
+//! Noisy alerts: which services and alerts make the most incidents, which resolve
+//! themselves, which flap, and which come in bursts.
+//!
+//! Incidents are "similar" when their titles match once every word holding a digit is
+//! masked (hosts like `payments-07`, regions like `eu-west-1`, counts): see [`fingerprint`].
+//! The facts of the period are read once (six columns) and grouped here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use deltalake::datafusion::prelude::{cast, col};
+use serde::Serialize;
+
+use crate::{Engine, Error, Filters, Period, Result, facts_err};
+
+/// How the noisy-alerts view is cut.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoisyOptions {
+    /// Rows per list.
+    pub limit: usize,
+    /// An auto-resolved incident this short (seconds from trigger to resolve) is a flap.
+    pub flap_seconds: f64,
+    /// Similar incidents each within this many seconds of the previous form a burst...
+    pub burst_gap_seconds: i64,
+    /// ...of at least this many incidents.
+    pub burst_min: usize,
+    /// A service needs this many incidents to be ranked by its auto-resolve share.
+    pub share_min: i64,
+}
+
+impl Default for NoisyOptions {
+    fn default() -> Self {
+        Self {
+            limit: 10,
+            flap_seconds: 300.0,
+            burst_gap_seconds: 300,
+            burst_min: 3,
+            share_min: 5,
+        }
+    }
+}
+
+/// A service's or an alert's noise.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Noise {
+    /// The service id, or the title's fingerprint.
+    pub key: String,
+    /// The most recent title among its incidents.
+    pub example_title: String,
+    pub incident_count: i64,
+    pub auto_resolved_count: i64,
+    pub auto_resolved_share: f64,
+    /// Auto-resolved within `flap_seconds` of the trigger.
+    pub flapping_count: i64,
+    pub service_ids: Vec<i64>,
+}
+
+/// Similar incidents in quick succession.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Burst {
+    pub fingerprint: String,
+    pub example_title: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub incident_count: i64,
+    pub first_incident_id: i64,
+    pub service_ids: Vec<i64>,
+}
+
+/// The noisy-alerts view of a period.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Noisy {
+    /// Services with the most incidents.
+    pub services: Vec<Noise>,
+    /// Alerts (title fingerprints) with the most incidents.
+    pub titles: Vec<Noise>,
+    /// Services with the highest auto-resolve share (at least `share_min` incidents).
+    pub auto_resolving: Vec<Noise>,
+    /// Services with the most flaps (at least two).
+    pub flapping: Vec<Noise>,
+    /// The largest bursts.
+    pub bursts: Vec<Burst>,
+}
+
+/// The title with every whitespace-separated word that holds a digit replaced by `#`,
+/// lower-cased: "Disk full on db-03 (eu-west-1)" → "disk full on # #".
+pub fn fingerprint(title: &str) -> String {
+    title
+        .split_whitespace()
+        .map(|w| {
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                "#".to_owned()
+            } else {
+                w.to_lowercase()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct Incident {
+    id: i64,
+    service: i64,
+    title: String,
+    created: i64,
+    auto: bool,
+    resolve: Option<f64>,
+}
+
+#[derive(Default)]
+struct Tally {
+    count: i64,
+    auto: i64,
+    flaps: i64,
+    services: BTreeSet<i64>,
+    /// (created, id, title) of the latest incident.
+    latest: (i64, i64, String),
+}
+
+impl Tally {
+    fn add(&mut self, i: &Incident, flap: bool) {
+        self.count += 1;
+        self.auto += i64::from(i.auto);
+        self.flaps += i64::from(flap);
+        self.services.insert(i.service);
+        if (i.created, i.id) > (self.latest.0, self.latest.1) {
+            self.latest = (i.created, i.id, i.title.clone());
+        }
+    }
+
+    fn noise(&self, key: String) -> Noise {
+        Noise {
+            key,
+            example_title: self.latest.2.clone(),
+            incident_count: self.count,
+            auto_resolved_count: self.auto,
+            auto_resolved_share: self.auto as f64 / self.count.max(1) as f64,
+            flapping_count: self.flaps,
+            service_ids: self.services.iter().copied().collect(),
+        }
+    }
+}
+
+fn micros(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t).unwrap_or_default()
+}
+
+impl Engine {
+    /// The noisy-alerts view of `account`'s incidents created in `period`.
+    pub async fn noisy(
+        &self,
+        account: i64,
+        period: &Period,
+        filters: &Filters,
+        options: &NoisyOptions,
+    ) -> Result<Noisy> {
+        let (from, to) = period.instants();
+        let batches = self
+            .incidents(account, from, to, filters)
+            .await?
+            .select(vec![
+                col("incident_id"),
+                col("service_id"),
+                cast(col("title"), DataType::Utf8),
+                col("created_at"),
+                col("auto_resolved"),
+                col("seconds_to_resolve"),
+            ])
+            .map_err(facts_err("listing noisy alerts"))?
+            .collect()
+            .await
+            .map_err(facts_err("listing noisy alerts"))?;
+        let mut incidents = Vec::new();
+        for b in &batches {
+            let column = |i: usize| b.column(i);
+            let (Some(ids), Some(services), Some(titles), Some(created), Some(auto), Some(res)) = (
+                column(0).as_primitive_opt::<Int64Type>(),
+                column(1).as_primitive_opt::<Int64Type>(),
+                column(2).as_string_opt::<i32>(),
+                column(3).as_primitive_opt::<TimestampMicrosecondType>(),
+                column(4).as_boolean_opt(),
+                column(5).as_primitive_opt::<Float64Type>(),
+            ) else {
+                return Err(Error::Facts {
+                    doing: "listing noisy alerts",
+                    source: Box::new(std::io::Error::other(format!(
+                        "unexpected column types {:?}",
+                        b.schema()
+                    ))),
+                });
+            };
+            for r in 0..b.num_rows() {
+                incidents.push(Incident {
+                    id: ids.value(r),
+                    service: services.value(r),
+                    title: titles.value(r).to_owned(),
+                    created: created.value(r),
+                    auto: !auto.is_null(r) && auto.value(r),
+                    resolve: (!res.is_null(r)).then(|| res.value(r)),
+                });
+            }
+        }
+        Ok(noisy(incidents, options))
+    }
+}
+
+fn noisy(incidents: Vec<Incident>, o: &NoisyOptions) -> Noisy {
+    let flap = |i: &Incident| i.auto && i.resolve.is_some_and(|s| s <= o.flap_seconds);
+    let mut by_service: BTreeMap<i64, Tally> = BTreeMap::new();
+    let mut by_print: HashMap<String, Tally> = HashMap::new();
+    let mut prints = Vec::with_capacity(incidents.len());
+    for i in &incidents {
+        let f = flap(i);
+        by_service.entry(i.service).or_default().add(i, f);
+        let p = fingerprint(&i.title);
+        by_print.entry(p.clone()).or_default().add(i, f);
+        prints.push(p);
+    }
+    let top = |mut v: Vec<Noise>, rank: &dyn Fn(&Noise, &Noise) -> std::cmp::Ordering| {
+        v.sort_by(|a, b| rank(a, b).then_with(|| a.key.cmp(&b.key)));
+        v.truncate(o.limit);
+        v
+    };
+    let services: Vec<Noise> = by_service
+        .iter()
+        .map(|(s, t)| t.noise(s.to_string()))
+        .collect();
+    let by_count = |a: &Noise, b: &Noise| b.incident_count.cmp(&a.incident_count);
+    let titles = top(
+        by_print.iter().map(|(p, t)| t.noise(p.clone())).collect(),
+        &by_count,
+    );
+    let auto_resolving = top(
+        services
+            .iter()
+            .filter(|n| n.incident_count >= o.share_min && n.auto_resolved_count > 0)
+            .cloned()
+            .collect(),
+        &|a, b| {
+            b.auto_resolved_share
+                .total_cmp(&a.auto_resolved_share)
+                .then(b.incident_count.cmp(&a.incident_count))
+        },
+    );
+    let flapping = top(
+        services
+            .iter()
+            .filter(|n| n.flapping_count >= 2)
+            .cloned()
+            .collect(),
+        &|a, b| b.flapping_count.cmp(&a.flapping_count),
+    );
+    let services = top(services, &by_count);
+
+    // Bursts: per fingerprint in time order, a new burst starts after a gap longer than
+    // `burst_gap_seconds`.
+    let mut order: Vec<usize> = (0..incidents.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&prints[a], incidents[a].created, incidents[a].id).cmp(&(
+            &prints[b],
+            incidents[b].created,
+            incidents[b].id,
+        ))
+    });
+    let gap = o.burst_gap_seconds.saturating_mul(1_000_000);
+    let mut bursts = Vec::new();
+    let mut run: Vec<usize> = Vec::new();
+    let close = |run: &mut Vec<usize>, bursts: &mut Vec<Burst>| {
+        if run.len() >= o.burst_min.max(1)
+            && let (Some(&first), Some(&last)) = (run.first(), run.last())
+        {
+            let services: BTreeSet<i64> = run.iter().map(|&i| incidents[i].service).collect();
+            bursts.push(Burst {
+                fingerprint: prints[first].clone(),
+                example_title: incidents[first].title.clone(),
+                started_at: micros(incidents[first].created),
+                ended_at: micros(incidents[last].created),
+                incident_count: run.len() as i64,
+                first_incident_id: incidents[first].id,
+                service_ids: services.into_iter().collect(),
+            });
+        }
+        run.clear();
+    };
+    for &i in &order {
+        if let Some(&prev) = run.last()
+            && (prints[prev] != prints[i] || incidents[i].created - incidents[prev].created > gap)
+        {
+            close(&mut run, &mut bursts);
+        }
+        run.push(i);
+    }
+    close(&mut run, &mut bursts);
+    bursts.sort_by(|a, b| {
+        b.incident_count
+            .cmp(&a.incident_count)
+            .then(a.started_at.cmp(&b.started_at))
+            .then(a.first_incident_id.cmp(&b.first_incident_id))
+    });
+    bursts.truncate(o.limit);
+    Noisy {
+        services,
+        titles,
+        auto_resolving,
+        flapping,
+        bursts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn at(minute: i64) -> i64 {
+        1_790_000_000_000_000 + minute * 60_000_000
+    }
+
+    fn incident(id: i64, service: i64, title: &str, minute: i64, resolve: Option<f64>) -> Incident {
+        Incident {
+            id,
+            service,
+            title: title.into(),
+            created: at(minute),
+            auto: resolve.is_some(),
+            resolve,
+        }
+    }
+
+    #[test]
+    fn fingerprints_mask_words_with_digits() {
+        assert_eq!(
+            fingerprint("Disk  full on db-03 (eu-west-1)"),
+            "disk full on # #"
+        );
+        assert_eq!(fingerprint("Checkout API down"), "checkout api down");
+        assert_eq!(fingerprint(""), "");
+    }
+
+    /// A hand-worked case: a burst of 4 across two services (gaps 1, 4, 5 min), then a
+    /// similar incident 6 minutes later (too late), a pair (too small), flaps on service 7.
+    #[test]
+    fn hand_worked() {
+        let o = NoisyOptions::default();
+        let v = vec![
+            incident(1, 7, "Disk full on db-01", 0, Some(60.0)),
+            incident(2, 8, "Disk full on db-02", 1, Some(120.0)),
+            incident(3, 7, "Disk full on db-03", 5, Some(400.0)),
+            incident(4, 7, "disk full on db-04", 10, None),
+            incident(5, 7, "Disk full on db-05", 16, Some(30.0)),
+            incident(6, 9, "Checkout down", 100, None),
+            incident(7, 9, "Checkout down", 101, None),
+        ];
+        let n = noisy(v, &o);
+        assert_eq!(n.bursts.len(), 1);
+        let b = &n.bursts[0];
+        assert_eq!(
+            (b.incident_count, b.first_incident_id, b.service_ids.clone()),
+            (4, 1, vec![7, 8])
+        );
+        assert_eq!(b.fingerprint, "disk full on #");
+        assert_eq!((b.ended_at - b.started_at).num_minutes(), 10);
+        // Service 7: 4 incidents, 3 auto-resolved (60 s, 400 s, 30 s), 2 flaps (≤ 300 s).
+        assert_eq!(n.services[0].key, "7");
+        assert_eq!(
+            (
+                n.services[0].incident_count,
+                n.services[0].auto_resolved_count,
+                n.services[0].flapping_count
+            ),
+            (4, 3, 2)
+        );
+        assert_eq!(n.services[0].example_title, "Disk full on db-05");
+        assert_eq!(
+            n.services.iter().map(|s| &s.key[..]).collect::<Vec<_>>(),
+            ["7", "9", "8"]
+        );
+        assert_eq!(n.titles[0].key, "disk full on #");
+        assert_eq!(n.titles[0].incident_count, 5);
+        // Share ranking needs 5 incidents: no service has them.
+        assert!(n.auto_resolving.is_empty());
+        assert_eq!(n.flapping.len(), 1);
+        assert_eq!(n.flapping[0].key, "7");
+    }
+}
