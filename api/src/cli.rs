@@ -69,6 +69,10 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "MTTX_LISTEN")]
         listen: std::net::SocketAddr,
+        /// Memory for cached answers, in MiB (0: compute every answer). Answers are keyed
+        /// by account, parameters and facts table version, so none is ever stale.
+        #[arg(long, default_value_t = 256, env = "MTTX_CACHE_MIB")]
+        cache_mib: u64,
     },
     /// The embedded demo: a sample replica in SQLite (made if absent), the ETL, a token for
     /// account 1, and the API on --listen. No PostgreSQL needed.
@@ -234,13 +238,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("token `{name}` for account {account}; it is shown only now:");
             println!("{token}");
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, cache_mib } => {
             let state = location("state", &cli.places.state)?;
             ensure_parent(&state)?;
             let state = mttx_etl::sink::state::State::open(&state).await?;
             let source =
                 mttx_etl::source::Source::open(&location("source", &cli.places.source)?, 4).await?;
-            serve(&cli.places.facts, state, source, listen).await?;
+            serve(&cli.places.facts, state, source, listen, cache_mib << 20).await?;
         }
         Command::Demo { listen, incidents } => demo(&cli.places, listen, incidents).await?,
         Command::Fixtures { command } => {
@@ -358,11 +362,14 @@ async fn serve(
     state: mttx_etl::sink::state::State,
     source: mttx_etl::source::Source,
     listen: std::net::SocketAddr,
+    cache_bytes: u64,
 ) -> anyhow::Result<()> {
-    let app = crate::server::App::open(facts, state, Some(source)).await?;
+    let app = crate::server::App::open(facts, state, Some(source), cache_bytes).await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
-    tracing::info!("serving the report API at http://{bound}/api/v1/reports/incidents");
+    tracing::info!(
+        "serving the report API at http://{bound}/api/v1/reports/incidents (document: /openapi.json)"
+    );
     eprintln!("listening on http://{bound}");
     tokio::select! {
         _ = stop_signal() => {}
@@ -409,7 +416,13 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
     .await?;
     eprintln!("etl into {}\n{summary}", facts.uri());
     let token = state.create_token(1, "demo", Some(30 * 86_400)).await?;
-    let app = crate::server::App::open(&places.facts, state, Some(replica)).await?;
+    let app = crate::server::App::open(
+        &places.facts,
+        state,
+        Some(replica),
+        crate::server::CACHE_BYTES,
+    )
+    .await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
     let today = Utc::now().date_naive();

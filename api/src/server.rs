@@ -6,24 +6,37 @@
 //! `/healthz` and `/metrics` need no token. Every error is JSON with a message that says
 //! what to fix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State as AxState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mttx_etl::sink::state::{State, TokenCheck};
 use mttx_etl::source::Source;
-use mttx_query::{Compared, Engine, Filters, GroupBy, Page, Period, Row, Sort};
-use serde_json::{Value, json};
+use mttx_query::{Compared, Engine, Filters, GroupBy, NoisyOptions, Page, Period, Row, Sort};
+use serde::Serialize;
 use tokio::sync::RwLock;
+use utoipa::OpenApi;
+
+use crate::cache::{Answers, Tokens};
+use crate::openapi::{
+    Accepted, ApiDoc, BucketBody, ComparedBody, DetailBody, ErrorBody, ErrorDetail, FilterParams,
+    IncidentsBody, NoisyBody, NoisyParams, PageParams, PeriodBody, PeriodParams, ReportBody,
+    ReportParams, RowBody,
+};
 
 /// The longest period a report may cover.
 pub const MAX_DAYS: u64 = 400;
+
+/// The default size of the answer cache.
+pub const CACHE_BYTES: u64 = 256 << 20;
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -32,6 +45,9 @@ pub struct App {
     state: State,
     /// The replica, for incident timelines (None: detail without timeline).
     source: Option<Source>,
+    answers: Answers,
+    tokens: Tokens,
+    accepted: Accepted,
 }
 
 /// An error as the API answers it.
@@ -40,7 +56,12 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "status": self.0.as_u16(), "message": self.1 } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                status: self.0.as_u16(),
+                message: self.1,
+            },
+        };
         (self.0, axum::Json(body)).into_response()
     }
 }
@@ -50,17 +71,23 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 impl App {
-    /// Opens the facts table for serving.
+    /// Opens the facts table for serving, with an answer cache of `cache_bytes` (0: none).
     pub async fn open(
         facts: &str,
         state: State,
         source: Option<Source>,
+        cache_bytes: u64,
     ) -> anyhow::Result<Arc<Self>> {
-        let engine = Engine::open(facts).await?;
+        // Registers the object stores compiled in, or says which feature a URL needs.
+        let url = mttx_etl::sink::delta::table_url(facts)?;
+        let engine = Engine::open(url.as_str()).await?;
         Ok(Arc::new(Self {
             engine: RwLock::new(engine),
             state,
             source,
+            answers: Answers::new(cache_bytes),
+            tokens: Tokens::default(),
+            accepted: crate::openapi::accepted(),
         }))
     }
 
@@ -82,18 +109,21 @@ impl App {
 /// The API's routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route("/api/v1/reports/incidents", get(report))
+        .route("/api/v1/reports/noisy", get(noisy))
         .route("/api/v1/incidents", get(drilldown))
         .route("/api/v1/incidents/{id}", get(detail))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError(
                 StatusCode::NOT_FOUND,
-                format!("there is nothing at {uri}; reports are at /api/v1/reports/incidents"),
+                format!("there is nothing at {uri}; the endpoints are listed at /openapi.json"),
             )
         })
         .with_state(app)
+        .layer(axum::middleware::from_fn(crate::http_metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -120,14 +150,26 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-async fn metrics() -> impl IntoResponse {
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The server is up", body = String)))]
+pub(crate) async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// Prometheus counters of the server (and of an ETL in the same process).
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String)))]
+pub(crate) async fn metrics() -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        mttx_etl::metrics::render(),
+        crate::http_metrics::render(),
     )
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
 }
 
 /// The account of the request's bearer token.
@@ -144,7 +186,17 @@ async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| unauthorized("the Authorization header must read `Bearer <token>`"))?;
-    match app.state.check_token(token).await {
+    let check = match app.tokens.get(token) {
+        Some(c) => Ok(c),
+        None => app.state.check_token(token).await.inspect(|c| {
+            // A token not known now may be created in a moment: only outcomes that last
+            // are kept.
+            if *c != TokenCheck::Unknown {
+                app.tokens.put(token, *c);
+            }
+        }),
+    };
+    match check {
         Ok(TokenCheck::Account(a)) => Ok(a),
         Ok(TokenCheck::Unknown) => Err(unauthorized(
             "this token is not known; create one with `mttx token create`",
@@ -165,29 +217,26 @@ async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
     }
 }
 
-const PERIOD_PARAMS: [&str; 3] = ["from", "to", "tz"];
-const FILTER_PARAMS: [&str; 7] = [
-    "team",
-    "service",
-    "escalation_policy",
-    "responder",
-    "urgency",
-    "priority",
-    "major",
-];
+/// The query string's parameters (percent-decoded; bytes that are not UTF-8 become U+FFFD).
+/// A parameter given twice is refused rather than silently picked.
+fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let mut params = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(bad(format!(
+                "`{k}` is given twice: give each parameter once"
+            )));
+        }
+    }
+    Ok(params)
+}
 
-/// Refuses parameters the endpoint does not know, naming the ones it does.
-fn known(params: &HashMap<String, String>, extra: &[&str]) -> Result<(), ApiError> {
-    let all: Vec<&str> = PERIOD_PARAMS
-        .iter()
-        .chain(FILTER_PARAMS.iter())
-        .chain(extra)
-        .copied()
-        .collect();
-    match params.keys().find(|k| !all.contains(&k.as_str())) {
+/// Refuses parameters the endpoint does not declare, naming the ones it does.
+fn known(params: &HashMap<String, String>, accepted: &[String]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !accepted.contains(k)) {
         Some(k) => Err(bad(format!(
             "unknown parameter `{k}`: use {}",
-            all.join(", ")
+            accepted.join(", ")
         ))),
         None => Ok(()),
     }
@@ -270,38 +319,115 @@ fn date(params: &HashMap<String, String>, name: &str) -> Result<chrono::NaiveDat
         .map_err(|_| bad(format!("`{name}` = `{v}` is not a date like 2026-10-26")))
 }
 
-fn compared_json(c: &Compared, norm: Option<Option<f64>>) -> Value {
-    let mut v = json!({
-        "value": c.value, "previous": c.previous, "delta": c.delta, "delta_ratio": c.delta_ratio,
-    });
-    if let Some(norm) = norm {
-        v["norm"] = json!(norm);
+fn compared_body(c: &Compared, norm: Option<Option<f64>>) -> ComparedBody {
+    ComparedBody {
+        value: c.value,
+        previous: c.previous,
+        delta: c.delta,
+        delta_ratio: c.delta_ratio,
+        norm,
     }
-    v
 }
 
-fn row_json(row: &Row, norm: Option<&Row>) -> Value {
+fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
     let norms: HashMap<&str, Option<f64>> = norm
         .map(|n| n.current.values().into_iter().collect())
         .unwrap_or_default();
-    let metrics: serde_json::Map<String, Value> = row
+    let metrics = row
         .compared()
         .into_iter()
         .map(|(name, c)| {
             let n = norm.map(|_| norms.get(name).copied().flatten());
-            (name.to_owned(), compared_json(&c, n))
+            (name.to_owned(), compared_body(&c, n))
         })
         .collect();
-    json!({ "key": row.key, "metrics": metrics })
+    RowBody {
+        key: row.key.clone(),
+        metrics,
+    }
 }
 
-async fn report(
+fn period_body(p: &Period) -> PeriodBody {
+    PeriodBody {
+        from: p.from,
+        to: p.to,
+        tz: p.tz.name().to_owned(),
+    }
+}
+
+/// A JSON answer, and whether it came from the cache.
+fn json_response(body: Bytes, hit: bool) -> Response {
+    crate::http_metrics::cache(hit);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::HeaderName::from_static("x-mttx-cache"),
+                HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+        tracing::error!(error = %e, "encoding an answer failed");
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the answer could not be encoded; the server log says why".into(),
+        )
+    })
+}
+
+/// Answers from the cache when the same account asked the same of the same table version;
+/// otherwise computes with `make` (under the same engine read lock, so the version in the
+/// key is the version of the answer) and keeps the answer.
+async fn cached<T, F>(
+    app: &App,
+    endpoint: &str,
+    account: i64,
+    params: &HashMap<String, String>,
+    make: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: AsyncFnOnce(&Engine) -> Result<T, ApiError>,
+{
+    let engine = app.engine.read().await;
+    let key = Answers::key(endpoint, account, engine.version(), params);
+    if let Some(body) = app.answers.get(&key) {
+        return Ok(json_response(body, true));
+    }
+    let body = to_json(&make(&engine).await?)?;
+    app.answers.put(key, body.clone());
+    Ok(json_response(body, false))
+}
+
+/// A report of the period against the previous period of equal length.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/incidents",
+    tag = "reports",
+    params(PeriodParams, FilterParams, ReportParams),
+    responses(
+        (status = 200, description = "The period's metrics, breakdown and trend", body = ReportBody),
+        (status = 400, description = "A parameter to fix", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn report(
     AxState(app): AxState<Arc<App>>,
     headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<axum::Json<Value>, ApiError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let account = account(&app, &headers).await?;
-    known(&params, &["group_by", "unit"])?;
+    let params = query_params(query.as_deref())?;
+    known(&params, &app.accepted.report)?;
     let period = period(&params)?;
     let filters = filters(&params)?;
     let group_by = params
@@ -314,57 +440,157 @@ async fn report(
         .map(|u| u.parse::<mttx_query::Unit>())
         .transpose()
         .map_err(|e| bad(e.to_string()))?;
-    let engine = app.engine.read().await;
-    let report = engine
-        .report(account, &period, group_by, &filters)
-        .await
-        .map_err(engine_error)?;
-    let buckets: Option<Vec<Value>> = match unit {
-        None => None,
-        Some(unit) => Some(
-            engine
-                .trend(account, &period, unit, &filters)
-                .await
-                .map_err(engine_error)?
-                .into_iter()
-                .map(|(start, m)| {
-                    let values: serde_json::Map<String, Value> = m
-                        .values()
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), json!(v)))
-                        .collect();
-                    json!({ "start": start, "metrics": values })
-                })
+    cached(&app, "report", account, &params, async |engine: &Engine| {
+        let report = engine
+            .report(account, &period, group_by, &filters)
+            .await
+            .map_err(engine_error)?;
+        let buckets = match unit {
+            None => None,
+            Some(unit) => Some(
+                engine
+                    .trend(account, &period, unit, &filters)
+                    .await
+                    .map_err(engine_error)?
+                    .into_iter()
+                    .map(|(start, m)| BucketBody {
+                        start,
+                        metrics: m
+                            .values()
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect::<BTreeMap<_, _>>(),
+                    })
+                    .collect(),
+            ),
+        };
+        Ok(ReportBody {
+            account_id: account,
+            period: period_body(&period),
+            previous_period: period_body(&period.previous()),
+            facts_version: engine.version(),
+            total: row_body(&report.account, None),
+            group_by: report.group_by,
+            groups: report
+                .groups
+                .iter()
+                .map(|g| row_body(g, Some(&report.account)))
                 .collect(),
-        ),
+            unit,
+            buckets,
+        })
+    })
+    .await
+}
+
+/// A number from 1 up to `max`, or the default.
+fn bounded(
+    params: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{name}` = `{v}`: use a whole number from {min} to {max}"
+                ))
+            }),
+    }
+}
+
+/// Noisy alerts: the services and alerts with the most incidents, the highest auto-resolve
+/// share, the most flapping, and bursts of similar incidents (titles equal once words with
+/// digits are masked) within minutes, on one service or several.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/noisy",
+    tag = "reports",
+    params(PeriodParams, FilterParams, NoisyParams),
+    responses(
+        (status = 200, description = "The noisy-alerts view", body = NoisyBody),
+        (status = 400, description = "A parameter to fix", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn noisy(
+    AxState(app): AxState<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let account = account(&app, &headers).await?;
+    let params = query_params(query.as_deref())?;
+    known(&params, &app.accepted.noisy)?;
+    let period = period(&params)?;
+    let filters = filters(&params)?;
+    let defaults = NoisyOptions::default();
+    let flap_seconds = match params.get("flap_seconds") {
+        None => defaults.flap_seconds,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))
+            .ok_or_else(|| {
+                bad(format!(
+                    "`flap_seconds` = `{v}`: use seconds from 0 to 86400"
+                ))
+            })?,
     };
-    let previous = period.previous();
-    let groups: Vec<Value> = report
-        .groups
-        .iter()
-        .map(|g| row_json(g, Some(&report.account)))
-        .collect();
-    Ok(axum::Json(json!({
-        "account_id": account,
-        "period": { "from": period.from, "to": period.to, "tz": period.tz.name() },
-        "previous_period": { "from": previous.from, "to": previous.to, "tz": period.tz.name() },
-        "facts_version": engine.version(),
-        "total": row_json(&report.account, None),
-        "group_by": report.group_by,
-        "groups": groups,
-        "unit": unit,
-        "buckets": buckets,
-    })))
+    let options = NoisyOptions {
+        limit: bounded(&params, "limit", defaults.limit as u64, 1, 100)? as usize,
+        flap_seconds,
+        burst_gap_seconds: 60
+            * bounded(
+                &params,
+                "burst_minutes",
+                (defaults.burst_gap_seconds / 60) as u64,
+                1,
+                1440,
+            )? as i64,
+        burst_min: bounded(&params, "burst_min", defaults.burst_min as u64, 2, 10_000)? as usize,
+        share_min: defaults.share_min,
+    };
+    cached(&app, "noisy", account, &params, async |engine: &Engine| {
+        let view = engine
+            .noisy(account, &period, &filters, &options)
+            .await
+            .map_err(engine_error)?;
+        Ok(NoisyBody {
+            account_id: account,
+            period: period_body(&period),
+            facts_version: engine.version(),
+            view,
+        })
+    })
+    .await
 }
 
 /// The incidents behind a number: same period and filters, sorted, keyset paged.
-async fn drilldown(
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(PeriodParams, FilterParams, PageParams),
+    responses(
+        (status = 200, description = "A page of incidents", body = IncidentsBody),
+        (status = 400, description = "A parameter to fix", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn drilldown(
     AxState(app): AxState<Arc<App>>,
     headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<axum::Json<Value>, ApiError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let account = account(&app, &headers).await?;
-    known(&params, &["sort", "after", "limit"])?;
+    let params = query_params(query.as_deref())?;
+    known(&params, &app.accepted.drilldown)?;
     let period = period(&params)?;
     let filters = filters(&params)?;
     let sort_text = params.get("sort").map_or("-created_at", String::as_str);
@@ -382,45 +608,57 @@ async fn drilldown(
             )));
         }
     };
-    let limit = match params.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| bad(format!("`limit` = `{l}`: use a number from 1 to 1000")))?,
-    };
     let page = Page {
         sort,
         descending,
-        limit,
+        limit: bounded(&params, "limit", 50, 1, 1000)? as usize,
         after: params.get("after").cloned(),
     };
-    let engine = app.engine.read().await;
-    let found = engine
-        .drilldown(account, &period, &filters, &page)
-        .await
-        .map_err(engine_error)?;
-    Ok(axum::Json(json!({
-        "account_id": account,
-        "facts_version": engine.version(),
-        "incidents": found.facts,
-        "next": found.next,
-    })))
+    cached(
+        &app,
+        "incidents",
+        account,
+        &params,
+        async |engine: &Engine| {
+            let found = engine
+                .drilldown(account, &period, &filters, &page)
+                .await
+                .map_err(engine_error)?;
+            Ok(IncidentsBody {
+                account_id: account,
+                facts_version: engine.version(),
+                incidents: found.facts,
+                next: found.next,
+            })
+        },
+    )
+    .await
 }
 
 /// One incident: its facts and its log timeline from the replica. 404 for any incident
 /// that is not the token's account's.
-async fn detail(
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "The incident id")),
+    responses(
+        (status = 200, description = "The incident's facts and timeline", body = DetailBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such incident in the token's account", body = ErrorBody),
+    )
+)]
+pub(crate) async fn detail(
     AxState(app): AxState<Arc<App>>,
     headers: HeaderMap,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<DetailBody>, ApiError> {
     let account = account(&app, &headers).await?;
+    let id = id.map_or_else(|_| String::new(), |Path(id)| id);
     let not_found = || {
         ApiError(
             StatusCode::NOT_FOUND,
-            format!("no incident {id} in this account"),
+            format!("no incident `{id}` in this account (ids are whole numbers)"),
         )
     };
     let id: i64 = id.parse().map_err(|_| not_found())?;
@@ -443,9 +681,12 @@ async fn detail(
             })?;
             let mut entries = logs.remove(&id).map(|(_, e)| e).unwrap_or_default();
             entries.sort_by_key(|e| (e.created_at, e.id));
-            json!(entries)
+            Some(entries)
         }
-        None => Value::Null,
+        None => None,
     };
-    Ok(axum::Json(json!({ "facts": fact, "timeline": timeline })))
+    Ok(axum::Json(DetailBody {
+        facts: fact,
+        timeline,
+    }))
 }

@@ -18,7 +18,7 @@ pub type Ts = DateTime<Utc>;
 
 /// One incident's facts (one row of the facts table). The definitions are documented on the
 /// fold (`mttx_etl::transform::fold`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Fact {
     pub account_id: i64,
     pub incident_id: i64,
@@ -31,9 +31,12 @@ pub struct Fact {
     pub status: String,
     pub escalation_policy_id: Option<i64>,
     pub team_id: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Ts,
     pub created_at_from_incident_row: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub acknowledged_at: Option<Ts>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Ts>,
     pub seconds_to_first_ack: Option<f64>,
     pub seconds_to_resolve: Option<f64>,

@@ -15,6 +15,9 @@ use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, avg, count,
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col, lit, when};
 use serde::Serialize;
 
+pub mod noisy;
+pub use noisy::{Burst, Noise, Noisy, NoisyOptions};
+
 /// Errors of the query engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,7 +44,7 @@ fn facts_err<E: std::error::Error + Send + Sync + 'static>(
 }
 
 /// What a breakdown groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     Team,
@@ -239,7 +242,7 @@ impl Period {
 }
 
 /// The aggregates of DESIGN.md over a set of incidents.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Metrics {
     pub incident_count: i64,
     pub acknowledged_count: i64,
@@ -292,7 +295,7 @@ impl Metrics {
 
 /// A value beside its previous period's: delta = value − previous, ratio = delta / previous
 /// (None where the previous value is None or 0).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Compared {
     pub value: Option<f64>,
     pub previous: Option<f64>,
@@ -630,7 +633,7 @@ impl Engine {
 }
 
 /// The bucket of a trend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Day,

@@ -15,7 +15,12 @@ use serde_json::Value;
 
 use crate::common::scratch;
 
-fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+/// One GET over a fresh connection: status, headers (lower-case names), body.
+fn request(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
@@ -23,13 +28,25 @@ fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
         "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
     let status: u16 = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+    let (status, _, body) = request(addr, path, token);
     (
         status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
     )
 }
 
@@ -43,9 +60,20 @@ fn assert_near(v: &Value, want: f64) {
 
 const WEEK: &str = "/api/v1/reports/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_report_api_serves_each_account_its_own_numbers() {
-    let dir = scratch("api");
+/// A server over the golden set, with tokens of accounts 1 and 2 and a revoked one.
+struct Served {
+    addr: SocketAddr,
+    one: String,
+    two: String,
+    revoked: String,
+    dir: std::path::PathBuf,
+    replica: Location,
+    facts: String,
+    app: std::sync::Arc<App>,
+}
+
+async fn golden_server(name: &str) -> Served {
+    let dir = scratch(name);
     let replica = Location::Sqlite(dir.join("replica.sqlite"));
     load_dataset(&golden::dataset().unwrap(), &replica, false)
         .await
@@ -71,12 +99,35 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
+        mttx_api::server::CACHE_BYTES,
     )
     .await
     .unwrap();
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app))
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app.clone()))
         .await
         .unwrap();
+    Served {
+        addr,
+        one,
+        two,
+        revoked,
+        dir,
+        replica,
+        facts,
+        app,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_api_serves_each_account_its_own_numbers() {
+    let Served {
+        addr,
+        one,
+        two,
+        revoked,
+        dir,
+        ..
+    } = golden_server("api").await;
 
     let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/healthz", None))
         .await
@@ -201,9 +252,9 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
     assert_near(&body["total"]["metrics"]["incident_count"]["value"], 1.0);
 
     // Drilldown: week 44 holds incidents 5-10; pages of 4 by creation time.
-    let list =
-        "/api/v1/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin&sort=created_at&limit=4";
-    let (status, body) = call(list.into(), Some(one.clone())).await.unwrap();
+    let week = "/api/v1/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin&limit=4";
+    let list = format!("{week}&sort=created_at");
+    let (status, body) = call(list.clone(), Some(one.clone())).await.unwrap();
     assert_eq!(status, 200, "{body}");
     let ids = |b: &Value| -> Vec<i64> {
         b["incidents"]
@@ -228,7 +279,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         .collect();
     by_time.sort();
     assert_eq!(all, by_time.iter().map(|p| p.1).collect::<Vec<_>>());
-    let (status, body) = call(format!("{list}&sort=-time_to_resolve"), Some(one.clone()))
+    let (status, body) = call(format!("{week}&sort=-time_to_resolve"), Some(one.clone()))
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
@@ -279,7 +330,298 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("/api/v1/reports/incidents")
+            .contains("/openapi.json")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The OpenAPI document names every endpoint and parameter the server takes; answers are
+/// cached per account and table version and new facts are served within seconds; the
+/// noisy-alerts view keeps to the account; no input makes a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_cache_freshness_noise_and_no_500() {
+    let served = golden_server("api-more").await;
+    let (addr, one, two) = (served.addr, served.one.clone(), served.two.clone());
+    let call = move |path: String, token: Option<String>| {
+        tokio::task::spawn_blocking(move || request(addr, &path, token.as_deref()))
+    };
+
+    // The document: every endpoint of DESIGN.md, bearer security, and each parameter it
+    // declares is one the server accepts (an undeclared one is refused).
+    let (status, _, doc) = call("/openapi.json".into(), None).await.unwrap();
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/reports/incidents",
+        "/api/v1/reports/noisy",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{id}",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let params = |path: &str| -> Vec<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let report_params = params("/api/v1/reports/incidents");
+    for want in [
+        "from",
+        "to",
+        "tz",
+        "unit",
+        "group_by",
+        "team",
+        "service",
+        "escalation_policy",
+        "responder",
+        "urgency",
+        "priority",
+        "major",
+    ] {
+        assert!(
+            report_params.iter().any(|p| p == want),
+            "report lacks {want}"
+        );
+    }
+    for (path, params) in [
+        ("/api/v1/reports/incidents", report_params.clone()),
+        ("/api/v1/incidents", params("/api/v1/incidents")),
+        ("/api/v1/reports/noisy", params("/api/v1/reports/noisy")),
+    ] {
+        for p in params {
+            let (_, _, body) = call(format!("{path}?{p}=1"), Some(one.clone()))
+                .await
+                .unwrap();
+            assert!(
+                !body.contains("unknown parameter"),
+                "{path} refuses {p}: {body}"
+            );
+        }
+        let (status, _, body) = call(format!("{path}?colour=1"), Some(one.clone()))
+            .await
+            .unwrap();
+        assert_eq!(status, 400);
+        assert!(body.contains("unknown parameter `colour`"), "{body}");
+    }
+    assert!(doc["components"]["schemas"]["ReportBody"].is_object());
+
+    // Cache: the same question again is a hit with the same bytes; another account's is not.
+    let week = format!("{WEEK}&group_by=service");
+    let (s1, h1, b1) = call(week.clone(), Some(one.clone())).await.unwrap();
+    let (s2, h2, b2) = call(week.clone(), Some(one.clone())).await.unwrap();
+    let header = |h: &Vec<(String, String)>| {
+        h.iter()
+            .find(|(k, _)| k == "x-mttx-cache")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(
+        (header(&h1).as_str(), header(&h2).as_str()),
+        ("miss", "hit")
+    );
+    assert_eq!(b1, b2);
+    let (_, h3, b3) = call(week.clone(), Some(two.clone())).await.unwrap();
+    assert_eq!(header(&h3), "miss");
+    assert_ne!(b1, b3);
+
+    // Freshness: a new incident of account 1 in week 44 (a copy of incident 5) reaches the
+    // report within seconds of the ETL's commit, as a new version (a miss), then cached.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        served.dir.join("replica.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO incidents SELECT 1000, account_id, 1000, service_id, escalation_policy_id, \
+           title, urgency, priority, status, created_at FROM incidents WHERE id = 5",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO incident_log_entries SELECT id + 100000, account_id, 1000, type, created_at, \
+           agent_type, agent_id, channel, user_id, assignee_ids, escalation_policy_id, details \
+         FROM incident_log_entries WHERE incident_id = 5",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    served.app.follow(std::time::Duration::from_millis(200));
+    let state = State::open(&Location::Sqlite(served.dir.join("state.sqlite")))
+        .await
+        .unwrap();
+    let mut table = FactsTable::open(&served.facts).await.unwrap();
+    run(
+        &Source::open(&served.replica, 2).await.unwrap(),
+        &mut table,
+        &state,
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let committed = std::time::Instant::now();
+    let count = |b: &str| {
+        serde_json::from_str::<Value>(b).unwrap()["total"]["metrics"]["incident_count"]["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(count(&b1), 6.0);
+    let mut seen = None;
+    while committed.elapsed() < std::time::Duration::from_secs(10) {
+        let (_, h, b) = call(week.clone(), Some(one.clone())).await.unwrap();
+        if count(&b) == 7.0 {
+            seen = Some(header(&h));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some("miss"),
+        "the new incident never showed"
+    );
+    let (_, h, b) = call(week.clone(), Some(one.clone())).await.unwrap();
+    assert_eq!((header(&h).as_str(), count(&b)), ("hit", 7.0));
+
+    // Noisy alerts keep to the account: account 1's services are account 1's.
+    let noisy = "/api/v1/reports/noisy?from=2026-10-19&to=2026-11-02&tz=Europe/Berlin";
+    let services_of = |account: i64| -> Vec<String> {
+        let mut v: Vec<String> = golden::expected_facts()
+            .unwrap()
+            .iter()
+            .filter(|f| f.account_id == account)
+            .map(|f| f.service_id.to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for (token, account) in [(one.clone(), 1), (two.clone(), 2)] {
+        let (status, _, body) = call(noisy.into(), Some(token)).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let mine = services_of(account);
+        let listed = body["services"].as_array().unwrap();
+        assert!(!listed.is_empty());
+        for s in listed {
+            assert!(mine.contains(&s["key"].as_str().unwrap().to_owned()), "{s}");
+        }
+    }
+    for (query, needle) in [
+        ("&limit=0", "`limit`"),
+        ("&burst_minutes=99999", "`burst_minutes`"),
+        ("&flap_seconds=NaN", "`flap_seconds`"),
+        ("&burst_min=1", "`burst_min`"),
+        ("&team=1&team=2", "given twice"),
+    ] {
+        let (status, _, body) = call(format!("{noisy}{query}"), Some(one.clone()))
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(needle), "{query}: {body}");
+    }
+
+    // No 500, whatever the input: every parameter of every endpoint with hostile values;
+    // each answer is JSON, and errors carry a message.
+    let nasty = [
+        "",
+        "%20",
+        "-1",
+        "0",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "1e309",
+        "NaN",
+        "inf",
+        "2026-02-30",
+        "0000-01-01",
+        "9999-12-31",
+        "%FF%FE",
+        "%00",
+        "..%2F..%2Fetc",
+        "%27%3B%20DROP%20TABLE%20incidents%3B--",
+        "%C3%BC",
+        "P1%2CP2",
+        "true%00",
+        &"9".repeat(5000),
+    ];
+    let mut checked = 0;
+    for (path, params) in [
+        ("/api/v1/reports/incidents", report_params.clone()),
+        ("/api/v1/incidents", params("/api/v1/incidents")),
+        ("/api/v1/reports/noisy", params("/api/v1/reports/noisy")),
+    ] {
+        for p in &params {
+            for v in nasty {
+                let q = if p == "from" || p == "to" {
+                    format!(
+                        "{path}?{p}={v}&{}",
+                        if p == "from" {
+                            "to=2026-11-02"
+                        } else {
+                            "from=2026-10-26"
+                        }
+                    )
+                } else {
+                    format!("{path}?from=2026-10-26&to=2026-11-02&{p}={v}")
+                };
+                let (status, _, body) = call(q.clone(), Some(one.clone())).await.unwrap();
+                assert!([200, 400].contains(&status), "{q}: {status} {body}");
+                let body: Value =
+                    serde_json::from_str(&body).unwrap_or_else(|_| panic!("{q}: not JSON: {body}"));
+                if status != 200 {
+                    assert!(
+                        body["error"]["message"]
+                            .as_str()
+                            .is_some_and(|m| !m.is_empty()),
+                        "{q}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    for id in [
+        "0",
+        "-1",
+        "%FF",
+        "1e3",
+        "9223372036854775808",
+        "5%00",
+        &"1".repeat(3000),
+    ] {
+        let (status, _, body) = call(format!("/api/v1/incidents/{id}"), Some(one.clone()))
+            .await
+            .unwrap();
+        assert_eq!(status, 404, "{id}: {body}");
+        assert!(serde_json::from_str::<Value>(&body).is_ok(), "{id}: {body}");
+    }
+    assert!(checked > 500, "{checked}");
+
+    // The server's own counters: requests by route and status, cache hits.
+    let (_, _, metrics) = call("/metrics".into(), None).await.unwrap();
+    assert!(
+        metrics.contains(
+            "mttx_api_requests_total{route=\"/api/v1/reports/incidents\",status=\"4xx\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mttx_api_cache_hits_total"), "{metrics}");
+    assert!(metrics.contains("mttx_etl_entries_read_total"), "{metrics}");
+    assert_eq!(metrics.matches("# EOF").count(), 1);
+    let _ = std::fs::remove_dir_all(&served.dir);
 }

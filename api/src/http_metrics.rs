@@ -1,0 +1,120 @@
+//! Prometheus counters of the API server: requests by route and status class, latency by
+//! route, answer-cache hits and misses. `/metrics` shows them after the ETL's.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    /// 2xx, 4xx, 5xx: low cardinality on purpose.
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+type Latency = Family<RouteLabel, Histogram, fn() -> Histogram>;
+
+struct Global {
+    requests: Family<RouteStatus, Counter>,
+    latency: Latency,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    registry: Registry,
+}
+
+fn histogram() -> Histogram {
+    // 0.25 ms to about 8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
+    let requests = Family::<RouteStatus, Counter>::default();
+    let latency: Latency = Family::new_with_constructor(histogram);
+    let cache_hits = Counter::default();
+    let cache_misses = Counter::default();
+    let mut registry = Registry::with_prefix("mttx_api");
+    registry.register(
+        "requests",
+        "HTTP requests by route and status class",
+        requests.clone(),
+    );
+    registry.register(
+        "request_duration_seconds",
+        "Time to answer a request, by route",
+        latency.clone(),
+    );
+    registry.register(
+        "cache_hits",
+        "Answers served from the cache",
+        cache_hits.clone(),
+    );
+    registry.register(
+        "cache_misses",
+        "Answers computed (not in the cache)",
+        cache_misses.clone(),
+    );
+    Global {
+        requests,
+        latency,
+        cache_hits,
+        cache_misses,
+        registry,
+    }
+});
+
+/// Counts an answer served from the cache (true) or computed.
+pub fn cache(hit: bool) {
+    if hit {
+        GLOBAL.cache_hits.inc();
+    } else {
+        GLOBAL.cache_misses.inc();
+    }
+}
+
+/// Middleware: counts each request and its latency under its route pattern (never the
+/// path itself, which holds ids).
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = format!("{}xx", response.status().as_u16() / 100);
+    GLOBAL
+        .latency
+        .get_or_create(&RouteLabel {
+            route: route.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    GLOBAL
+        .requests
+        .get_or_create(&RouteStatus { route, status })
+        .inc();
+    response
+}
+
+/// The ETL's counters and the API's, as one OpenMetrics text.
+pub fn render() -> String {
+    let etl = mttx_etl::metrics::render();
+    let mut out = etl
+        .strip_suffix("# EOF\n")
+        .map_or(etl.clone(), str::to_owned);
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &GLOBAL.registry);
+    out
+}

@@ -1,0 +1,280 @@
+//! The API's wire types and its OpenAPI document, generated from them and from the handlers'
+//! annotations. The query parameters each endpoint accepts are read from the same
+//! declarations ([`accepted`]), so the document and the server cannot disagree.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use mttx_query::{GroupBy, Noisy, Unit};
+use serde::Serialize;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// The period: local dates in a time zone.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "declares parameters for the document; handlers parse them"
+)]
+pub struct PeriodParams {
+    /// First local date of the period (inclusive), e.g. 2026-10-26.
+    from: NaiveDate,
+    /// The local date after the period (exclusive), e.g. 2026-11-02. At most 400 days after `from`.
+    to: NaiveDate,
+    /// IANA time zone of the dates and of day/week/month buckets; default UTC.
+    #[param(example = "Europe/Berlin")]
+    tz: Option<String>,
+}
+
+/// Which incidents count: every filter given must hold.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "declares parameters for the document; handlers parse them"
+)]
+pub struct FilterParams {
+    /// Team id (the team at trigger).
+    team: Option<i64>,
+    /// Service id.
+    service: Option<i64>,
+    /// Escalation policy id (at trigger).
+    escalation_policy: Option<i64>,
+    /// A user id among the incident's acknowledgers.
+    responder: Option<i64>,
+    /// `high` or `low`.
+    urgency: Option<String>,
+    /// `P1` … `P5`.
+    priority: Option<String>,
+    /// Major incidents (P1 or P2) only, or none of them.
+    major: Option<bool>,
+}
+
+/// Breakdown and trend of a report.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "declares parameters for the document; handlers parse them"
+)]
+pub struct ReportParams {
+    /// One row per team, service, escalation_policy, urgency, priority or responder, each
+    /// with the account-wide value as its norm.
+    #[param(value_type = Option<GroupBy>)]
+    group_by: Option<String>,
+    /// Trend buckets: day, week (ISO, in the time zone) or month.
+    #[param(value_type = Option<Unit>)]
+    unit: Option<String>,
+}
+
+/// Drilldown order and paging.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "declares parameters for the document; handlers parse them"
+)]
+pub struct PageParams {
+    /// created_at, time_to_ack or time_to_resolve; a leading `-` sorts descending
+    /// (default `-created_at`). Missing values sort last.
+    sort: Option<String>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// Incidents per page, 1 to 1000 (default 50).
+    limit: Option<u32>,
+}
+
+/// How the noisy-alerts view is cut.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "declares parameters for the document; handlers parse them"
+)]
+pub struct NoisyParams {
+    /// Rows per list, 1 to 100 (default 10).
+    limit: Option<u32>,
+    /// An auto-resolved incident resolved within this many seconds is a flap (default 300).
+    flap_seconds: Option<f64>,
+    /// Similar incidents each within this many minutes of the previous form a burst
+    /// (default 5, up to 1440).
+    burst_minutes: Option<u32>,
+    /// The fewest incidents a burst has (default 3, at least 2).
+    burst_min: Option<u32>,
+}
+
+/// The names of the query parameters `P` declares.
+pub fn names<P: IntoParams>() -> Vec<String> {
+    P::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+/// The query parameters each endpoint accepts, as the document declares them.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub report: Vec<String>,
+    pub drilldown: Vec<String>,
+    pub noisy: Vec<String>,
+}
+
+/// Reads [`Accepted`] from the parameter declarations.
+pub fn accepted() -> Accepted {
+    let base = || {
+        let mut v = names::<PeriodParams>();
+        v.extend(names::<FilterParams>());
+        v
+    };
+    let with = |more: Vec<String>| {
+        let mut v = base();
+        v.extend(more);
+        v
+    };
+    Accepted {
+        report: with(names::<ReportParams>()),
+        drilldown: with(names::<PageParams>()),
+        noisy: with(names::<NoisyParams>()),
+    }
+}
+
+/// An error: the status again and a message that says what to fix.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub status: u16,
+    pub message: String,
+}
+
+/// A period as answered: local dates `[from, to)` in `tz`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PeriodBody {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub tz: String,
+}
+
+/// One metric beside its previous period's value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComparedBody {
+    pub value: Option<f64>,
+    pub previous: Option<f64>,
+    /// value − previous.
+    pub delta: Option<f64>,
+    /// delta / previous; null where previous is null or 0.
+    pub delta_ratio: Option<f64>,
+    /// In breakdown rows: the account-wide value of the period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub norm: Option<Option<f64>>,
+}
+
+/// A report row: the account or one group.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowBody {
+    /// The group's key (team id, service id, urgency, …); null for the account, or for
+    /// incidents without a value.
+    pub key: Option<String>,
+    /// Each metric of DESIGN.md by name (incident_count, mtta_p50, …).
+    pub metrics: BTreeMap<String, ComparedBody>,
+}
+
+/// One trend bucket.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BucketBody {
+    /// First local date of the bucket (clipped to the period).
+    pub start: NaiveDate,
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+/// A period report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportBody {
+    pub account_id: i64,
+    pub period: PeriodBody,
+    pub previous_period: PeriodBody,
+    /// The facts table version the numbers come from.
+    pub facts_version: i64,
+    pub total: RowBody,
+    pub group_by: Option<GroupBy>,
+    pub groups: Vec<RowBody>,
+    pub unit: Option<Unit>,
+    pub buckets: Option<Vec<BucketBody>>,
+}
+
+/// A page of incidents.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentsBody {
+    pub account_id: i64,
+    pub facts_version: i64,
+    pub incidents: Vec<mttx_facts::Fact>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+/// One incident: its facts and its log entries in order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DetailBody {
+    pub facts: mttx_facts::Fact,
+    /// The incident's log entries from the replica, ordered by (created_at, id); null when
+    /// the server has no replica to read.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub timeline: Option<Vec<mttx_etl::transform::Entry>>,
+}
+
+/// The noisy-alerts view of a period.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NoisyBody {
+    pub account_id: i64,
+    pub period: PeriodBody,
+    pub facts_version: i64,
+    #[serde(flatten)]
+    pub view: Noisy,
+}
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token of one account, from `mttx token create --account <id>`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of the report API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mttx report API",
+        description = "Incident analytics: MTTA/MTTR, percentiles, deltas, breakdowns, drilldown. Every token sees one account."
+    ),
+    paths(
+        crate::server::report,
+        crate::server::drilldown,
+        crate::server::detail,
+        crate::server::noisy,
+        crate::server::health,
+        crate::server::metrics,
+    ),
+    components(schemas(ErrorBody, ReportBody, IncidentsBody, DetailBody, NoisyBody)),
+    modifiers(&Bearer),
+    security(("bearer" = [])),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
