@@ -91,15 +91,21 @@ impl App {
         }))
     }
 
-    /// Follows the table: new facts are served within `every` of their commit.
+    /// Follows the table: new facts are served within `every` of their commit. The table is
+    /// re-read on a copy, outside the lock, so requests never wait for the listing; only a
+    /// new version is swapped in.
     pub fn follow(self: &Arc<Self>, every: Duration) {
         let app = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(app) = app.upgrade() else { return };
-                if let Err(e) = app.engine.write().await.refresh().await {
-                    tracing::warn!(error = %e, "could not refresh the facts table");
+                let mut next = app.engine.read().await.clone();
+                let before = next.version();
+                match next.refresh().await {
+                    Ok(()) if next.version() != before => *app.engine.write().await = next,
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not refresh the facts table"),
                 }
             }
         });

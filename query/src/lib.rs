@@ -352,8 +352,8 @@ pub struct Report {
     pub groups: Vec<Row>,
 }
 
-/// The engine over one facts table.
-#[derive(Debug)]
+/// The engine over one facts table (a clone answers from the same version until refreshed).
+#[derive(Debug, Clone)]
 pub struct Engine {
     table: DeltaTable,
 }
@@ -410,12 +410,6 @@ impl Engine {
         to: DateTime<Utc>,
         filters: &Filters,
     ) -> Result<DataFrame> {
-        let ts = |t: DateTime<Utc>| {
-            lit(ScalarValue::TimestampMicrosecond(
-                Some(t.timestamp_micros()),
-                Some(Arc::from("UTC")),
-            ))
-        };
         // The month partitions the period touches (UTC months, as the table is cut).
         let months = (
             from.format("%Y-%m").to_string(),
@@ -439,40 +433,40 @@ impl Engine {
         .map_err(facts_err("filtering facts"))
     }
 
+    /// The metrics of `df`'s incidents per `period` (a column), and per group when given.
     async fn metrics(
         &self,
         df: DataFrame,
         group: Option<GroupBy>,
-    ) -> Result<BTreeMap<Option<String>, Metrics>> {
+    ) -> Result<BTreeMap<Vec<Option<String>>, Metrics>> {
+        let utf8 = |e: Expr| cast(e, deltalake::arrow::datatypes::DataType::Utf8);
         let (df, keys) = match group {
             Some(GroupBy::Responder) => (
                 df.unnest_columns(&["acknowledged_user_ids"])
                     .map_err(facts_err("listing responders"))?,
-                vec![
-                    cast(
-                        col("acknowledged_user_ids"),
-                        deltalake::arrow::datatypes::DataType::Utf8,
-                    )
-                    .alias("key"),
-                ],
+                vec![col("period"), utf8(col("acknowledged_user_ids"))],
             ),
-            Some(g) => (
-                df,
-                vec![
-                    cast(col(g.column()), deltalake::arrow::datatypes::DataType::Utf8).alias("key"),
-                ],
-            ),
-            None => (df, vec![]),
+            Some(g) => (df, vec![col("period"), utf8(col(g.column()))]),
+            None => (df, vec![col("period")]),
         };
         self.aggregate(df, keys).await
     }
 
-    /// The metrics of `df`'s incidents per value of `keys` (a single `key` column, or none).
+    /// The metrics of `df`'s incidents per combination of `keys` (text values; none: one
+    /// row for all).
     async fn aggregate(
         &self,
         df: DataFrame,
         keys: Vec<Expr>,
-    ) -> Result<BTreeMap<Option<String>, Metrics>> {
+    ) -> Result<BTreeMap<Vec<Option<String>>, Metrics>> {
+        let key_count = keys.len();
+        let keys: Vec<Expr> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                cast(k, deltalake::arrow::datatypes::DataType::Utf8).alias(format!("key{i}"))
+            })
+            .collect();
         let one = |c: Expr| {
             cast(
                 when(c, lit(1_i64))
@@ -546,13 +540,20 @@ impl Engine {
                 v.sort_by(f64::total_cmp);
                 v
             };
-            let keys = b
-                .column_by_name("key")
-                .map(|k| k.as_string::<i32>().clone());
+            let keys: Vec<_> = (0..key_count)
+                .map(|i| {
+                    b.column_by_name(&format!("key{i}"))
+                        .and_then(|k| k.as_string_opt::<i32>().cloned())
+                })
+                .collect();
             for row in 0..b.num_rows() {
-                let key = keys
-                    .as_ref()
-                    .and_then(|k| (!k.is_null(row)).then(|| k.value(row).to_owned()));
+                let key: Vec<Option<String>> = keys
+                    .iter()
+                    .map(|k| {
+                        k.as_ref()
+                            .and_then(|k| (!k.is_null(row)).then(|| k.value(row).to_owned()))
+                    })
+                    .collect();
                 let incident_count = int("incident_count", row);
                 let mtta = sorted("mtta_values", row);
                 let mttr = sorted("mttr_values", row);
@@ -596,31 +597,41 @@ impl Engine {
         group_by: Option<GroupBy>,
         filters: &Filters,
     ) -> Result<Report> {
-        let prev = period.previous();
+        // One read of both periods (the previous one ends where this one starts), each
+        // incident labelled with its period.
         let (from, to) = period.instants();
-        let (pfrom, pto) = prev.instants();
-        let current = self.incidents(account, from, to, filters).await?;
-        let previous = self.incidents(account, pfrom, pto, filters).await?;
-        let total =
-            |m: BTreeMap<Option<String>, Metrics>| m.into_values().next().unwrap_or_default();
+        let (pfrom, _) = period.previous().instants();
+        let df = self
+            .incidents(account, pfrom, to, filters)
+            .await?
+            .with_column(
+                "period",
+                when(col("created_at").lt(ts(from)), lit("previous"))
+                    .otherwise(lit("current"))
+                    .map_err(facts_err("labelling periods"))?,
+            )
+            .map_err(facts_err("labelling periods"))?;
+        let key = |p: &str, k: Option<String>| vec![Some(p.to_owned()), k];
+        let mut totals = self.metrics(df.clone(), None).await?;
+        let take = |m: &mut BTreeMap<Vec<Option<String>>, Metrics>, p: &str| {
+            m.remove(&vec![Some(p.to_owned())]).unwrap_or_default()
+        };
         let account_row = Row {
             key: None,
-            current: total(self.metrics(current.clone(), None).await?),
-            previous: total(self.metrics(previous.clone(), None).await?),
+            current: take(&mut totals, "current"),
+            previous: take(&mut totals, "previous"),
         };
         let mut groups = Vec::new();
         if let Some(g) = group_by {
-            let now = self.metrics(current, Some(g)).await?;
-            let mut before = self.metrics(previous, Some(g)).await?;
-            let mut keys: Vec<Option<String>> = now.keys().cloned().collect();
-            keys.extend(before.keys().filter(|k| !now.contains_key(*k)).cloned());
+            let mut by = self.metrics(df, Some(g)).await?;
+            let mut keys: Vec<Option<String>> = by.keys().map(|k| k[1].clone()).collect();
             keys.sort_by_key(natural);
-            let mut now = now;
-            for key in keys {
+            keys.dedup();
+            for k in keys {
                 groups.push(Row {
-                    current: now.remove(&key).unwrap_or_default(),
-                    previous: before.remove(&key).unwrap_or_default(),
-                    key,
+                    current: by.remove(&key("current", k.clone())).unwrap_or_default(),
+                    previous: by.remove(&key("previous", k.clone())).unwrap_or_default(),
+                    key: k,
                 });
             }
         }
@@ -715,14 +726,15 @@ impl Engine {
             });
         }
         let label: Option<Expr> = chain.and_then(|c| c.end().ok());
-        let keys = label.map(|l| vec![l.alias("key")]).unwrap_or_default();
+        let keys = label.map(|l| vec![l]).unwrap_or_default();
         let mut by = self.aggregate(df, keys).await?;
         Ok(buckets
             .iter()
             .map(|(start, _)| {
                 (
                     *start,
-                    by.remove(&Some(start.to_string())).unwrap_or_default(),
+                    by.remove(&vec![Some(start.to_string())])
+                        .unwrap_or_default(),
                 )
             })
             .collect())
@@ -832,6 +844,14 @@ impl Engine {
         }
         Ok(rows.into_iter().next())
     }
+}
+
+/// An instant as a literal of the facts' `created_at` type.
+fn ts(t: DateTime<Utc>) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(t.timestamp_micros()),
+        Some(Arc::from("UTC")),
+    ))
 }
 
 /// The `p` percentile of sorted values by linear interpolation between the closest ranks,
