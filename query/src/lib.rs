@@ -353,9 +353,20 @@ pub struct Report {
 }
 
 /// The engine over one facts table (a clone answers from the same version until refreshed).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Engine {
     table: DeltaTable,
+    /// One session for every query: its runtime keeps Parquet metadata between queries.
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("table", &self.table)
+            .field("session", &self.ctx.session_id())
+            .finish()
+    }
 }
 
 impl Engine {
@@ -370,7 +381,11 @@ impl Engine {
                 "{location} holds no facts table yet: run `mttx etl run` first"
             )));
         }
-        Ok(Self { table })
+        let ctx = SessionContext::new();
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(facts_err("preparing queries"))?;
+        Ok(Self { table, ctx })
     }
 
     /// The table version the engine answers from.
@@ -387,10 +402,7 @@ impl Engine {
     }
 
     async fn frame(&self) -> Result<(SessionContext, DataFrame)> {
-        let ctx = SessionContext::new();
-        self.table
-            .update_datafusion_session(&ctx.state())
-            .map_err(facts_err("preparing a query"))?;
+        let ctx = self.ctx.clone();
         let provider = self
             .table
             .table_provider()
