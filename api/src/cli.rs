@@ -64,6 +64,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Reports written to a file or stdout.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Serve the report API over the facts table.
     Serve {
         /// Address to listen on.
@@ -99,6 +104,31 @@ pub enum TokenCommand {
         /// Days until the token expires (default: never).
         #[arg(long)]
         expires_days: Option<f64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// One team's ISO week: the team beside last week and the company-wide norm, by service
+    /// and responder, a 12-week trend, escalated incidents and noisy alerts.
+    Weekly {
+        /// The account the team belongs to.
+        #[arg(long)]
+        account: i64,
+        /// The team id.
+        #[arg(long)]
+        team: i64,
+        /// ISO week such as 2026-W44 (default: the last complete week in --tz).
+        #[arg(long)]
+        week: Option<String>,
+        /// IANA time zone of the week.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        #[arg(long, value_enum, default_value = "html")]
+        format: crate::weekly::Format,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -215,6 +245,37 @@ fn ensure_parent(location: &Location) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Etl { command } => etl(&cli.places, command).await?,
+        Command::Report {
+            command:
+                ReportCommand::Weekly {
+                    account,
+                    team,
+                    week,
+                    tz,
+                    format,
+                    output,
+                },
+        } => {
+            let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
+                anyhow::anyhow!("--tz `{tz}` is not an IANA time zone such as Europe/Berlin")
+            })?;
+            let monday = match week {
+                Some(w) => crate::weekly::parse_week(&w)?,
+                None => crate::weekly::last_week(tz),
+            };
+            let url = mttx_etl::sink::delta::table_url(&cli.places.facts)?;
+            let engine = mttx_query::Engine::open(url.as_str()).await?;
+            let report = crate::weekly::weekly(&engine, account, team, monday, tz).await?;
+            let text = crate::weekly::render(&report, format)?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    eprintln!("wrote {} ({} of team {team})", path.display(), report.week);
+                }
+                None => print!("{text}"),
+            }
+        }
         Command::Token { command } => {
             let TokenCommand::Create {
                 account,

@@ -6,3 +6,4 @@ pub mod http_metrics;
 pub mod metrics_server;
 pub mod openapi;
 pub mod server;
+pub mod weekly;

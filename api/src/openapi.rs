@@ -50,6 +50,8 @@ pub struct FilterParams {
     priority: Option<String>,
     /// Major incidents (P1 or P2) only, or none of them.
     major: Option<bool>,
+    /// Escalated incidents only (true), or never escalated ones (false).
+    escalated: Option<bool>,
 }
 
 /// Breakdown and trend of a report.

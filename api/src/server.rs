@@ -285,14 +285,18 @@ fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
     {
         return Err(bad(format!("`priority` = `{p}`: use P1, P2, P3, P4 or P5")));
     }
-    let major = params
-        .get("major")
-        .map(|m| match m.as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(bad(format!("`major` = `{m}`: use true or false"))),
-        })
-        .transpose()?;
+    let flag = |name: &str| {
+        params
+            .get(name)
+            .map(|m| match m.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(bad(format!("`{name}` = `{m}`: use true or false"))),
+            })
+            .transpose()
+    };
+    let major = flag("major")?;
+    let escalated = flag("escalated")?;
     Ok(Filters {
         team: id_param(params, "team")?,
         service: id_param(params, "service")?,
@@ -301,6 +305,7 @@ fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
         urgency,
         priority,
         major,
+        escalated,
     })
 }
 
@@ -335,7 +340,7 @@ fn compared_body(c: &Compared, norm: Option<Option<f64>>) -> ComparedBody {
     }
 }
 
-fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
+pub(crate) fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
     let norms: HashMap<&str, Option<f64>> = norm
         .map(|n| n.current.values().into_iter().collect())
         .unwrap_or_default();
@@ -353,7 +358,7 @@ fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
     }
 }
 
-fn period_body(p: &Period) -> PeriodBody {
+pub(crate) fn period_body(p: &Period) -> PeriodBody {
     PeriodBody {
         from: p.from,
         to: p.to,

@@ -116,6 +116,8 @@ pub struct Filters {
     pub urgency: Option<String>,
     pub priority: Option<String>,
     pub major: Option<bool>,
+    /// Escalated at least once (true), or never (false).
+    pub escalated: Option<bool>,
 }
 
 impl Filters {
@@ -137,6 +139,9 @@ impl Filters {
         }
         if let Some(m) = self.major {
             parts.push(col("major").eq(lit(m)));
+        }
+        if let Some(e) = self.escalated {
+            parts.push(col("escalation_count").gt(lit(0_i64)).eq(lit(e)));
         }
         if let Some(r) = self.responder {
             parts.push(deltalake::datafusion::functions_nested::expr_fn::array_has(

@@ -298,6 +298,13 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
         ),
         (
             mttx_query::Filters {
+                escalated: Some(true),
+                ..Default::default()
+            },
+            "AND escalation_count > 0",
+        ),
+        (
+            mttx_query::Filters {
                 team: Some(1),
                 ..Default::default()
             },
