@@ -54,13 +54,13 @@ def main():
     prev, start, end = (instant(monday + dt.timedelta(days=d), tz) for d in (-7, 0, 7))
     span = months(str(monday - dt.timedelta(days=8)), str(monday + dt.timedelta(days=8)))
     weekly = f"""
-      SELECT period, team_id, {AGGS} FROM (
+      SELECT period, team_id, GROUPING(team_id) AS total, {AGGS} FROM (
         SELECT *, CASE WHEN created_at < {start} THEN 'previous' ELSE 'current' END AS period
         FROM {src}
         WHERE account_id = {account} AND {span} AND created_at >= {prev} AND created_at < {end})
       GROUP BY GROUPING SETS ((period), (period, team_id))"""
     p50, p99, rows = run(con, weekly, runs)
-    n = sum(r[2] for r in rows if r[0] == "current" and r[1] is None)
+    n = sum(r[3] for r in rows if r[0] == "current" and r[2] == 1)
     print(f"team_weekly {runs} {p50:.2f} {p99:.2f} {n}")
 
     first = monday - dt.timedelta(days=77)

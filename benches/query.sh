@@ -85,6 +85,7 @@ SELECT date_trunc('week', created_at AT TIME ZONE '$tz')::date AS week, $aggs
 FROM f WHERE account_id = $account AND created_at >= $(at -77) AND created_at < $(at 7)
 GROUP BY 1;
 SQL
+: >"$work/pg"
 for q in weekly trend; do
     : >"$work/pg-$q"
     for _ in $(seq "$pg_runs"); do
@@ -96,8 +97,8 @@ for q in weekly trend; do
     printf "postgres %s %s %.2f\n" "$q" "$pg_runs" "$(median <"$work/pg-$q")" | tee -a "$work/pg"
 done
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
-e_w=$(awk '$1=="team_weekly"{print $3}' "$work/engine"); d_w=$(awk '$1=="team_weekly"{print $3}' "$work/duckdb")
-e_t=$(awk '$1=="trend_12_weeks"{print $3}' "$work/engine"); d_t=$(awk '$1=="trend_12_weeks"{print $3}' "$work/duckdb")
+e_w=$(awk '$2=="team_weekly"{print $4}' "$work/engine"); d_w=$(awk '$2=="team_weekly"{print $4}' "$work/duckdb")
+e_t=$(awk '$2=="trend_12_weeks"{print $4}' "$work/engine"); d_t=$(awk '$2=="trend_12_weeks"{print $4}' "$work/duckdb")
 p_w=$(awk '$2=="weekly"{print $4}' "$work/pg"); p_t=$(awk '$2=="trend"{print $4}' "$work/pg")
 echo "ratio mttx/DuckDB p50: team weekly $(ratio "$e_w" "$d_w"), 12-week trend $(ratio "$e_t" "$d_t")"
 echo "PostgreSQL/mttx p50: team weekly $(ratio "$p_w" "$e_w")x, 12-week trend $(ratio "$p_t" "$e_t")x"
@@ -121,5 +122,6 @@ for cache in 256 0; do
     echo "cache ${cache} MiB:"
     MIX="$work/mix.txt" TOKEN="$token" wrk -t2 -c32 -d"${seconds}s" --latency -s benches/mix.lua http://127.0.0.1:18080 \
         | grep -E "Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|requests in" | sed 's/^/   /'
+    echo "   (no Non-2xx or Socket errors line: every request answered 200)"
     kill %1; wait %1 2>/dev/null || true
 done

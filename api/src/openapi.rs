@@ -195,6 +195,20 @@ pub struct BucketBody {
     pub metrics: BTreeMap<String, Option<f64>>,
 }
 
+impl BucketBody {
+    /// A trend bucket from the engine's.
+    pub fn new(start: NaiveDate, metrics: &mttx_query::Metrics) -> Self {
+        Self {
+            start,
+            metrics: metrics
+                .values()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    }
+}
+
 /// A period report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReportBody {

@@ -6,7 +6,7 @@
 //! `/healthz` and `/metrics` need no token. Every error is JSON with a message that says
 //! what to fix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,6 +237,32 @@ fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError
     Ok(params)
 }
 
+/// What every report and drilldown call asks: whose, which period, which incidents.
+struct Asked {
+    account: i64,
+    params: HashMap<String, String>,
+    period: Period,
+    filters: Filters,
+}
+
+/// Checks the token, then reads the parameters `accepted` names.
+async fn asked(
+    app: &App,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    accepted: &[String],
+) -> Result<Asked, ApiError> {
+    let account = account(app, headers).await?;
+    let params = query_params(query)?;
+    known(&params, accepted)?;
+    Ok(Asked {
+        account,
+        period: period(&params)?,
+        filters: filters(&params)?,
+        params,
+    })
+}
+
 /// Refuses parameters the endpoint does not declare, naming the ones it does.
 fn known(params: &HashMap<String, String>, accepted: &[String]) -> Result<(), ApiError> {
     match params.keys().find(|k| !accepted.contains(k)) {
@@ -436,11 +462,12 @@ pub(crate) async fn report(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let account = account(&app, &headers).await?;
-    let params = query_params(query.as_deref())?;
-    known(&params, &app.accepted.report)?;
-    let period = period(&params)?;
-    let filters = filters(&params)?;
+    let Asked {
+        account,
+        params,
+        period,
+        filters,
+    } = asked(&app, &headers, query.as_deref(), &app.accepted.report).await?;
     let group_by = params
         .get("group_by")
         .map(|g| g.parse::<GroupBy>())
@@ -463,15 +490,8 @@ pub(crate) async fn report(
                     .trend(account, &period, unit, &filters)
                     .await
                     .map_err(engine_error)?
-                    .into_iter()
-                    .map(|(start, m)| BucketBody {
-                        start,
-                        metrics: m
-                            .values()
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), v))
-                            .collect::<BTreeMap<_, _>>(),
-                    })
+                    .iter()
+                    .map(|(start, m)| BucketBody::new(*start, m))
                     .collect(),
             ),
         };
@@ -535,11 +555,12 @@ pub(crate) async fn noisy(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let account = account(&app, &headers).await?;
-    let params = query_params(query.as_deref())?;
-    known(&params, &app.accepted.noisy)?;
-    let period = period(&params)?;
-    let filters = filters(&params)?;
+    let Asked {
+        account,
+        params,
+        period,
+        filters,
+    } = asked(&app, &headers, query.as_deref(), &app.accepted.noisy).await?;
     let defaults = NoisyOptions::default();
     let flap_seconds = match params.get("flap_seconds") {
         None => defaults.flap_seconds,
@@ -599,11 +620,12 @@ pub(crate) async fn drilldown(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let account = account(&app, &headers).await?;
-    let params = query_params(query.as_deref())?;
-    known(&params, &app.accepted.drilldown)?;
-    let period = period(&params)?;
-    let filters = filters(&params)?;
+    let Asked {
+        account,
+        params,
+        period,
+        filters,
+    } = asked(&app, &headers, query.as_deref(), &app.accepted.drilldown).await?;
     let sort_text = params.get("sort").map_or("-created_at", String::as_str);
     let (descending, name) = match sort_text.strip_prefix('-') {
         Some(n) => (true, n),

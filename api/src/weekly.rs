@@ -120,15 +120,8 @@ pub async fn weekly(
     let trend = engine
         .trend(account, &twelve, Unit::Week, &mine)
         .await?
-        .into_iter()
-        .map(|(start, m)| BucketBody {
-            start,
-            metrics: m
-                .values()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        })
+        .iter()
+        .map(|(start, m)| BucketBody::new(*start, m))
         .collect();
     let escalated = engine
         .drilldown(
