@@ -11,7 +11,7 @@ use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{Float64Type, Int64Type};
 use deltalake::datafusion::common::ScalarValue;
-use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, avg, count, sum};
+use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, sum};
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col, lit, when};
 use serde::Serialize;
 
@@ -298,6 +298,69 @@ impl Metrics {
     }
 }
 
+/// What an aggregate gathers for a set of incidents: counts and sums, and the durations
+/// themselves (sorted) for exact percentiles. Partials of disjoint sets merge exactly.
+#[derive(Debug, Clone, Default)]
+struct Partial {
+    incident_count: i64,
+    acknowledged_count: i64,
+    resolved_count: i64,
+    auto_resolved_count: i64,
+    escalated_count: i64,
+    mtta: Vec<f64>,
+    mttr: Vec<f64>,
+    interruptions: i64,
+    interruptions_business: i64,
+    interruptions_off_hours: i64,
+    interruptions_sleep: i64,
+    notification_count: i64,
+}
+
+impl Partial {
+    fn merge(&mut self, o: &Partial) {
+        self.incident_count += o.incident_count;
+        self.acknowledged_count += o.acknowledged_count;
+        self.resolved_count += o.resolved_count;
+        self.auto_resolved_count += o.auto_resolved_count;
+        self.escalated_count += o.escalated_count;
+        self.mtta.extend_from_slice(&o.mtta);
+        self.mttr.extend_from_slice(&o.mttr);
+        self.interruptions += o.interruptions;
+        self.interruptions_business += o.interruptions_business;
+        self.interruptions_off_hours += o.interruptions_off_hours;
+        self.interruptions_sleep += o.interruptions_sleep;
+        self.notification_count += o.notification_count;
+    }
+
+    fn metrics(mut self) -> Metrics {
+        self.mtta.sort_by(f64::total_cmp);
+        self.mttr.sort_by(f64::total_cmp);
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let n = self.incident_count;
+        Metrics {
+            incident_count: n,
+            acknowledged_count: self.acknowledged_count,
+            resolved_count: self.resolved_count,
+            auto_resolved_count: self.auto_resolved_count,
+            escalated_count: self.escalated_count,
+            escalated_rate: (n > 0).then(|| self.escalated_count as f64 / n as f64),
+            mtta_mean: mean(&self.mtta),
+            mtta_p50: percentile_cont(&self.mtta, 0.5),
+            mtta_p90: percentile_cont(&self.mtta, 0.9),
+            mtta_p95: percentile_cont(&self.mtta, 0.95),
+            mttr_mean: mean(&self.mttr),
+            mttr_p50: percentile_cont(&self.mttr, 0.5),
+            mttr_p90: percentile_cont(&self.mttr, 0.9),
+            mttr_p95: percentile_cont(&self.mttr, 0.95),
+            interruptions: self.interruptions,
+            interruptions_business: self.interruptions_business,
+            interruptions_off_hours: self.interruptions_off_hours,
+            interruptions_sleep: self.interruptions_sleep,
+            notification_count: self.notification_count,
+        }
+    }
+}
+
 /// A value beside its previous period's: delta = value − previous, ratio = delta / previous
 /// (None where the previous value is None or 0).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -455,7 +518,7 @@ impl Engine {
         &self,
         df: DataFrame,
         group: Option<GroupBy>,
-    ) -> Result<BTreeMap<Vec<Option<String>>, Metrics>> {
+    ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
         let utf8 = |e: Expr| cast(e, deltalake::arrow::datatypes::DataType::Utf8);
         let (df, keys) = match group {
             Some(GroupBy::Responder) => (
@@ -475,7 +538,7 @@ impl Engine {
         &self,
         df: DataFrame,
         keys: Vec<Expr>,
-    ) -> Result<BTreeMap<Vec<Option<String>>, Metrics>> {
+    ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
         let key_count = keys.len();
         let keys: Vec<Expr> = keys
             .into_iter()
@@ -498,11 +561,9 @@ impl Engine {
             count(col("seconds_to_resolve")).alias("resolved_count"),
             sum(one(col("auto_resolved"))).alias("auto_resolved_count"),
             sum(one(col("escalation_count").gt(lit(0_i64)))).alias("escalated_count"),
-            avg(col("seconds_to_first_ack")).alias("mtta_mean"),
             // Percentiles are interpolated here, exactly as PostgreSQL's percentile_cont
             // (DataFusion's quantizes the interpolation weight to 1e-6).
             array_agg(col("seconds_to_first_ack")).alias("mtta_values"),
-            avg(col("seconds_to_resolve")).alias("mttr_mean"),
             array_agg(col("seconds_to_resolve")).alias("mttr_values"),
             sum(col("interruptions")).alias("interruptions"),
             sum(col("interruptions_business")).alias("interruptions_business"),
@@ -530,16 +591,6 @@ impl Engine {
                         (!a.is_null(row)).then(|| a.value(row))
                     })
                     .unwrap_or(0)
-            };
-            let float = |name: &str, row: usize| -> Option<f64> {
-                let c = b.column_by_name(name)?;
-                let c = deltalake::arrow::compute::cast(
-                    c,
-                    &deltalake::arrow::datatypes::DataType::Float64,
-                )
-                .ok()?;
-                let a = c.as_primitive_opt::<Float64Type>()?;
-                (!a.is_null(row)).then(|| a.value(row))
             };
             let sorted = |name: &str, row: usize| -> Vec<f64> {
                 let mut v: Vec<f64> = b
@@ -571,28 +622,16 @@ impl Engine {
                             .and_then(|k| (!k.is_null(row)).then(|| k.value(row).to_owned()))
                     })
                     .collect();
-                let incident_count = int("incident_count", row);
-                let mtta = sorted("mtta_values", row);
-                let mttr = sorted("mttr_values", row);
-                let escalated_count = int("escalated_count", row);
                 out.insert(
                     key,
-                    Metrics {
-                        incident_count,
+                    Partial {
+                        incident_count: int("incident_count", row),
                         acknowledged_count: int("acknowledged_count", row),
                         resolved_count: int("resolved_count", row),
                         auto_resolved_count: int("auto_resolved_count", row),
-                        escalated_count,
-                        escalated_rate: (incident_count > 0)
-                            .then(|| escalated_count as f64 / incident_count as f64),
-                        mtta_mean: float("mtta_mean", row),
-                        mtta_p50: percentile_cont(&mtta, 0.5),
-                        mtta_p90: percentile_cont(&mtta, 0.9),
-                        mtta_p95: percentile_cont(&mtta, 0.95),
-                        mttr_mean: float("mttr_mean", row),
-                        mttr_p50: percentile_cont(&mttr, 0.5),
-                        mttr_p90: percentile_cont(&mttr, 0.9),
-                        mttr_p95: percentile_cont(&mttr, 0.95),
+                        escalated_count: int("escalated_count", row),
+                        mtta: sorted("mtta_values", row),
+                        mttr: sorted("mttr_values", row),
                         interruptions: int("interruptions", row),
                         interruptions_business: int("interruptions_business", row),
                         interruptions_off_hours: int("interruptions_off_hours", row),
@@ -629,25 +668,45 @@ impl Engine {
             )
             .map_err(facts_err("labelling periods"))?;
         let key = |p: &str, k: Option<String>| vec![Some(p.to_owned()), k];
-        let mut totals = self.metrics(df.clone(), None).await?;
-        let take = |m: &mut BTreeMap<Vec<Option<String>>, Metrics>, p: &str| {
-            m.remove(&vec![Some(p.to_owned())]).unwrap_or_default()
+        let mut by = match group_by {
+            Some(g) => self.metrics(df.clone(), Some(g)).await?,
+            None => BTreeMap::new(),
+        };
+        // Each incident is in exactly one group, except by responder (one per acknowledger,
+        // none without): there the account total needs its own pass.
+        let totals = match group_by {
+            Some(g) if g != GroupBy::Responder => {
+                let mut t: BTreeMap<Vec<Option<String>>, Partial> = BTreeMap::new();
+                for (k, p) in &by {
+                    t.entry(vec![k[0].clone()]).or_default().merge(p);
+                }
+                t
+            }
+            _ => self.metrics(df, None).await?,
+        };
+        let total = |p: &str| {
+            totals
+                .get(&vec![Some(p.to_owned())])
+                .cloned()
+                .unwrap_or_default()
+                .metrics()
         };
         let account_row = Row {
             key: None,
-            current: take(&mut totals, "current"),
-            previous: take(&mut totals, "previous"),
+            current: total("current"),
+            previous: total("previous"),
         };
         let mut groups = Vec::new();
-        if let Some(g) = group_by {
-            let mut by = self.metrics(df, Some(g)).await?;
+        if group_by.is_some() {
             let mut keys: Vec<Option<String>> = by.keys().map(|k| k[1].clone()).collect();
             keys.sort_by_key(natural);
             keys.dedup();
             for k in keys {
+                let mut take =
+                    |p: &str| by.remove(&key(p, k.clone())).unwrap_or_default().metrics();
                 groups.push(Row {
-                    current: by.remove(&key("current", k.clone())).unwrap_or_default(),
-                    previous: by.remove(&key("previous", k.clone())).unwrap_or_default(),
+                    current: take("current"),
+                    previous: take("previous"),
                     key: k,
                 });
             }
@@ -751,7 +810,8 @@ impl Engine {
                 (
                     *start,
                     by.remove(&vec![Some(start.to_string())])
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                        .metrics(),
                 )
             })
             .collect())

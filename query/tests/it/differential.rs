@@ -231,6 +231,21 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
                     compared += 2;
                     continue;
                 }
+                // The account row of a breakdown (merged from its groups but by responder).
+                let totals_now = oracle(&pool, "NULL::text", account, period, "").await;
+                let totals_before =
+                    oracle(&pool, "NULL::text", account, &period.previous(), "").await;
+                let empty = Metrics::default();
+                assert_close(
+                    &report.account.current,
+                    totals_now.get(&None).unwrap_or(&empty),
+                    &format!("{what} account row"),
+                );
+                assert_close(
+                    &report.account.previous,
+                    totals_before.get(&None).unwrap_or(&empty),
+                    &format!("{what} account row, previous"),
+                );
                 let mut keys: Vec<&Option<String>> = now.keys().chain(before.keys()).collect();
                 keys.sort();
                 keys.dedup();
