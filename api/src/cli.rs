@@ -498,6 +498,8 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
          last week's report by team, in Berlin time:\n  \
          curl -H 'Authorization: Bearer {token}' \\\n    \
          'http://{bound}/api/v1/reports/incidents?from={last_monday}&to={monday}&tz=Europe/Berlin&group_by=team'\n\n\
+         noisy alerts of that week: /api/v1/reports/noisy?from={last_monday}&to={monday}&tz=Europe/Berlin\n\
+         every endpoint and parameter: http://{bound}/openapi.json\n\n\
          Ctrl-C stops it."
     );
     tokio::select! {
