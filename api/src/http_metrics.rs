@@ -110,10 +110,11 @@ pub async fn track(request: Request, next: Next) -> Response {
 
 /// The ETL's counters and the API's, as one OpenMetrics text.
 pub fn render() -> String {
-    let etl = mttx_etl::metrics::render();
-    let mut out = etl
-        .strip_suffix("# EOF\n")
-        .map_or(etl.clone(), str::to_owned);
+    let mut out = mttx_etl::metrics::render();
+    // One text has one end marker: the API's registry writes it.
+    if out.ends_with("# EOF\n") {
+        out.truncate(out.len() - "# EOF\n".len());
+    }
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &GLOBAL.registry);
     out

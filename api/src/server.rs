@@ -514,7 +514,7 @@ pub(crate) async fn report(
     .await
 }
 
-/// A number from 1 up to `max`, or the default.
+/// A whole number from `min` to `max`, or `default` when the parameter is absent.
 fn bounded(
     params: &HashMap<String, String>,
     name: &str,

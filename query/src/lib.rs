@@ -299,7 +299,7 @@ impl Metrics {
 }
 
 /// What an aggregate gathers for a set of incidents: counts and sums, and the durations
-/// themselves (sorted) for exact percentiles. Partials of disjoint sets merge exactly.
+/// themselves for exact percentiles. Partials of disjoint sets merge exactly.
 #[derive(Debug, Clone, Default)]
 struct Partial {
     incident_count: i64,
@@ -519,14 +519,13 @@ impl Engine {
         df: DataFrame,
         group: Option<GroupBy>,
     ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
-        let utf8 = |e: Expr| cast(e, deltalake::arrow::datatypes::DataType::Utf8);
         let (df, keys) = match group {
             Some(GroupBy::Responder) => (
                 df.unnest_columns(&["acknowledged_user_ids"])
                     .map_err(facts_err("listing responders"))?,
-                vec![col("period"), utf8(col("acknowledged_user_ids"))],
+                vec![col("period"), col("acknowledged_user_ids")],
             ),
-            Some(g) => (df, vec![col("period"), utf8(col(g.column()))]),
+            Some(g) => (df, vec![col("period"), col(g.column())]),
             None => (df, vec![col("period")]),
         };
         self.aggregate(df, keys).await
@@ -592,9 +591,9 @@ impl Engine {
                     })
                     .unwrap_or(0)
             };
-            let sorted = |name: &str, row: usize| -> Vec<f64> {
-                let mut v: Vec<f64> = b
-                    .column_by_name(name)
+            // The durations as gathered; Partial::metrics sorts them.
+            let values = |name: &str, row: usize| -> Vec<f64> {
+                b.column_by_name(name)
                     .and_then(|c| c.as_list_opt::<i32>())
                     .filter(|l| !l.is_null(row))
                     .map(|l| {
@@ -604,9 +603,7 @@ impl Engine {
                             .map(|a| a.iter().flatten().collect())
                             .unwrap_or_default()
                     })
-                    .unwrap_or_default();
-                v.sort_by(f64::total_cmp);
-                v
+                    .unwrap_or_default()
             };
             let keys: Vec<_> = (0..key_count)
                 .map(|i| {
@@ -630,8 +627,8 @@ impl Engine {
                         resolved_count: int("resolved_count", row),
                         auto_resolved_count: int("auto_resolved_count", row),
                         escalated_count: int("escalated_count", row),
-                        mtta: sorted("mtta_values", row),
-                        mttr: sorted("mttr_values", row),
+                        mtta: values("mtta_values", row),
+                        mttr: values("mttr_values", row),
                         interruptions: int("interruptions", row),
                         interruptions_business: int("interruptions_business", row),
                         interruptions_off_hours: int("interruptions_off_hours", row),
@@ -674,7 +671,7 @@ impl Engine {
         };
         // Each incident is in exactly one group, except by responder (one per acknowledger,
         // none without): there the account total needs its own pass.
-        let totals = match group_by {
+        let mut totals = match group_by {
             Some(g) if g != GroupBy::Responder => {
                 let mut t: BTreeMap<Vec<Option<String>>, Partial> = BTreeMap::new();
                 for (k, p) in &by {
@@ -684,10 +681,9 @@ impl Engine {
             }
             _ => self.metrics(df, None).await?,
         };
-        let total = |p: &str| {
+        let mut total = |p: &str| {
             totals
-                .get(&vec![Some(p.to_owned())])
-                .cloned()
+                .remove(&vec![Some(p.to_owned())])
                 .unwrap_or_default()
                 .metrics()
         };
@@ -783,18 +779,13 @@ impl Engine {
         let (from, to) = period.instants();
         let df = self.incidents(account, from, to, filters).await?;
         let buckets = period.buckets(unit);
-        let ts = |d: NaiveDate| {
-            lit(ScalarValue::TimestampMicrosecond(
-                Some(local_midnight(period.tz, d).timestamp_micros()),
-                Some(Arc::from("UTC")),
-            ))
-        };
+        let at = |d: NaiveDate| ts(local_midnight(period.tz, d));
         // The bucket of each incident: the first whose end is after its creation.
         let mut chain: Option<
             deltalake::datafusion::logical_expr::conditional_expressions::CaseBuilder,
         > = None;
         for (start, end) in &buckets {
-            let cond = col("created_at").lt(ts(*end));
+            let cond = col("created_at").lt(at(*end));
             let value = lit(start.to_string());
             chain = Some(match chain {
                 None => when(cond, value),
