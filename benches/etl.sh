@@ -15,15 +15,9 @@ shift || true
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(130000 1300000)
 runs=${BENCH_RUNS:-3}
-server=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mttx-target}
-bash scripts/ensure-postgres.sh
-cargo build --release -q -p mttx-api
-mttx=$CARGO_TARGET_DIR/release/mttx
+source benches/common.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for incidents in "${sizes[@]}"; do
     db=mttx_bench_etl_$incidents

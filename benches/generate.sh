@@ -9,15 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 incidents=${1:-1300000}
-server=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mttx-target}
-bash scripts/ensure-postgres.sh
-cargo build --release -q -p mttx-api
-mttx=$CARGO_TARGET_DIR/release/mttx
+source benches/common.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 for db in mttx_bench_gen mttx_bench_copy; do
     psql_ "$server/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 done

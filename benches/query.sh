@@ -19,21 +19,15 @@ incidents=${1:-1000000}
 runs=${BENCH_RUNS:-50}
 pg_runs=${BENCH_PG_RUNS:-3}
 seconds=${BENCH_SECONDS:-20}
-server=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
 tz=Europe/Berlin
 account=1
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mttx-target}
-bash scripts/ensure-postgres.sh
+source benches/common.sh
 python3 -c "import duckdb" 2>/dev/null || pip install -q duckdb
 if ! command -v wrk >/dev/null; then
     if [ "$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null; else
         echo "install wrk (apt-get install wrk) first" >&2; exit 1; fi
 fi
-cargo build --release -q -p mttx-api
 cargo bench -q -p mttx-query --bench queries --no-run 2>/dev/null
-mttx=$CARGO_TARGET_DIR/release/mttx
-psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 if [ -n "${BENCH_KEEP:-}" ]; then work=$BENCH_KEEP; mkdir -p "$work"; else
     work=$(mktemp -d); trap 'rm -rf "$work"; kill %1 2>/dev/null || true' EXIT; fi
