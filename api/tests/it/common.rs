@@ -6,18 +6,10 @@ use sqlx::PgPool;
 
 /// A fresh folder under the system's temp dir.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mttx-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    mttx_fixtures::testing::scratch(&format!("cli-{name}")).unwrap()
 }
 
 /// The URL of the per-test database behind `pool`.
 pub async fn test_url(pool: &PgPool) -> String {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    format!("{}/{db}", base.rsplit_once('/').unwrap().0)
+    mttx_fixtures::testing::database_url(pool).await.unwrap()
 }

@@ -80,9 +80,7 @@ async fn leases_on_postgres(pool: PgPool) {
 
 #[tokio::test]
 async fn leases_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("mttx-leases-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = mttx_fixtures::testing::scratch("leases").unwrap();
     let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
         .await
         .unwrap();

@@ -93,12 +93,9 @@ pub fn as_fact(o: &Oracle, version: MetricsVersion, like: &Fact) -> Fact {
 }
 
 pub async fn location(pool: &PgPool) -> Location {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
+    mttx_fixtures::testing::database_url(pool)
         .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    format!("{}/{db}", base.rsplit_once('/').unwrap().0)
+        .unwrap()
         .parse()
         .unwrap()
 }

@@ -142,12 +142,7 @@ fn assert_close(got: &Metrics, want: &Metrics, what: &str) {
 
 #[sqlx::test(migrations = false)]
 async fn reports_equal_sql_over_the_source(pool: PgPool) {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let url = mttx_fixtures::testing::database_url(&pool).await.unwrap();
     let cfg = Config {
         seed: 44,
         accounts: 2,
@@ -159,9 +154,7 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
     generate_into(cfg, &url.parse().unwrap(), false)
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("mttx-query-diff-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("diff");
     let facts = crate::etl_into(&url.parse().unwrap(), &dir).await;
     let engine = Engine::open(&facts).await.unwrap();
 

@@ -12,10 +12,7 @@ use mttx_migrations::Location;
 use mttx_query::{Compared, Engine, GroupBy, Period};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mttx-query-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    mttx_fixtures::testing::scratch(&format!("query-{name}")).unwrap()
 }
 
 mod differential;
