@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: starts what the tests need (PostgreSQL) and runs every test of the
+# The test command: starts what the tests need (PostgreSQL, Chromium) and runs every test of the
 # workspace against it. Build output goes to one shared target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 bash scripts/ensure-postgres.sh
+bash scripts/ensure-chromium.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"

@@ -265,7 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let url = mttx_etl::sink::delta::table_url(&cli.places.facts)?;
             let engine = mttx_query::Engine::open(url.as_str()).await?;
-            let report = crate::weekly::weekly(&engine, account, team, monday, tz).await?;
+            let report = crate::weekly::weekly(&engine, account, Some(team), monday, tz).await?;
             let text = crate::weekly::render(&report, format)?;
             match output {
                 Some(path) => {
@@ -495,6 +495,7 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
     println!(
         "\nmttx demo is serving at http://{bound}\n\n\
          token for account 1 (valid 30 days):\n  {token}\n\n\
+         the dashboard: open http://{bound}/dashboard and sign in with the token\n\n\
          last week's report by team, in Berlin time:\n  \
          curl -H 'Authorization: Bearer {token}' \\\n    \
          'http://{bound}/api/v1/reports/incidents?from={last_monday}&to={monday}&tz=Europe/Berlin&group_by=team'\n\n\

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod dashboard;
 pub mod http_metrics;
 pub mod metrics_server;
 pub mod openapi;

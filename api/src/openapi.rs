@@ -52,6 +52,11 @@ pub struct FilterParams {
     major: Option<bool>,
     /// Escalated incidents only (true), or never escalated ones (false).
     escalated: Option<bool>,
+    /// One alert of the noisy-alerts view: its `key` (the title, lower-case, with every
+    /// word holding a digit masked as `#`).
+    alert: Option<String>,
+    /// Incidents that interrupted someone in sleep hours (true), or none (false).
+    interrupted_sleep: Option<bool>,
 }
 
 /// Breakdown and trend of a report.

@@ -41,18 +41,18 @@ pub const CACHE_BYTES: u64 = 256 << 20;
 /// What the handlers share.
 #[derive(Debug)]
 pub struct App {
-    engine: RwLock<Engine>,
+    pub(crate) engine: RwLock<Engine>,
     state: State,
     /// The replica, for incident timelines (None: detail without timeline).
-    source: Option<Source>,
+    pub(crate) source: Option<Source>,
     answers: Answers,
     tokens: Tokens,
-    accepted: Accepted,
+    pub(crate) accepted: Accepted,
 }
 
 /// An error as the API answers it.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -66,7 +66,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
+pub(crate) fn bad(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
@@ -122,6 +122,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/reports/noisy", get(noisy))
         .route("/api/v1/incidents", get(drilldown))
         .route("/api/v1/incidents/{id}", get(detail))
+        .merge(crate::dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -180,18 +181,33 @@ async fn openapi() -> impl IntoResponse {
 
 /// The account of the request's bearer token.
 async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
-    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.to_owned());
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
-            "send `Authorization: Bearer <token>`; create a token with `mttx token create --account <id>`",
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "send `Authorization: Bearer <token>`; create a token with `mttx token create --account <id>`".into(),
         ));
     };
-    let token = value
+    let token = bearer(value).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "the Authorization header must read `Bearer <token>`".into(),
+        )
+    })?;
+    token_account(app, token).await
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
+    value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .ok_or_else(|| unauthorized("the Authorization header must read `Bearer <token>`"))?;
+}
+
+/// The account of `token`, or a 401 that says why not (unknown, expired, revoked).
+pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiError> {
+    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.to_owned());
     let check = match app.tokens.get(token) {
         Some(c) => Ok(c),
         None => app.state.check_token(token).await.inspect(|c| {
@@ -225,7 +241,7 @@ async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
 
 /// The query string's parameters (percent-decoded; bytes that are not UTF-8 become U+FFFD).
 /// A parameter given twice is refused rather than silently picked.
-fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+pub(crate) fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
     let mut params = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if params.insert(k.to_string(), v.to_string()).is_some() {
@@ -264,7 +280,7 @@ async fn asked(
 }
 
 /// Refuses parameters the endpoint does not declare, naming the ones it does.
-fn known(params: &HashMap<String, String>, accepted: &[String]) -> Result<(), ApiError> {
+pub(crate) fn known(params: &HashMap<String, String>, accepted: &[String]) -> Result<(), ApiError> {
     match params.keys().find(|k| !accepted.contains(k)) {
         Some(k) => Err(bad(format!(
             "unknown parameter `{k}`: use {}",
@@ -274,7 +290,7 @@ fn known(params: &HashMap<String, String>, accepted: &[String]) -> Result<(), Ap
     }
 }
 
-fn period(params: &HashMap<String, String>) -> Result<Period, ApiError> {
+pub(crate) fn period(params: &HashMap<String, String>) -> Result<Period, ApiError> {
     let tz_name = params.get("tz").map_or("UTC", String::as_str);
     let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
         bad(format!(
@@ -298,7 +314,7 @@ fn id_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>,
         .transpose()
 }
 
-fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
+pub(crate) fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
     let urgency = params.get("urgency").cloned();
     if let Some(u) = &urgency
         && !["high", "low"].contains(&u.as_str())
@@ -323,6 +339,7 @@ fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
     };
     let major = flag("major")?;
     let escalated = flag("escalated")?;
+    let interrupted_sleep = flag("interrupted_sleep")?;
     Ok(Filters {
         team: id_param(params, "team")?,
         service: id_param(params, "service")?,
@@ -332,10 +349,12 @@ fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
         priority,
         major,
         escalated,
+        alert: params.get("alert").filter(|a| !a.is_empty()).cloned(),
+        interrupted_sleep,
     })
 }
 
-fn engine_error(e: mttx_query::Error) -> ApiError {
+pub(crate) fn engine_error(e: mttx_query::Error) -> ApiError {
     match e {
         mttx_query::Error::BadRequest(m) => bad(m),
         other => {
@@ -515,7 +534,7 @@ pub(crate) async fn report(
 }
 
 /// A whole number from `min` to `max`, or `default` when the parameter is absent.
-fn bounded(
+pub(crate) fn bounded(
     params: &HashMap<String, String>,
     name: &str,
     default: u64,
@@ -603,6 +622,31 @@ pub(crate) async fn noisy(
     .await
 }
 
+/// The drilldown's order and page: `sort` (a leading - for descending), `limit`, `after`.
+pub(crate) fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
+    let sort_text = params.get("sort").map_or("-created_at", String::as_str);
+    let (descending, name) = match sort_text.strip_prefix('-') {
+        Some(n) => (true, n),
+        None => (false, sort_text),
+    };
+    let sort = match name {
+        "created_at" => Sort::CreatedAt,
+        "time_to_ack" => Sort::TimeToAck,
+        "time_to_resolve" => Sort::TimeToResolve,
+        _ => {
+            return Err(bad(format!(
+                "`sort` = `{sort_text}`: use created_at, time_to_ack or time_to_resolve, with a leading - for descending"
+            )));
+        }
+    };
+    Ok(Page {
+        sort,
+        descending,
+        limit: bounded(params, "limit", 50, 1, 1000)? as usize,
+        after: params.get("after").cloned(),
+    })
+}
+
 /// The incidents behind a number: same period and filters, sorted, keyset paged.
 #[utoipa::path(
     get,
@@ -626,27 +670,7 @@ pub(crate) async fn drilldown(
         period,
         filters,
     } = asked(&app, &headers, query.as_deref(), &app.accepted.drilldown).await?;
-    let sort_text = params.get("sort").map_or("-created_at", String::as_str);
-    let (descending, name) = match sort_text.strip_prefix('-') {
-        Some(n) => (true, n),
-        None => (false, sort_text),
-    };
-    let sort = match name {
-        "created_at" => Sort::CreatedAt,
-        "time_to_ack" => Sort::TimeToAck,
-        "time_to_resolve" => Sort::TimeToResolve,
-        _ => {
-            return Err(bad(format!(
-                "`sort` = `{sort_text}`: use created_at, time_to_ack or time_to_resolve, with a leading - for descending"
-            )));
-        }
-    };
-    let page = Page {
-        sort,
-        descending,
-        limit: bounded(&params, "limit", 50, 1, 1000)? as usize,
-        after: params.get("after").cloned(),
-    };
+    let page = page(&params)?;
     cached(
         &app,
         "incidents",
@@ -703,7 +727,19 @@ pub(crate) async fn detail(
         .await
         .map_err(engine_error)?
         .ok_or_else(not_found)?;
-    let timeline = match &app.source {
+    let timeline = timeline(&app, id).await?;
+    Ok(axum::Json(DetailBody {
+        facts: fact,
+        timeline,
+    }))
+}
+
+/// The incident's log entries from the replica, oldest first (None: no replica configured).
+pub(crate) async fn timeline(
+    app: &App,
+    id: i64,
+) -> Result<Option<Vec<mttx_etl::transform::Entry>>, ApiError> {
+    match &app.source {
         Some(source) => {
             let mut logs = source.logs(&[id]).await.map_err(|e| {
                 tracing::error!(error = %e, "reading a timeline failed");
@@ -714,12 +750,8 @@ pub(crate) async fn detail(
             })?;
             let mut entries = logs.remove(&id).map(|(_, e)| e).unwrap_or_default();
             entries.sort_by_key(|e| (e.created_at, e.id));
-            Some(entries)
+            Ok(Some(entries))
         }
-        None => None,
-    };
-    Ok(axum::Json(DetailBody {
-        facts: fact,
-        timeline,
-    }))
+        None => Ok(None),
+    }
 }

@@ -3,7 +3,7 @@
 //! and the account-wide norm, by service and by responder, a 12-week trend, the escalated
 //! incidents to discuss, and the team's noisy alerts.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 use mttx_query::{Engine, Filters, GroupBy, Noisy, NoisyOptions, Page, Period, Sort, Unit};
@@ -21,18 +21,21 @@ pub enum Format {
     Json,
 }
 
-/// A team's week.
+/// A team's week, or the whole account's (no team).
 #[derive(Debug, Serialize)]
 pub struct Weekly {
     pub account_id: i64,
-    pub team_id: i64,
+    pub team_id: Option<i64>,
     /// ISO week, e.g. 2026-W44.
     pub week: String,
     pub period: PeriodBody,
     pub previous_period: PeriodBody,
     pub facts_version: i64,
-    /// The team's metrics beside last week's and the account-wide norm.
+    /// The team's metrics beside last week's and the account-wide norm (for the whole
+    /// account: its metrics beside last week's, no norm).
     pub team: RowBody,
+    /// Every team of the week, each beside the account-wide norm.
+    pub teams: Vec<RowBody>,
     pub services: Vec<RowBody>,
     pub responders: Vec<RowBody>,
     /// The 12 weeks up to and including this one.
@@ -55,57 +58,109 @@ pub fn parse_week(text: &str) -> anyhow::Result<NaiveDate> {
         .ok_or_else(|| anyhow::anyhow!("--week `{text}`: {year} has no ISO week {week}"))
 }
 
+/// Why a week cannot be reported; the message says what to pick instead.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The week has not begun in the time zone.
+    Future {
+        week: String,
+        tz: Tz,
+        latest: String,
+    },
+    /// The team has no incidents in the week or the week before.
+    UnknownTeam {
+        team: i64,
+        week: String,
+        /// Teams with incidents in the 12 weeks up to the week.
+        known: Vec<i64>,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Future { week, tz, latest } => write!(
+                f,
+                "week {week} has not begun yet in {tz}; pick a week up to {latest}"
+            ),
+            Refusal::UnknownTeam { team, week, known } => {
+                let known: Vec<String> = known.iter().map(i64::to_string).collect();
+                write!(
+                    f,
+                    "team {team} has no incidents in {week} or the week before; teams with incidents in the 12 weeks up to it: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// The Monday of the last complete ISO week in `tz`.
 pub fn last_week(tz: Tz) -> NaiveDate {
     let today = Utc::now().with_timezone(&tz).date_naive();
     today - Days::new(u64::from(today.weekday().num_days_from_monday()) + 7)
 }
 
-fn iso(monday: NaiveDate) -> String {
+/// `2026-W44` for the week starting on `monday`.
+pub fn iso(monday: NaiveDate) -> String {
     let w = monday.iso_week();
     format!("{}-W{:02}", w.year(), w.week())
 }
 
-/// Gathers the team's week from the engine.
+/// Gathers the team's week (or, with no team, the account's) from the engine. A week not
+/// begun or a team without incidents is a [`Refusal`].
 pub async fn weekly(
     engine: &Engine,
     account: i64,
-    team: i64,
+    team: Option<i64>,
     monday: NaiveDate,
     tz: Tz,
 ) -> anyhow::Result<Weekly> {
     let today = Utc::now().with_timezone(&tz).date_naive();
     if monday > today {
-        bail!(
-            "week {} has not begun yet in {tz}; pick a week up to {}",
-            iso(monday),
-            iso(last_week(tz) + Days::new(7))
-        );
+        return Err(Refusal::Future {
+            week: iso(monday),
+            tz,
+            latest: iso(last_week(tz) + Days::new(7)),
+        }
+        .into());
     }
     let period = Period::new(tz, monday, monday + Days::new(7), 400)?;
     let twelve = Period::new(tz, monday - Days::new(77), monday + Days::new(7), 400)?;
     let by_team = engine
         .report(account, &period, Some(GroupBy::Team), &Filters::default())
         .await?;
-    let key = Some(team.to_string());
-    let Some(row) = by_team.groups.iter().find(|g| g.key == key) else {
-        // Name the teams that do have incidents, so the fix is obvious.
-        let known = engine
-            .report(account, &twelve, Some(GroupBy::Team), &Filters::default())
-            .await?;
-        let teams: Vec<String> = known.groups.iter().filter_map(|g| g.key.clone()).collect();
-        bail!(
-            "team {team} has no incidents in account {account} in {} or the week before; teams with incidents in the 12 weeks up to it: {}",
-            iso(monday),
-            if teams.is_empty() {
-                "none".to_owned()
-            } else {
-                teams.join(", ")
-            }
-        );
+    let row = match team {
+        None => &by_team.account,
+        Some(team) => {
+            let key = Some(team.to_string());
+            let Some(row) = by_team.groups.iter().find(|g| g.key == key) else {
+                // Name the teams that do have incidents, so the fix is obvious.
+                let known = engine
+                    .report(account, &twelve, Some(GroupBy::Team), &Filters::default())
+                    .await?;
+                return Err(Refusal::UnknownTeam {
+                    team,
+                    week: iso(monday),
+                    known: known
+                        .groups
+                        .iter()
+                        .filter_map(|g| g.key.as_deref()?.parse().ok())
+                        .collect(),
+                }
+                .into());
+            };
+            row
+        }
     };
     let mine = Filters {
-        team: Some(team),
+        team,
         ..Filters::default()
     };
     let breakdown = async |g: GroupBy| -> anyhow::Result<Vec<RowBody>> {
@@ -150,7 +205,12 @@ pub async fn weekly(
         period: period_body(&period),
         previous_period: period_body(&period.previous()),
         facts_version: engine.version(),
-        team: row_body(row, Some(&by_team.account)),
+        team: row_body(row, team.map(|_| &by_team.account)),
+        teams: by_team
+            .groups
+            .iter()
+            .map(|g| row_body(g, Some(&by_team.account)))
+            .collect(),
         services,
         responders,
         trend,
@@ -241,7 +301,7 @@ fn csv(report: &Weekly) -> anyhow::Result<String> {
 }
 
 /// Seconds as a short duration: 45s, 12m 05s, 3h 20m, 2d 4h.
-fn duration(v: Option<f64>) -> String {
+pub(crate) fn duration(v: Option<f64>) -> String {
     let Some(s) = v else { return "–".into() };
     let s = s.round() as i64;
     match s {
@@ -252,11 +312,15 @@ fn duration(v: Option<f64>) -> String {
     }
 }
 
-fn template(name: &str, source: &str, report: &Weekly) -> anyhow::Result<String> {
-    let mut env = minijinja::Environment::new();
+/// The filters the templates share: `duration`, `pct` (a signed change), `rate` (a share
+/// as a percentage) and `num`.
+pub(crate) fn filters(env: &mut minijinja::Environment<'_>) {
     env.add_filter("duration", duration);
     env.add_filter("pct", |v: Option<f64>| {
         v.map_or("–".to_owned(), |v| format!("{:+.0}%", v * 100.0))
+    });
+    env.add_filter("rate", |v: Option<f64>| {
+        v.map_or("–".to_owned(), |v| format!("{:.1}%", v * 100.0))
     });
     env.add_filter("num", |v: Option<f64>| {
         v.map_or("–".to_owned(), |v| {
@@ -267,6 +331,11 @@ fn template(name: &str, source: &str, report: &Weekly) -> anyhow::Result<String>
             }
         })
     });
+}
+
+fn template(name: &str, source: &str, report: &Weekly) -> anyhow::Result<String> {
+    let mut env = minijinja::Environment::new();
+    filters(&mut env);
     env.add_template(name, source)?;
     Ok(env.get_template(name)?.render(report)?)
 }

@@ -118,6 +118,10 @@ pub struct Filters {
     pub major: Option<bool>,
     /// Escalated at least once (true), or never (false).
     pub escalated: Option<bool>,
+    /// One alert of the noisy-alerts view: titles with this [`noisy::fingerprint`].
+    pub alert: Option<String>,
+    /// Woke someone up (an interruption in sleep hours) at least once, or never.
+    pub interrupted_sleep: Option<bool>,
 }
 
 impl Filters {
@@ -142,6 +146,12 @@ impl Filters {
         }
         if let Some(e) = self.escalated {
             parts.push(col("escalation_count").gt(lit(0_i64)).eq(lit(e)));
+        }
+        if let Some(i) = self.interrupted_sleep {
+            parts.push(col("interruptions_sleep").gt(lit(0_i64)).eq(lit(i)));
+        }
+        if let Some(a) = &self.alert {
+            parts.push(noisy::fingerprint_expr(col("title")).eq(lit(a.clone())));
         }
         if let Some(r) = self.responder {
             parts.push(deltalake::datafusion::functions_nested::expr_fn::array_has(
@@ -890,6 +900,37 @@ impl Engine {
     }
 
     /// One incident's facts row, if it belongs to `account`.
+    /// When the account's latest incident was created (None: it has none).
+    pub async fn latest(&self, account: i64) -> Result<Option<DateTime<Utc>>> {
+        let (_, df) = self.frame().await?;
+        let batches = df
+            .filter(col("account_id").eq(lit(account)))
+            .and_then(|df| {
+                df.aggregate(
+                    vec![],
+                    vec![
+                        deltalake::datafusion::functions_aggregate::expr_fn::max(cast(
+                            col("created_at"),
+                            deltalake::arrow::datatypes::DataType::Int64,
+                        ))
+                        .alias("latest"),
+                    ],
+                )
+            })
+            .map_err(facts_err("finding the latest incident"))?
+            .collect()
+            .await
+            .map_err(facts_err("finding the latest incident"))?;
+        Ok(batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| {
+                let a = b.column(0).as_primitive::<Int64Type>();
+                (!a.is_null(0)).then(|| a.value(0))
+            })
+            .and_then(DateTime::from_timestamp_micros))
+    }
+
     pub async fn incident(
         &self,
         account: i64,

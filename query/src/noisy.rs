@@ -6,12 +6,14 @@
 //! The facts of the period are read once (six columns) and grouped here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{Array, AsArray};
+use deltalake::arrow::array::{Array, AsArray, StringArray};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
-use deltalake::datafusion::prelude::{cast, col};
+use deltalake::datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use deltalake::datafusion::prelude::{Expr, cast, col};
 use serde::Serialize;
 
 use crate::{Engine, Error, Filters, Period, Result, facts_err};
@@ -99,6 +101,24 @@ pub fn fingerprint(title: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// [`fingerprint`] as a DataFusion expression over a string column (for the `alert`
+/// filter: the incidents behind one noisy alert).
+pub(crate) fn fingerprint_expr(title: Expr) -> Expr {
+    let udf = create_udf(
+        "mttx_fingerprint",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let titles = arrays[0].as_string::<i32>();
+            let out: StringArray = titles.iter().map(|t| t.map(fingerprint)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    );
+    udf.call(vec![cast(title, DataType::Utf8)])
 }
 
 struct Incident {

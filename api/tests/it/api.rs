@@ -1,8 +1,7 @@
 //! The report API over a real HTTP server: tokens, tenant isolation, the golden numbers, and
 //! a 400 with what to fix for every bad parameter.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use mttx_api::server::{App, router, serve};
 use mttx_etl::run::{RunOptions, run};
@@ -13,42 +12,7 @@ use mttx_fixtures::{golden, load_dataset};
 use mttx_migrations::Location;
 use serde_json::Value;
 
-use crate::common::scratch;
-
-/// One GET over a fresh connection: status, headers (lower-case names), body.
-fn request(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let status: u16 = out[9..12].parse().unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
-    let (status, _, body) = request(addr, path, token);
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
-}
+use crate::common::{get, request, scratch};
 
 fn assert_near(v: &Value, want: f64) {
     let got = v.as_f64().unwrap_or(f64::NAN);

@@ -1,6 +1,10 @@
 //! Helpers shared by the binary's tests.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+
+use serde_json::Value;
 
 use sqlx::PgPool;
 
@@ -12,4 +16,39 @@ pub fn scratch(name: &str) -> PathBuf {
 /// The URL of the per-test database behind `pool`.
 pub async fn test_url(pool: &PgPool) -> String {
     mttx_fixtures::testing::database_url(pool).await.unwrap()
+}
+
+/// One GET over a fresh connection: status, headers (lower-case names), body.
+pub fn request(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = out[9..12].parse().unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+    let (status, _, body) = request(addr, path, token);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }

@@ -5,4 +5,5 @@ mod api;
 mod cli;
 mod common;
 mod crash;
+mod dashboard;
 mod metrics;

@@ -313,6 +313,13 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
         ),
         (
             mttx_query::Filters {
+                interrupted_sleep: Some(true),
+                ..Default::default()
+            },
+            "AND interruptions_sleep > 0",
+        ),
+        (
+            mttx_query::Filters {
                 team: Some(1),
                 ..Default::default()
             },

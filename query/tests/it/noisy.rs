@@ -136,6 +136,33 @@ pub async fn check(pool: &PgPool, engine: &Engine, account: i64, period: &Period
     )
     .await;
     assert_eq!(got(&view.titles), titles, "{what}: titles");
+    // The `alert` filter finds exactly the incidents SQL fingerprints as each alert.
+    for (key, n, ..) in titles.iter().take(5) {
+        let found = engine
+            .drilldown(
+                account,
+                period,
+                &mttx_query::Filters {
+                    alert: Some(key.clone()),
+                    ..Default::default()
+                },
+                &mttx_query::Page {
+                    sort: mttx_query::Sort::CreatedAt,
+                    descending: false,
+                    limit: 10_000,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.facts.len() as i64, *n, "{what}: alert `{key}`");
+        assert!(
+            found
+                .facts
+                .iter()
+                .all(|f| mttx_query::noisy::fingerprint(&f.title) == *key)
+        );
+    }
     let share = tallies(
         pool,
         tally_sql(
