@@ -324,61 +324,75 @@ enum Kind {
 
 /// The cards, in order. For every one of them lower is better.
 const CARDS: [Spec; 9] = [
-    Spec {
-        metric: "incident_count",
-        label: "Incidents",
-        kind: Kind::Count,
-        behind: ("sort", "-created_at"),
-    },
-    Spec {
-        metric: "mtta_p50",
-        label: "MTTA p50",
-        kind: Kind::Duration,
-        behind: ("sort", "-time_to_ack"),
-    },
-    Spec {
-        metric: "mtta_p90",
-        label: "MTTA p90",
-        kind: Kind::Duration,
-        behind: ("sort", "-time_to_ack"),
-    },
-    Spec {
-        metric: "mtta_mean",
-        label: "MTTA mean",
-        kind: Kind::Duration,
-        behind: ("sort", "-time_to_ack"),
-    },
-    Spec {
-        metric: "mttr_p50",
-        label: "MTTR p50",
-        kind: Kind::Duration,
-        behind: ("sort", "-time_to_resolve"),
-    },
-    Spec {
-        metric: "mttr_p90",
-        label: "MTTR p90",
-        kind: Kind::Duration,
-        behind: ("sort", "-time_to_resolve"),
-    },
-    Spec {
-        metric: "mttr_mean",
-        label: "MTTR mean",
-        kind: Kind::Duration,
-        behind: ("sort", "-time_to_resolve"),
-    },
-    Spec {
-        metric: "escalated_rate",
-        label: "Escalation rate",
-        kind: Kind::Rate,
-        behind: ("escalated", "true"),
-    },
-    Spec {
-        metric: "interruptions_sleep",
-        label: "Sleep-hour interruptions",
-        kind: Kind::Count,
-        behind: ("interrupted_sleep", "true"),
-    },
+    spec(
+        "incident_count",
+        "Incidents",
+        Kind::Count,
+        ("sort", "-created_at"),
+    ),
+    spec(
+        "mtta_p50",
+        "MTTA p50",
+        Kind::Duration,
+        ("sort", "-time_to_ack"),
+    ),
+    spec(
+        "mtta_p90",
+        "MTTA p90",
+        Kind::Duration,
+        ("sort", "-time_to_ack"),
+    ),
+    spec(
+        "mtta_mean",
+        "MTTA mean",
+        Kind::Duration,
+        ("sort", "-time_to_ack"),
+    ),
+    spec(
+        "mttr_p50",
+        "MTTR p50",
+        Kind::Duration,
+        ("sort", "-time_to_resolve"),
+    ),
+    spec(
+        "mttr_p90",
+        "MTTR p90",
+        Kind::Duration,
+        ("sort", "-time_to_resolve"),
+    ),
+    spec(
+        "mttr_mean",
+        "MTTR mean",
+        Kind::Duration,
+        ("sort", "-time_to_resolve"),
+    ),
+    spec(
+        "escalated_rate",
+        "Escalation rate",
+        Kind::Rate,
+        ("escalated", "true"),
+    ),
+    spec(
+        "interruptions_sleep",
+        "Sleep-hour interruptions",
+        Kind::Count,
+        ("interrupted_sleep", "true"),
+    ),
 ];
+
+const fn spec(
+    metric: &'static str,
+    label: &'static str,
+    kind: Kind,
+    behind: (&'static str, &'static str),
+) -> Spec {
+    Spec {
+        metric,
+        label,
+        kind,
+        behind,
+    }
+}
 
 fn show(kind: Kind, v: Option<f64>) -> String {
     match (kind, v) {
@@ -1114,21 +1128,8 @@ async fn incident_of(
 ) -> Result<Response, ApiError> {
     let params = page_params(query, &["tz"])?;
     let Week { tz, .. } = week_of(&params)?;
-    let not_found = || {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no incident `{id}` in account {account}"),
-        )
-    };
-    let id: i64 = id.parse().map_err(|_| not_found())?;
-    let fact = app
-        .engine
-        .read()
-        .await
-        .incident(account, id)
-        .await
-        .map_err(engine_error)?
-        .ok_or_else(not_found)?;
+    let fact = crate::server::incident_fact(app, account, id).await?;
+    let id = fact.incident_id;
     let entries = crate::server::timeline(app, id).await?;
     let steps: Option<Vec<Step>> = entries.as_ref().map(|es| {
         es.iter()

@@ -712,6 +712,21 @@ pub(crate) async fn detail(
 ) -> Result<axum::Json<DetailBody>, ApiError> {
     let account = account(&app, &headers).await?;
     let id = id.map_or_else(|_| String::new(), |Path(id)| id);
+    let fact = incident_fact(&app, account, &id).await?;
+    let id = fact.incident_id;
+    let timeline = timeline(&app, id).await?;
+    Ok(axum::Json(DetailBody {
+        facts: fact,
+        timeline,
+    }))
+}
+
+/// The account's incident `id` (as given in the path), or a 404 that says so.
+pub(crate) async fn incident_fact(
+    app: &App,
+    account: i64,
+    id: &str,
+) -> Result<mttx_facts::Fact, ApiError> {
     let not_found = || {
         ApiError(
             StatusCode::NOT_FOUND,
@@ -719,19 +734,13 @@ pub(crate) async fn detail(
         )
     };
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let fact = app
-        .engine
+    app.engine
         .read()
         .await
         .incident(account, id)
         .await
         .map_err(engine_error)?
-        .ok_or_else(not_found)?;
-    let timeline = timeline(&app, id).await?;
-    Ok(axum::Json(DetailBody {
-        facts: fact,
-        timeline,
-    }))
+        .ok_or_else(not_found)
 }
 
 /// The incident's log entries from the replica, oldest first (None: no replica configured).

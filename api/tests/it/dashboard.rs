@@ -155,6 +155,33 @@ async fn tab(c: &Client) {
     .unwrap();
 }
 
+/// `[key, shown incident count]` of every keyed row of a breakdown table.
+async fn counts_shown(c: &Client, table: &str) -> Value {
+    js(
+        c,
+        &format!(
+            "return [...document.querySelectorAll('#{table} tbody tr[data-key]:not([data-key=\"\"])')].map(r => [r.dataset.key, r.querySelector(\"a[data-metric='incident_count']\").textContent])"
+        ),
+    )
+    .await
+}
+
+/// The same from the API's groups.
+fn counts_of(groups: &Value) -> Value {
+    groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["key"].is_string())
+        .map(|g| {
+            json!([
+                g["key"],
+                shown("incident_count", &g["metrics"]["incident_count"]["value"])
+            ])
+        })
+        .collect()
+}
+
 async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.unwrap()
 }
@@ -435,24 +462,10 @@ async fn the_dashboard_shows_the_api_numbers_in_chromium(pool: PgPool) {
         "/api/v1/reports/incidents?{period}&group_by=responder&team={team}"
     ))
     .await;
-    let shown_responders = js(
-        &c,
-        "return [...document.querySelectorAll('#responders tbody tr[data-key]:not([data-key=\"\"])')].map(r => [r.dataset.key, r.querySelector(\"a[data-metric='incident_count']\").textContent])",
-    )
-    .await;
-    let want: Vec<Value> = responders["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["key"].is_string())
-        .map(|g| {
-            json!([
-                g["key"],
-                shown("incident_count", &g["metrics"]["incident_count"]["value"])
-            ])
-        })
-        .collect();
-    assert_eq!(shown_responders, Value::Array(want));
+    assert_eq!(
+        counts_shown(&c, "responders").await,
+        counts_of(&responders["groups"])
+    );
 
     // Screenshot of the team's week.
     save(&dir.join("dashboard.png"), &c.screenshot().await.unwrap());
@@ -628,24 +641,10 @@ async fn the_dashboard_shows_the_api_numbers_in_chromium(pool: PgPool) {
         total,
         &by_team["total"]["metrics"]["incident_count"]["value"]
     ));
-    let shown_teams = js(
-        &c,
-        "return [...document.querySelectorAll('#teams tbody tr[data-key]:not([data-key=\"\"])')].map(r => [r.dataset.key, r.querySelector(\"a[data-metric='incident_count']\").textContent])",
-    )
-    .await;
-    let want: Vec<Value> = by_team["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["key"].is_string())
-        .map(|g| {
-            json!([
-                g["key"],
-                shown("incident_count", &g["metrics"]["incident_count"]["value"])
-            ])
-        })
-        .collect();
-    assert_eq!(shown_teams, Value::Array(want));
+    assert_eq!(
+        counts_shown(&c, "teams").await,
+        counts_of(&by_team["groups"])
+    );
 
     // Empty and error states that say what to do.
     c.goto(&format!("{base}/dashboard?week=2099-W01&tz={TZ}"))
