@@ -47,12 +47,12 @@ impl Answers {
     pub fn key(
         endpoint: &str,
         account: i64,
-        version: i64,
+        (generation, version): (i64, i64),
         params: &HashMap<String, String>,
     ) -> String {
         let mut p: Vec<(&String, &String)> = params.iter().collect();
         p.sort();
-        let mut key = format!("{endpoint}\u{1f}{account}\u{1f}{version}");
+        let mut key = format!("{endpoint}\u{1f}{account}\u{1f}{generation}.{version}");
         for (k, v) in p {
             key.push('\u{1f}');
             key.push_str(k);

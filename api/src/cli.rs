@@ -3,6 +3,8 @@
 //! under `./.mttx/`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -58,6 +60,15 @@ pub enum Command {
     Etl {
         #[command(subcommand)]
         command: EtlCommand,
+    },
+    /// Fold all history again by another metrics version into a new generation of the
+    /// facts, while reports are served from the current one; then serve the new one.
+    /// Resumes where it stopped if interrupted; `etl run` may keep following meanwhile.
+    Reprocess(ReprocessArgs),
+    /// The generations of the facts: list them, or switch which one reports are served from.
+    Generations {
+        #[command(subcommand)]
+        command: GenerationsCommand,
     },
     /// API tokens (each scoped to one account).
     Token {
@@ -179,6 +190,53 @@ pub struct EtlRunArgs {
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
+#[derive(Debug, Args)]
+pub struct ReprocessArgs {
+    /// The metrics version to fold with: 1 attributes incidents to the escalation policy
+    /// (and team) at trigger, 2 to the one they ended on.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=2))]
+    pub metrics_version: i32,
+    /// Backfill workers in this process (other processes running the same command share
+    /// the work).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Incident ids per backfill range (one lease and one commit each).
+    #[arg(long, default_value_t = 50_000)]
+    pub range_incidents: i64,
+    /// Seconds a worker's lease lasts without a heartbeat.
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// Build and catch up, but leave the switch to `mttx generations switch`.
+    #[arg(long)]
+    pub no_switch: bool,
+    /// Change nothing: say how each team's incident count would move.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: only this account.
+    #[arg(long, requires = "dry_run")]
+    pub account: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerationsCommand {
+    /// Every generation, with its metrics version and which one is served.
+    List,
+    /// Serve another (ready) generation: `--previous` for the one served before the last
+    /// switch. It is first caught up with the log.
+    Switch {
+        /// The generation to serve.
+        #[arg(
+            long,
+            conflicts_with = "previous",
+            required_unless_present = "previous"
+        )]
+        to: Option<i64>,
+        /// The generation served before the last switch.
+        #[arg(long)]
+        previous: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum FixturesCommand {
     /// Generate a realistic replica into --source (same arguments, same rows).
@@ -245,6 +303,8 @@ fn ensure_parent(location: &Location) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Etl { command } => etl(&cli.places, command).await?,
+        Command::Reprocess(args) => reprocess(&cli.places, args).await?,
+        Command::Generations { command } => generations(&cli.places, command).await?,
         Command::Report {
             command:
                 ReportCommand::Weekly {
@@ -263,8 +323,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(w) => crate::weekly::parse_week(&w)?,
                 None => crate::weekly::last_week(tz),
             };
-            let url = mttx_etl::sink::delta::table_url(&cli.places.facts)?;
-            let engine = mttx_query::Engine::open(url.as_str()).await?;
+            let state = location("state", &cli.places.state)?;
+            ensure_parent(&state)?;
+            let state = mttx_etl::sink::state::State::open(&state).await?;
+            let engine = crate::server::open_served(&state, &cli.places.facts).await?;
             let report = crate::weekly::weekly(&engine, account, Some(team), monday, tz).await?;
             let text = crate::weekly::render(&report, format)?;
             match output {
@@ -354,7 +416,13 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
         EtlCommand::Run(args) => args,
         EtlCommand::Upkeep { retain_hours } => {
             let retain = hours("retain-hours", retain_hours)?;
-            let mut facts = mttx_etl::sink::delta::FactsTable::open(&places.facts).await?;
+            let state = location("state", &places.state)?;
+            ensure_parent(&state)?;
+            let served = mttx_etl::sink::state::State::open(&state)
+                .await?
+                .serving(&places.facts, 1)
+                .await?;
+            let mut facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
             let report = facts.upkeep(retain).await?;
             println!("upkeep of {}: {report}", facts.uri());
             return Ok(());
@@ -392,7 +460,6 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
     let replica =
         mttx_etl::source::Source::open(&source, (args.workers as u32 + 2).min(16)).await?;
     let state = mttx_etl::sink::state::State::open(&state).await?;
-    let mut facts = mttx_etl::sink::delta::FactsTable::open(&places.facts).await?;
     let opts = mttx_etl::run::RunOptions {
         once: args.once,
         batch_entries: args.batch_entries,
@@ -405,7 +472,6 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
         retain,
         ..Default::default()
     };
-    tracing::info!(source = %replica.location(), facts = facts.uri(), once = opts.once, workers = opts.workers, "etl starting");
     tokio::spawn(async {
         stop_signal().await;
         tracing::info!("stop requested: finishing the current batch (again to quit at once)");
@@ -413,8 +479,204 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
         stop_signal().await;
         std::process::exit(130);
     });
-    let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
-    println!("etl into {}\n{summary}", facts.uri());
+    // Always into the served generation; when a reprocess switches to another one, the
+    // follower finishes its batch and goes on in the new one.
+    loop {
+        let served = state.serving(&places.facts, 1).await?;
+        let mut facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
+        let moved = Arc::new(AtomicBool::new(false));
+        let watch = (!opts.once).then(|| {
+            let (state, base, moved) = (state.clone(), places.facts.clone(), moved.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if let Ok(g) = state.serving(&base, 1).await
+                        && g.id != served.id
+                    {
+                        moved.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })
+        });
+        let opts = mttx_etl::run::RunOptions {
+            metrics_version: served.metrics_version.try_into()?,
+            stop: Some(moved.clone()),
+            ..opts.clone()
+        };
+        tracing::info!(source = %replica.location(), facts = facts.uri(), generation = served.id, metrics_version = served.metrics_version, once = opts.once, workers = opts.workers, "etl starting");
+        let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await;
+        if let Some(w) = watch {
+            w.abort();
+        }
+        let summary = summary?;
+        println!("etl into {}\n{summary}", facts.uri());
+        if opts.once || mttx_etl::run::stop_requested() || !moved.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        tracing::info!("another facts generation is served now: following it");
+    }
+}
+
+/// `mttx reprocess`: a new generation of the facts by another metrics version.
+async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
+    let source = location("source", &places.source)?;
+    let state = location("state", &places.state)?;
+    ensure_parent(&state)?;
+    anyhow::ensure!(
+        (1..=64).contains(&args.workers),
+        "--workers must be between 1 and 64"
+    );
+    anyhow::ensure!(
+        args.range_incidents > 0,
+        "--range-incidents must be at least 1"
+    );
+    let version: mttx_etl::MetricsVersion = args.metrics_version.try_into()?;
+    let replica =
+        mttx_etl::source::Source::open(&source, (args.workers as u32 + 2).min(16)).await?;
+    let state = mttx_etl::sink::state::State::open(&state).await?;
+    if args.dry_run {
+        let served = state.serving(&places.facts, 1).await?;
+        let facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
+        let mut all = facts.read_all().await?;
+        if let Some(a) = args.account {
+            all.retain(|f| f.account_id == a);
+        }
+        let moves = mttx_etl::reprocess::dry_run(&replica, &all, version).await?;
+        println!(
+            "dry run: metrics version {} (generation {}) -> {}, {} incidents; nothing is changed",
+            served.metrics_version,
+            served.id,
+            args.metrics_version,
+            all.len()
+        );
+        println!("account\tteam\tincidents_now\tincidents_after\tchange\tmoved_in\tmoved_out");
+        let mut moved = 0;
+        for ((account, team), m) in &moves {
+            moved += m.moved_out;
+            println!(
+                "{account}\t{}\t{}\t{}\t{:+}\t{}\t{}",
+                team.map_or("none".to_owned(), |t| t.to_string()),
+                m.incidents_before,
+                m.incidents_after,
+                m.incidents_after - m.incidents_before,
+                m.moved_in,
+                m.moved_out
+            );
+        }
+        println!("{moved} incidents would change team");
+        return Ok(());
+    }
+    let opts = mttx_etl::run::RunOptions {
+        once: true,
+        workers: args.workers,
+        range_incidents: args.range_incidents,
+        lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
+        metrics_version: version,
+        ..Default::default()
+    };
+    tokio::spawn(async {
+        stop_signal().await;
+        tracing::info!(
+            "stop requested: finishing the current ranges; run the same command again to resume"
+        );
+        mttx_etl::run::request_stop();
+        stop_signal().await;
+        std::process::exit(130);
+    });
+    let started = std::time::Instant::now();
+    let done =
+        mttx_etl::reprocess::reprocess(&replica, &state, &places.facts, &opts, !args.no_switch)
+            .await?;
+    let s = &done.summary;
+    println!(
+        "reprocessed into generation {} ({}), metrics version {}\n{s}\n{:.0} entries/s over {:.1} s",
+        done.to.id,
+        done.to.location,
+        done.to.metrics_version,
+        s.entries_read as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        started.elapsed().as_secs_f64()
+    );
+    if done.switched {
+        println!(
+            "now serving generation {} (was {}); switch back with `mttx generations switch --previous`",
+            done.to.id, done.from.id
+        );
+    } else {
+        println!(
+            "still serving generation {}; serve the new one with `mttx generations switch --to {}`",
+            done.from.id, done.to.id
+        );
+    }
+    Ok(())
+}
+
+/// `mttx generations`: list, or switch the served one (after catching it up).
+async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Result<()> {
+    let state = location("state", &places.state)?;
+    ensure_parent(&state)?;
+    let state = mttx_etl::sink::state::State::open(&state).await?;
+    let served = state.serving(&places.facts, 1).await?;
+    match command {
+        GenerationsCommand::List => {
+            println!("id\tmetrics_version\tstatus\tserved\tlocation");
+            for g in state.generations(&places.facts).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    g.id,
+                    g.metrics_version,
+                    g.status,
+                    if g.id == served.id { "yes" } else { "" },
+                    g.location
+                );
+            }
+        }
+        GenerationsCommand::Switch { to, previous } => {
+            let target = match (to, previous) {
+                (Some(id), _) => state
+                    .generations(&places.facts)
+                    .await?
+                    .into_iter()
+                    .find(|g| g.id == id)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "there is no generation {id}; `mttx generations list` shows them"
+                        )
+                    })?,
+                (None, _) => state
+                    .previous_generation(&places.facts)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no generation was served before this one"))?,
+            };
+            anyhow::ensure!(
+                target.id != served.id,
+                "generation {} is already served",
+                target.id
+            );
+            anyhow::ensure!(
+                target.status == "ready",
+                "generation {} is still being built; finish it with `mttx reprocess --metrics-version {}`",
+                target.id,
+                target.metrics_version
+            );
+            // It stopped following the log when it stopped being served: catch it up first.
+            let replica =
+                mttx_etl::source::Source::open(&location("source", &places.source)?, 4).await?;
+            let mut facts = mttx_etl::sink::delta::FactsTable::open(&target.location).await?;
+            let opts = mttx_etl::run::RunOptions {
+                once: true,
+                upkeep_every: None,
+                metrics_version: target.metrics_version.try_into()?,
+                ..Default::default()
+            };
+            let caught = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
+            state.switch_generation(&places.facts, target.id).await?;
+            println!(
+                "now serving generation {} (metrics version {}; {} entries caught up), was {}",
+                target.id, target.metrics_version, caught.entries_read, served.id
+            );
+        }
+    }
     Ok(())
 }
 

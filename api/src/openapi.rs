@@ -222,6 +222,11 @@ pub struct ReportBody {
     pub previous_period: PeriodBody,
     /// The facts table version the numbers come from.
     pub facts_version: i64,
+    /// The facts generation the answer comes from (a reprocess builds a new one).
+    pub generation: i64,
+    /// The metrics version of that generation: 1 attributes incidents to the escalation
+    /// policy (and team) at trigger, 2 to the one they ended on.
+    pub metrics_version: i32,
     pub total: RowBody,
     pub group_by: Option<GroupBy>,
     pub groups: Vec<RowBody>,
@@ -234,6 +239,11 @@ pub struct ReportBody {
 pub struct IncidentsBody {
     pub account_id: i64,
     pub facts_version: i64,
+    /// The facts generation the answer comes from (a reprocess builds a new one).
+    pub generation: i64,
+    /// The metrics version of that generation: 1 attributes incidents to the escalation
+    /// policy (and team) at trigger, 2 to the one they ended on.
+    pub metrics_version: i32,
     pub incidents: Vec<mttx_facts::Fact>,
     /// Pass as `after` for the next page; null on the last page.
     pub next: Option<String>,
@@ -255,6 +265,11 @@ pub struct NoisyBody {
     pub account_id: i64,
     pub period: PeriodBody,
     pub facts_version: i64,
+    /// The facts generation the answer comes from (a reprocess builds a new one).
+    pub generation: i64,
+    /// The metrics version of that generation: 1 attributes incidents to the escalation
+    /// policy (and team) at trigger, 2 to the one they ended on.
+    pub metrics_version: i32,
     #[serde(flatten)]
     pub view: Noisy,
 }

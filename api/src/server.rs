@@ -42,6 +42,8 @@ pub const CACHE_BYTES: u64 = 256 << 20;
 #[derive(Debug)]
 pub struct App {
     pub(crate) engine: RwLock<Engine>,
+    /// The `--facts` location: generation 1, and where new generations are built beside.
+    base: String,
     state: State,
     /// The replica, for incident timelines (None: detail without timeline).
     pub(crate) source: Option<Source>,
@@ -78,11 +80,10 @@ impl App {
         source: Option<Source>,
         cache_bytes: u64,
     ) -> anyhow::Result<Arc<Self>> {
-        // Registers the object stores compiled in, or says which feature a URL needs.
-        let url = mttx_etl::sink::delta::table_url(facts)?;
-        let engine = Engine::open(url.as_str()).await?;
+        let engine = open_served(&state, facts).await?;
         Ok(Arc::new(Self {
             engine: RwLock::new(engine),
+            base: facts.to_owned(),
             state,
             source,
             answers: Answers::new(cache_bytes),
@@ -93,23 +94,63 @@ impl App {
 
     /// Follows the table: new facts are served within `every` of their commit. The table is
     /// re-read on a copy, outside the lock, so requests never wait for the listing; only a
-    /// new version is swapped in.
+    /// new version is swapped in. When another facts generation starts being served (a
+    /// reprocess switched), its table is opened and swapped in whole: every answer comes
+    /// from one generation.
     pub fn follow(self: &Arc<Self>, every: Duration) {
         let app = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(app) = app.upgrade() else { return };
+                let serving = app.engine.read().await.generation();
+                match app.state.serving(&app.base, 1).await {
+                    Ok(g) if g.id != serving => match open_served(&app.state, &app.base).await {
+                        Ok(next) => {
+                            tracing::info!(
+                                generation = next.generation(),
+                                metrics_version = next.metrics_version(),
+                                "serving another facts generation"
+                            );
+                            *app.engine.write().await = next;
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not open the served facts generation")
+                        }
+                    },
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read which facts generation is served")
+                    }
+                }
                 let mut next = app.engine.read().await.clone();
                 let before = next.version();
                 match next.refresh().await {
-                    Ok(()) if next.version() != before => *app.engine.write().await = next,
+                    Ok(()) if next.version() != before => {
+                        let mut engine = app.engine.write().await;
+                        // A generation switch may have happened meanwhile; it wins.
+                        if engine.generation() == next.generation() {
+                            *engine = next;
+                        }
+                    }
                     Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "could not refresh the facts table"),
                 }
             }
         });
     }
+}
+
+/// An engine over the facts generation the state says is served (the first time:
+/// `facts` itself, as generation 1).
+pub async fn open_served(state: &State, facts: &str) -> anyhow::Result<Engine> {
+    let served = state.serving(facts, 1).await?;
+    // Registers the object stores compiled in, or says which feature a URL needs.
+    let url = mttx_etl::sink::delta::table_url(&served.location)?;
+    Ok(Engine::open(url.as_str())
+        .await?
+        .serving(served.id, served.metrics_version))
 }
 
 /// The API's routes.
@@ -455,7 +496,12 @@ where
     F: AsyncFnOnce(&Engine) -> Result<T, ApiError>,
 {
     let engine = app.engine.read().await;
-    let key = Answers::key(endpoint, account, engine.version(), params);
+    let key = Answers::key(
+        endpoint,
+        account,
+        (engine.generation(), engine.version()),
+        params,
+    );
     if let Some(body) = app.answers.get(&key) {
         return Ok(json_response(body, true));
     }
@@ -519,6 +565,8 @@ pub(crate) async fn report(
             period: period_body(&period),
             previous_period: period_body(&period.previous()),
             facts_version: engine.version(),
+            generation: engine.generation(),
+            metrics_version: engine.metrics_version(),
             total: row_body(&report.account, None),
             group_by: report.group_by,
             groups: report
@@ -616,6 +664,8 @@ pub(crate) async fn noisy(
             account_id: account,
             period: period_body(&period),
             facts_version: engine.version(),
+            generation: engine.generation(),
+            metrics_version: engine.metrics_version(),
             view,
         })
     })
@@ -684,6 +734,8 @@ pub(crate) async fn drilldown(
             Ok(IncidentsBody {
                 account_id: account,
                 facts_version: engine.version(),
+                generation: engine.generation(),
+                metrics_version: engine.metrics_version(),
                 incidents: found.facts,
                 next: found.next,
             })

@@ -31,6 +31,8 @@ pub struct Weekly {
     pub period: PeriodBody,
     pub previous_period: PeriodBody,
     pub facts_version: i64,
+    pub generation: i64,
+    pub metrics_version: i32,
     /// The team's metrics beside last week's and the account-wide norm (for the whole
     /// account: its metrics beside last week's, no norm).
     pub team: RowBody,
@@ -205,6 +207,8 @@ pub async fn weekly(
         period: period_body(&period),
         previous_period: period_body(&period.previous()),
         facts_version: engine.version(),
+        generation: engine.generation(),
+        metrics_version: engine.metrics_version(),
         team: row_body(row, team.map(|_| &by_team.account)),
         teams: by_team
             .groups

@@ -303,7 +303,11 @@ pub async fn run(
             _ = report.tick(), if shared.bar.is_none() => {
                 let (total, done) = state.lease_counts(&shared.prefix).await?;
                 let rate = m.entries_read.get() as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                tracing::info!(ranges_done = done, of = total, entries_per_s = rate as u64, "backfill progress");
+                // The ranges this run has left, at the pace of the ranges it has done.
+                let eta_s = (done > 0).then(|| {
+                    started.elapsed().as_secs_f64() / done as f64 * total.saturating_sub(done) as f64
+                });
+                tracing::info!(ranges_done = done, of = total, entries_per_s = rate as u64, eta_s = eta_s.map(|s| s.round() as u64), "backfill progress");
             }
         }
     }

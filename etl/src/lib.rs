@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod metrics;
+pub mod reprocess;
 pub mod run;
 pub mod sink;
 pub mod source;

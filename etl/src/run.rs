@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub upkeep_every: Option<Duration>,
     /// Table upkeep keeps unreferenced data files this long (readers of older versions).
     pub retain: Duration,
+    /// Set to stop this run at the next batch boundary (as SIGTERM stops every run): a
+    /// follower stops when another facts generation starts being served.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -64,11 +67,17 @@ impl Default for RunOptions {
             lease_ttl: Duration::from_secs(30),
             upkeep_every: Some(Duration::from_secs(3600)),
             retain: Duration::from_secs(7 * 24 * 3600),
+            stop: None,
         }
     }
 }
 
 impl RunOptions {
+    /// Whether this run was asked to stop (by a signal or by its own flag).
+    fn stopping(&self) -> bool {
+        stop_requested() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
     fn backfill(&self) -> BackfillOptions {
         BackfillOptions {
             workers: self.workers.max(1),
@@ -302,7 +311,7 @@ async fn run_inner(
     let mut standing_since: Option<Instant> = None;
     loop {
         let Some(lease) = state.claim_named(&lease_name, &opts.worker_id, ttl).await? else {
-            if stop_requested() {
+            if opts.stopping() {
                 break;
             }
             // --once: a dead leader's lease expires within its TTL; a live one keeps the
@@ -479,7 +488,7 @@ async fn lead(
     let mut orphan_cursor = 0_i64;
     loop {
         check_lead()?;
-        if stop_requested() {
+        if opts.stopping() {
             tracing::info!("stopping as asked");
             break;
         }

@@ -436,6 +436,9 @@ pub struct Engine {
     table: DeltaTable,
     /// One session for every query: its runtime keeps Parquet metadata between queries.
     ctx: SessionContext,
+    /// The facts generation the table is, and the metrics version that made it.
+    generation: i64,
+    metrics_version: i32,
 }
 
 impl std::fmt::Debug for Engine {
@@ -463,12 +466,35 @@ impl Engine {
         table
             .update_datafusion_session(&ctx.state())
             .map_err(facts_err("preparing queries"))?;
-        Ok(Self { table, ctx })
+        Ok(Self {
+            table,
+            ctx,
+            generation: 0,
+            metrics_version: 1,
+        })
     }
 
     /// The table version the engine answers from.
     pub fn version(&self) -> i64 {
         self.table.version().map_or(-1, |v| v as i64)
+    }
+
+    /// Names the facts generation this table is and the metrics version that made it (an
+    /// engine opened on a bare table is generation 0, version 1).
+    pub fn serving(mut self, generation: i64, metrics_version: i32) -> Self {
+        self.generation = generation;
+        self.metrics_version = metrics_version;
+        self
+    }
+
+    /// The facts generation this engine reads.
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+
+    /// The metrics version of the facts this engine reads.
+    pub fn metrics_version(&self) -> i32 {
+        self.metrics_version
     }
 
     /// Moves to the table's newest version.

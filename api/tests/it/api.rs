@@ -610,8 +610,11 @@ async fn the_weekly_report_holds_the_api_numbers() {
                 format,
                 "--facts",
                 &served.facts,
+                "--state",
+                served.dir.join("state.sqlite").to_str().unwrap(),
             ])
             .args(extra)
+            .current_dir(&served.dir)
             .output()
             .unwrap();
         (

@@ -537,3 +537,192 @@ impl State {
         })
     }
 }
+
+/// A generation of the facts table: one whole Delta table made by one metrics version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Generation {
+    pub id: i64,
+    pub location: String,
+    pub metrics_version: i32,
+    /// `building` until a reprocess has caught it up with the log, then `ready`.
+    pub status: String,
+}
+
+type GenerationRow = (i64, String, i32, String);
+
+fn generation((id, location, metrics_version, status): GenerationRow) -> Generation {
+    Generation {
+        id,
+        location,
+        metrics_version,
+        status,
+    }
+}
+
+impl State {
+    async fn generation_rows(
+        &self,
+        sql: &str,
+        base: &str,
+        bind: Option<i64>,
+    ) -> Result<Vec<Generation>> {
+        let sql = dialect(&self.pool, sql);
+        let rows: Vec<GenerationRow> = on_pool!(&self.pool, p => {
+            let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(base);
+            let q = match bind {
+                Some(b) => q.bind(b),
+                None => q,
+            };
+            q.fetch_all(p).await.map_err(err("reading the facts generations"))?
+        });
+        Ok(rows.into_iter().map(generation).collect())
+    }
+
+    /// The generation of the facts at `base` (the `--facts` location) that reports are
+    /// served from. The first time any is asked for, `base` itself becomes generation 1,
+    /// made by `version`.
+    pub async fn serving(&self, base: &str, version: i32) -> Result<Generation> {
+        const SERVED: &str = "SELECT g.id, g.location, g.metrics_version, g.status \
+             FROM facts_serving s JOIN facts_generations g ON g.id = s.generation_id WHERE s.base = $1";
+        if let Some(g) = self.generation_rows(SERVED, base, None).await?.pop() {
+            return Ok(g);
+        }
+        let register = dialect(
+            &self.pool,
+            "INSERT INTO facts_generations (base, location, metrics_version, status, ready_at) \
+             VALUES ($1, $1, $2, 'ready', {now}) ON CONFLICT (location) DO NOTHING",
+        );
+        let serve = "INSERT INTO facts_serving (base, generation_id) \
+             SELECT $1, id FROM facts_generations WHERE location = $1 ON CONFLICT (base) DO NOTHING";
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(register.as_str()))
+                .bind(base)
+                .bind(version)
+                .execute(p)
+                .await
+                .map_err(err("registering the first facts generation"))?;
+            sqlx::query(serve)
+                .bind(base)
+                .execute(p)
+                .await
+                .map_err(err("serving the first facts generation"))?;
+        });
+        self.generation_rows(SERVED, base, None)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Config("no facts generation is served".into()))
+    }
+
+    /// Every generation of the facts at `base`, oldest first.
+    pub async fn generations(&self, base: &str) -> Result<Vec<Generation>> {
+        self.generation_rows(
+            "SELECT id, location, metrics_version, status FROM facts_generations \
+             WHERE base = $1 ORDER BY id",
+            base,
+            None,
+        )
+        .await
+    }
+
+    /// The generation served before the last switch, if any.
+    pub async fn previous_generation(&self, base: &str) -> Result<Option<Generation>> {
+        Ok(self
+            .generation_rows(
+                "SELECT g.id, g.location, g.metrics_version, g.status \
+                 FROM facts_serving s JOIN facts_generations g ON g.id = s.previous_id WHERE s.base = $1",
+                base,
+                None,
+            )
+            .await?
+            .pop())
+    }
+
+    /// The generation a reprocess to `version` builds: the one an interrupted reprocess
+    /// left half-built (to resume it), else a new one beside `base`.
+    pub async fn building(&self, base: &str, version: i32) -> Result<Generation> {
+        let find = "SELECT id, location, metrics_version, status FROM facts_generations \
+             WHERE base = $1 AND status = 'building' AND metrics_version = $2 ORDER BY id DESC LIMIT 1";
+        if let Some(g) = self
+            .generation_rows(find, base, Some(i64::from(version)))
+            .await?
+            .pop()
+        {
+            return Ok(g);
+        }
+        let location = format!(
+            "{}.v{version}-{}",
+            base.trim_end_matches('/'),
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%3f")
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(
+                "INSERT INTO facts_generations (base, location, metrics_version) VALUES ($1, $2, $3)",
+            )
+            .bind(base)
+            .bind(&location)
+            .bind(version)
+            .execute(p)
+            .await
+            .map_err(err("creating a facts generation"))?;
+        });
+        self.generation_rows(find, base, Some(i64::from(version)))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Config("the new facts generation vanished".into()))
+    }
+
+    /// Marks a generation complete: it may be served.
+    pub async fn generation_ready(&self, id: i64) -> Result<()> {
+        let sql = dialect(
+            &self.pool,
+            "UPDATE facts_generations SET status = 'ready', ready_at = {now} WHERE id = $1",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .execute(p)
+                .await
+                .map_err(err("marking a facts generation ready"))?;
+        });
+        Ok(())
+    }
+
+    /// Serves generation `id` of the facts at `base` from now on (one UPDATE: every reader
+    /// sees the old or the new generation, never a mix); the one served until now becomes
+    /// the previous one.
+    pub async fn switch_generation(&self, base: &str, id: i64) -> Result<()> {
+        let target = self
+            .generations(base)
+            .await?
+            .into_iter()
+            .find(|g| g.id == id);
+        match target {
+            None => {
+                return Err(Error::Config(format!(
+                    "there is no generation {id} of the facts at {base}"
+                )));
+            }
+            Some(g) if g.status != "ready" => {
+                return Err(Error::Config(format!(
+                    "facts generation {id} is still being built; finish it with `mttx reprocess --metrics-version {}`",
+                    g.metrics_version
+                )));
+            }
+            Some(_) => {}
+        }
+        let sql = dialect(
+            &self.pool,
+            "UPDATE facts_serving SET previous_id = generation_id, generation_id = $2, switched_at = {now} \
+             WHERE base = $1 AND generation_id <> $2",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(base)
+                .bind(id)
+                .execute(p)
+                .await
+                .map_err(err("switching the facts generation"))?;
+        });
+        Ok(())
+    }
+}

@@ -341,14 +341,7 @@ pub fn fold(
         MetricsVersion::V2 => Some(incident.escalation_policy_id),
     };
     fact.escalation_policy_id = policy;
-    fact.team_id = policy
-        .and_then(|p| ctx.policy_teams.get(&p).copied().flatten())
-        .or_else(|| {
-            ctx.service_teams
-                .get(&incident.service_id)
-                .copied()
-                .flatten()
-        });
+    fact.team_id = ctx.team_of(policy, incident.service_id);
 
     issues.sort();
     Folded { fact, issues }

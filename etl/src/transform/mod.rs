@@ -22,6 +22,20 @@ pub enum MetricsVersion {
     V2 = 2,
 }
 
+impl TryFrom<i32> for MetricsVersion {
+    type Error = crate::Error;
+
+    fn try_from(v: i32) -> crate::Result<Self> {
+        match v {
+            1 => Ok(Self::V1),
+            2 => Ok(Self::V2),
+            _ => Err(crate::Error::Config(format!(
+                "metrics version {v} does not exist: use 1 (attribution at trigger) or 2 (to the escalation policy the incident ended on)"
+            ))),
+        }
+    }
+}
+
 /// One row of `incident_log_entries`, as read from the replica.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
@@ -65,4 +79,13 @@ pub struct Context {
     pub policy_teams: HashMap<i64, Option<i64>>,
     /// The team of each service, used where the policy has no team.
     pub service_teams: HashMap<i64, Option<i64>>,
+}
+
+impl Context {
+    /// The team an incident is attributed to: its escalation policy's, else its service's.
+    pub fn team_of(&self, policy: Option<i64>, service: i64) -> Option<i64> {
+        policy
+            .and_then(|p| self.policy_teams.get(&p).copied().flatten())
+            .or_else(|| self.service_teams.get(&service).copied().flatten())
+    }
 }

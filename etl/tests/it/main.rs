@@ -6,6 +6,7 @@ mod fold_properties;
 mod leases;
 mod oracle;
 mod pipeline;
+mod reprocess;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,159 @@
+//! Reprocessing into a new generation: version 2 changes exactly the incidents whose
+//! escalation policy changed after trigger (SQL over the replica says which), and nothing
+//! else of any incident; the switch serves the new generation and switching back the old.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mttx_etl::reprocess::{dry_run, reprocess};
+use mttx_etl::run::{RunOptions, run};
+use mttx_etl::sink::delta::FactsTable;
+use mttx_etl::sink::state::State;
+use mttx_etl::source::Source;
+use mttx_etl::{Fact, MetricsVersion};
+use mttx_fixtures::{Config, generate_into};
+use mttx_migrations::Location;
+use sqlx::PgPool;
+
+use crate::oracle::{ORACLE, Oracle, location};
+
+async fn facts_of(location: &str) -> BTreeMap<i64, Fact> {
+    FactsTable::open(location)
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.incident_id, f))
+        .collect()
+}
+
+#[sqlx::test(migrations = false)]
+async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool) {
+    let replica = location(&pool).await;
+    let cfg = Config {
+        seed: 62,
+        accounts: 2,
+        incidents: 2_000,
+        weeks: 4,
+        ..Config::default()
+    };
+    generate_into(cfg, &replica, false).await.unwrap();
+    let dir = mttx_fixtures::testing::scratch("reprocess").unwrap();
+    let base = dir.join("facts").display().to_string();
+    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
+        .await
+        .unwrap();
+    let source = Source::open(&replica, 2).await.unwrap();
+
+    // Version 1, as `etl run` makes it, served as generation 1.
+    let first = state.serving(&base, 1).await.unwrap();
+    assert_eq!(
+        (first.location.as_str(), first.metrics_version),
+        (base.as_str(), 1)
+    );
+    let mut table = FactsTable::open(&base).await.unwrap();
+    run(&source, &mut table, &state, &RunOptions::default())
+        .await
+        .unwrap();
+    let v1 = facts_of(&base).await;
+
+    // The dry run says how many incidents change team, and changes nothing.
+    let served: Vec<Fact> = v1.values().cloned().collect();
+    let moves = dry_run(&source, &served, MetricsVersion::V2).await.unwrap();
+    assert_eq!(state.serving(&base, 1).await.unwrap(), first);
+
+    let opts = RunOptions {
+        metrics_version: MetricsVersion::V2,
+        range_incidents: 500,
+        ..RunOptions::default()
+    };
+    let done = reprocess(&source, &state, &base, &opts, true)
+        .await
+        .unwrap();
+    assert!(done.switched);
+    assert_eq!(done.from, first);
+    assert_ne!(done.to.location, base);
+    let served = state.serving(&base, 1).await.unwrap();
+    assert_eq!((served.id, served.metrics_version), (done.to.id, 2));
+    let v2 = facts_of(&done.to.location).await;
+    // The served generation was not touched.
+    assert_eq!(facts_of(&base).await, v1);
+
+    // SQL over the replica: which incidents end on another policy (or team) than at
+    // trigger, and what version 2 attributes each incident to.
+    let oracle: Vec<Oracle> = sqlx::query_as(ORACLE).fetch_all(&pool).await.unwrap();
+    let oracle: BTreeMap<i64, &Oracle> = oracle.iter().map(|o| (o.incident_id, o)).collect();
+    let policy_changed: BTreeSet<i64> = oracle
+        .values()
+        .filter(|o| {
+            (o.escalation_policy_id_v1, o.team_id_v1) != (o.escalation_policy_id_v2, o.team_id_v2)
+        })
+        .map(|o| o.incident_id)
+        .collect();
+    assert!(
+        policy_changed.len() >= 20,
+        "only {} incidents change policy: nothing to compare",
+        policy_changed.len()
+    );
+    assert_eq!(
+        v1.keys().collect::<Vec<_>>(),
+        v2.keys().collect::<Vec<_>>(),
+        "the same incidents in both generations"
+    );
+    let mut changed = BTreeSet::new();
+    for (id, new) in &v2 {
+        let old = &v1[id];
+        let o = oracle[id];
+        assert_eq!(new.metrics_version, 2, "{id}");
+        assert_eq!(
+            (new.escalation_policy_id, new.team_id),
+            (o.escalation_policy_id_v2, o.team_id_v2),
+            "{id}: version 2's attribution"
+        );
+        if (old.escalation_policy_id, old.team_id) != (new.escalation_policy_id, new.team_id) {
+            changed.insert(*id);
+        }
+        // Everything else is the same fact.
+        let same = Fact {
+            escalation_policy_id: old.escalation_policy_id,
+            team_id: old.team_id,
+            metrics_version: old.metrics_version,
+            ..new.clone()
+        };
+        assert_eq!(&same, old, "{id}: only the attribution may change");
+    }
+    assert_eq!(changed, policy_changed);
+
+    // The dry run's team movements are the generations' difference.
+    let team_changed = v2
+        .values()
+        .filter(|f| f.team_id != v1[&f.incident_id].team_id)
+        .count() as i64;
+    assert_eq!(
+        moves.values().map(|m| m.moved_out).sum::<i64>(),
+        team_changed
+    );
+    for ((account, team), m) in &moves {
+        let count = |facts: &BTreeMap<i64, Fact>| {
+            facts
+                .values()
+                .filter(|f| f.account_id == *account && f.team_id == *team)
+                .count() as i64
+        };
+        assert_eq!(
+            (m.incidents_before, m.incidents_after),
+            (count(&v1), count(&v2)),
+            "account {account} team {team:?}"
+        );
+    }
+
+    // Switching back serves version 1 again.
+    state.switch_generation(&base, first.id).await.unwrap();
+    assert_eq!(state.serving(&base, 1).await.unwrap(), first);
+    assert_eq!(
+        state.previous_generation(&base).await.unwrap().unwrap().id,
+        done.to.id
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
