@@ -215,6 +215,10 @@ pub struct ReprocessArgs {
     /// With --dry-run: only this account.
     #[arg(long, requires = "dry_run")]
     pub account: Option<i64>,
+    /// Rebuild even if the served generation already has this metrics version (after a
+    /// fix to the fold, say).
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -565,6 +569,21 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
             );
         }
         println!("{moved} incidents would change team");
+        return Ok(());
+    }
+    let served = state.serving(&places.facts, 1).await?;
+    if served.metrics_version == args.metrics_version
+        && !args.rebuild
+        && !state
+            .generations(&places.facts)
+            .await?
+            .iter()
+            .any(|g| g.status == "building" && g.metrics_version == args.metrics_version)
+    {
+        println!(
+            "generation {} already serves metrics version {}: nothing to do (--rebuild builds it again)",
+            served.id, served.metrics_version
+        );
         return Ok(());
     }
     let opts = mttx_etl::run::RunOptions {

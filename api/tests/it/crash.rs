@@ -291,3 +291,96 @@ async fn two_processes_share_the_work(pool: PgPool) {
     assert_same(&facts(&shared).await, &facts(&reference).await, 0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `mttx reprocess` to version 2 (after version 1 was folded into `dir`).
+fn reprocess(dir: &Path, url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mttx"));
+    cmd.args(["reprocess", "--metrics-version", "2", "--source", url])
+        .arg("--facts")
+        .arg(dir.join("facts"))
+        .arg("--state")
+        .arg(dir.join("state.sqlite"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The facts of the generation `dir`'s state serves, and its metrics version.
+async fn served_facts(dir: &Path) -> (Vec<Fact>, i32) {
+    let state = mttx_etl::sink::state::State::open(&mttx_migrations::Location::Sqlite(
+        dir.join("state.sqlite"),
+    ))
+    .await
+    .unwrap();
+    let served = state
+        .serving(&dir.join("facts").display().to_string(), 1)
+        .await
+        .unwrap();
+    let facts = FactsTable::open(&served.location)
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
+    (facts, served.metrics_version)
+}
+
+#[sqlx::test(migrations = false)]
+async fn kill_9_during_reprocess_then_resume_gives_the_same_generation(pool: PgPool) {
+    let url = test_url(&pool).await;
+    let cfg = Config {
+        seed: 9,
+        accounts: 3,
+        incidents: 6_000,
+        weeks: 4,
+        bad_rate: 0.03,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    let root = scratch("crash-reprocess");
+    let args = [
+        "--workers",
+        "3",
+        "--range-incidents",
+        "150",
+        "--lease-seconds",
+        "2",
+    ];
+    let finish = |dir: &Path| {
+        let out = reprocess(dir, &url, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let reference = root.join("reference");
+    run_to_end(&reference, &url, &args);
+    finish(&reference);
+    let (want, version) = served_facts(&reference).await;
+    assert_eq!(version, 2);
+
+    let seed = 0x5eed_0003;
+    let mut moments = Moments(seed);
+    let crashed = root.join("crashed");
+    run_to_end(&crashed, &url, &args);
+    let mut kills = 0;
+    for _ in 0..6 {
+        let child = reprocess(&crashed, &url, &args).spawn().unwrap();
+        if kill_at_random(child, moments.next_ms(300, 2_500)).await {
+            kills += 1;
+        } else {
+            break;
+        }
+    }
+    assert!(kills >= 2, "the reprocess was killed mid-run {kills} times");
+    finish(&crashed);
+    let (got, version) = served_facts(&crashed).await;
+    assert_eq!(version, 2);
+    assert_same(&got, &want, seed);
+    let _ = std::fs::remove_dir_all(&root);
+}

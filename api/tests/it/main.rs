@@ -7,3 +7,4 @@ mod common;
 mod crash;
 mod dashboard;
 mod metrics;
+mod reprocess;
