@@ -66,6 +66,21 @@ async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
     true
 }
 
+/// Starts `command` up to 6 times, each killed at a random moment, until a run ends by
+/// itself; returns how many were killed.
+async fn kill_until_done(mut command: impl FnMut() -> Command, moments: &mut Moments) -> usize {
+    let mut kills = 0;
+    for _ in 0..6 {
+        let child = command().spawn().unwrap();
+        if kill_at_random(child, moments.next_ms(300, 2_500)).await {
+            kills += 1;
+        } else {
+            break;
+        }
+    }
+    kills
+}
+
 async fn facts(dir: &Path) -> Vec<Fact> {
     FactsTable::open(&dir.join("facts").display().to_string())
         .await
@@ -120,15 +135,15 @@ async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) 
     let seed = 0x5eed_0001;
     let mut moments = Moments(seed);
     let crashed = root.join("crashed");
-    let mut kills = 0;
-    for _ in 0..6 {
-        let child = etl(&crashed, &url, &args).arg("--once").spawn().unwrap();
-        if kill_at_random(child, moments.next_ms(300, 2_500)).await {
-            kills += 1;
-        } else {
-            break;
-        }
-    }
+    let kills = kill_until_done(
+        || {
+            let mut once = etl(&crashed, &url, &args);
+            once.arg("--once");
+            once
+        },
+        &mut moments,
+    )
+    .await;
     assert!(kills >= 2, "the ETL was killed mid-run {kills} times");
     run_to_end(&crashed, &url, &args);
     assert_same(&facts(&crashed).await, &facts(&reference).await, seed);
@@ -368,15 +383,7 @@ async fn kill_9_during_reprocess_then_resume_gives_the_same_generation(pool: PgP
     let mut moments = Moments(seed);
     let crashed = root.join("crashed");
     run_to_end(&crashed, &url, &args);
-    let mut kills = 0;
-    for _ in 0..6 {
-        let child = reprocess(&crashed, &url, &args).spawn().unwrap();
-        if kill_at_random(child, moments.next_ms(300, 2_500)).await {
-            kills += 1;
-        } else {
-            break;
-        }
-    }
+    let kills = kill_until_done(|| reprocess(&crashed, &url, &args), &mut moments).await;
     assert!(kills >= 2, "the reprocess was killed mid-run {kills} times");
     finish(&crashed);
     let (got, version) = served_facts(&crashed).await;
@@ -412,9 +419,19 @@ async fn nothing_that_arrives_during_a_reprocess_is_lost(pool: PgPool) {
     .unwrap();
     let live = root.join("live");
     run_to_end(&live, &url, &args);
-    let follower = etl(&live, &url, &["--poll-seconds", "0.2"])
-        .spawn()
-        .unwrap();
+    // Killed however the test ends.
+    struct Follower(Child);
+    impl Drop for Follower {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let follower = Follower(
+        etl(&live, &url, &["--poll-seconds", "0.2"])
+            .spawn()
+            .unwrap(),
+    );
     let writer = tokio::spawn(out_of_order_writer(pool.clone(), 150, incidents as i64));
     let rebuild = {
         let (live, url) = (live.clone(), url.clone());
