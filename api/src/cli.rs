@@ -767,11 +767,7 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
     .await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::server::serve(listen, crate::server::router(app)).await?;
-    let today = Utc::now().date_naive();
-    let monday = today
-        - chrono::Days::new(u64::from(
-            chrono::Datelike::weekday(&today).num_days_from_monday(),
-        ));
+    let monday = crate::weekly::monday_of(Utc::now().date_naive());
     let last_monday = monday - chrono::Days::new(7);
     println!(
         "\nmttx demo is serving at http://{bound}\n\n\

@@ -15,7 +15,8 @@ use std::sync::{Arc, LazyLock};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State as AxState};
+use axum::extract::{FromRequestParts, Path, RawQuery, State as AxState};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -27,8 +28,8 @@ use serde::Serialize;
 
 use crate::openapi::{BucketBody, RowBody};
 use crate::server::{
-    ApiError, App, bad, bearer, engine_error, filters, known, page, period, query_params,
-    token_account,
+    ApiError, App, bad, bearer, engine_error, filters, id_param, known, page, period, query_params,
+    time_zone, token_account,
 };
 use crate::weekly::{self, Refusal, Weekly, duration};
 
@@ -195,6 +196,20 @@ async fn signed_in(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<i64, Res
         .map_err(|ApiError(status, m)| login_page(status, Some(&m), &next, from_cookie.is_some()))
 }
 
+/// The signed-in account of a page request; not signed in, the sign-in page (saying
+/// why) is the answer instead.
+struct SignedIn(i64);
+
+impl FromRequestParts<Arc<App>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        signed_in(app, &parts.headers, &parts.uri)
+            .await
+            .map(SignedIn)
+    }
+}
+
 async fn login_form(RawQuery(query): RawQuery) -> Response {
     let params = query_params(query.as_deref()).unwrap_or_default();
     login_page(
@@ -241,14 +256,13 @@ async fn logout() -> Response {
 // The overview (account or team)
 
 /// The dashboard's own parameters, without the empty ones a form sends for "any".
-fn page_params(
+fn page_params<S: AsRef<str>>(
     query: Option<&str>,
-    accepted: &[&str],
+    accepted: &[S],
 ) -> Result<HashMap<String, String>, ApiError> {
     let mut params = query_params(query)?;
     params.retain(|_, v| !v.is_empty());
-    let accepted: Vec<String> = accepted.iter().map(|a| (*a).to_owned()).collect();
-    known(&params, &accepted)?;
+    known(&params, accepted)?;
     Ok(params)
 }
 
@@ -260,26 +274,14 @@ struct Week {
 }
 
 fn week_of(params: &HashMap<String, String>) -> Result<Week, ApiError> {
-    let tz_name = params.get("tz").map_or("UTC", String::as_str);
-    let tz: Tz = tz_name.parse().map_err(|_| {
-        bad(format!(
-            "unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
-        ))
-    })?;
+    let tz = time_zone(params)?;
     let monday = match params.get("week") {
         Some(w) => {
             weekly::parse_week(w).map_err(|e| bad(e.to_string().replacen("--week", "week", 1)))?
         }
         None => weekly::last_week(tz),
     };
-    let team = match params.get("team") {
-        None => None,
-        Some(t) => Some(t.parse::<i64>().ok().filter(|t| *t > 0).ok_or_else(|| {
-            bad(format!(
-                "team `{t}` is not a team id (a whole number from 1)"
-            ))
-        })?),
-    };
+    let team = id_param(params, "team")?;
     Ok(Week { tz, monday, team })
 }
 
@@ -540,14 +542,9 @@ fn cards(report: &Weekly, tz: Tz) -> Vec<Card> {
 
 async fn overview(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(account): SignedIn,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let account = match signed_in(&app, &headers, &uri).await {
-        Ok(a) => a,
-        Err(page) => return page,
-    };
     overview_page(&app, account, query.as_deref())
         .await
         .unwrap_or_else(error_page)
@@ -567,13 +564,7 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
             vec![link("Reload", "/dashboard")],
         ));
     };
-    let latest_monday = {
-        let local = latest.with_timezone(&tz).date_naive();
-        local
-            - Days::new(u64::from(
-                chrono::Datelike::weekday(&local).num_days_from_monday(),
-            ))
-    };
+    let latest_monday = weekly::monday_of(latest.with_timezone(&tz).date_naive());
     let report = match weekly::weekly(&engine, account, team, monday, tz).await {
         Ok(r) => r,
         Err(e) => return Ok(refused(e, tz, team, latest_monday)),
@@ -726,14 +717,9 @@ fn csv_error(e: impl std::fmt::Display) -> ApiError {
 /// value and (where there is one) the account-wide norm.
 async fn table_csv(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(account): SignedIn,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let account = match signed_in(&app, &headers, &uri).await {
-        Ok(a) => a,
-        Err(page) => return page,
-    };
     table_csv_of(&app, account, query.as_deref())
         .await
         .unwrap_or_else(IntoResponse::into_response)
@@ -897,9 +883,7 @@ struct Drill {
 }
 
 fn drill(app: &App, query: Option<&str>) -> Result<Drill, ApiError> {
-    let mut params = query_params(query)?;
-    params.retain(|_, v| !v.is_empty());
-    known(&params, &app.accepted.drilldown)?;
+    let params = page_params(query, &app.accepted.drilldown)?;
     Ok(Drill {
         period: period(&params)?,
         filters: filters(&params)?,
@@ -950,14 +934,9 @@ struct IncidentRow<'a> {
 
 async fn incidents_page(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(account): SignedIn,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let account = match signed_in(&app, &headers, &uri).await {
-        Ok(a) => a,
-        Err(page) => return page,
-    };
     incidents_of(&app, account, query.as_deref())
         .await
         .unwrap_or_else(error_page)
@@ -1043,14 +1022,9 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
 
 async fn incidents_csv(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(account): SignedIn,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let account = match signed_in(&app, &headers, &uri).await {
-        Ok(a) => a,
-        Err(page) => return page,
-    };
     incidents_csv_of(&app, account, query.as_deref())
         .await
         .unwrap_or_else(IntoResponse::into_response)
@@ -1105,15 +1079,10 @@ struct Step<'a> {
 
 async fn incident_page(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(account): SignedIn,
     id: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let account = match signed_in(&app, &headers, &uri).await {
-        Ok(a) => a,
-        Err(page) => return page,
-    };
     let id = id.map_or_else(|_| String::new(), |Path(id)| id);
     incident_of(&app, account, &id, query.as_deref())
         .await
@@ -1151,11 +1120,7 @@ async fn incident_of(
             })
             .collect()
     });
-    let created_local = fact.created_at.with_timezone(&tz).date_naive();
-    let monday = created_local
-        - Days::new(u64::from(
-            chrono::Datelike::weekday(&created_local).num_days_from_monday(),
-        ));
+    let monday = weekly::monday_of(fact.created_at.with_timezone(&tz).date_naive());
     Ok(html(
         StatusCode::OK,
         "incident.html",

@@ -18,7 +18,7 @@ use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mttx_etl::sink::state::{State, TokenCheck};
+use mttx_etl::sink::state::{Generation, State, TokenCheck};
 use mttx_etl::source::Source;
 use mttx_query::{Compared, Engine, Filters, GroupBy, NoisyOptions, Page, Period, Row, Sort};
 use serde::Serialize;
@@ -105,7 +105,7 @@ impl App {
                 let Some(app) = app.upgrade() else { return };
                 let serving = app.engine.read().await.generation();
                 match app.state.serving(&app.base, 1).await {
-                    Ok(g) if g.id != serving => match open_served(&app.state, &app.base).await {
+                    Ok(g) if g.id != serving => match open_generation(&g).await {
                         Ok(next) => {
                             tracing::info!(
                                 generation = next.generation(),
@@ -145,12 +145,16 @@ impl App {
 /// An engine over the facts generation the state says is served (the first time:
 /// `facts` itself, as generation 1).
 pub async fn open_served(state: &State, facts: &str) -> anyhow::Result<Engine> {
-    let served = state.serving(facts, 1).await?;
+    open_generation(&state.serving(facts, 1).await?).await
+}
+
+/// An engine over one facts generation.
+async fn open_generation(g: &Generation) -> anyhow::Result<Engine> {
     // Registers the object stores compiled in, or says which feature a URL needs.
-    let url = mttx_etl::sink::delta::table_url(&served.location)?;
+    let url = mttx_etl::sink::delta::table_url(&g.location)?;
     Ok(Engine::open(url.as_str())
         .await?
-        .serving(served.id, served.metrics_version))
+        .serving(g.id, g.metrics_version))
 }
 
 /// The API's routes.
@@ -321,28 +325,46 @@ async fn asked(
 }
 
 /// Refuses parameters the endpoint does not declare, naming the ones it does.
-pub(crate) fn known(params: &HashMap<String, String>, accepted: &[String]) -> Result<(), ApiError> {
-    match params.keys().find(|k| !accepted.contains(k)) {
+pub(crate) fn known<S: AsRef<str>>(
+    params: &HashMap<String, String>,
+    accepted: &[S],
+) -> Result<(), ApiError> {
+    match params
+        .keys()
+        .find(|k| !accepted.iter().any(|a| a.as_ref() == k.as_str()))
+    {
         Some(k) => Err(bad(format!(
             "unknown parameter `{k}`: use {}",
-            accepted.join(", ")
+            accepted
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join(", ")
         ))),
         None => Ok(()),
     }
 }
 
-pub(crate) fn period(params: &HashMap<String, String>) -> Result<Period, ApiError> {
+/// The `tz` parameter (default UTC).
+pub(crate) fn time_zone(params: &HashMap<String, String>) -> Result<chrono_tz::Tz, ApiError> {
     let tz_name = params.get("tz").map_or("UTC", String::as_str);
-    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+    tz_name.parse().map_err(|_| {
         bad(format!(
             "unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
         ))
-    })?;
+    })
+}
+
+pub(crate) fn period(params: &HashMap<String, String>) -> Result<Period, ApiError> {
+    let tz = time_zone(params)?;
     let (from, to) = (date(params, "from")?, date(params, "to")?);
     Period::new(tz, from, to, MAX_DAYS).map_err(|e| bad(e.to_string()))
 }
 
-fn id_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn id_param(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, ApiError> {
     params
         .get(name)
         .map(|v| {

@@ -103,10 +103,14 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// The Monday of the ISO week holding `day`.
+pub fn monday_of(day: NaiveDate) -> NaiveDate {
+    day - Days::new(u64::from(day.weekday().num_days_from_monday()))
+}
+
 /// The Monday of the last complete ISO week in `tz`.
 pub fn last_week(tz: Tz) -> NaiveDate {
-    let today = Utc::now().with_timezone(&tz).date_naive();
-    today - Days::new(u64::from(today.weekday().num_days_from_monday()) + 7)
+    monday_of(Utc::now().with_timezone(&tz).date_naive()) - Days::new(7)
 }
 
 /// `2026-W44` for the week starting on `monday`.
