@@ -26,8 +26,14 @@ impl Moments {
 }
 
 fn etl(dir: &Path, url: &str, extra: &[&str]) -> Command {
+    mttx_on(dir, url, &["etl", "run"], extra)
+}
+
+/// `mttx <command>` on the replica at `url` with the facts and state under `dir`.
+fn mttx_on(dir: &Path, url: &str, command: &[&str], extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mttx"));
-    cmd.args(["etl", "run", "--source", url])
+    cmd.args(command)
+        .args(["--source", url])
         .arg("--facts")
         .arg(dir.join("facts"))
         .arg("--state")
@@ -309,17 +315,7 @@ async fn two_processes_share_the_work(pool: PgPool) {
 
 /// `mttx reprocess` to version 2 (after version 1 was folded into `dir`).
 fn reprocess(dir: &Path, url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mttx"));
-    cmd.args(["reprocess", "--metrics-version", "2", "--source", url])
-        .arg("--facts")
-        .arg(dir.join("facts"))
-        .arg("--state")
-        .arg(dir.join("state.sqlite"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
+    mttx_on(dir, url, &["reprocess", "--metrics-version", "2"], args)
 }
 
 /// The facts of the generation `dir`'s state serves, and its metrics version.
