@@ -209,11 +209,13 @@ pub struct ReprocessArgs {
     /// Build and catch up, but leave the switch to `mttx generations switch`.
     #[arg(long)]
     pub no_switch: bool,
-    /// Change nothing: say how each team's incident count would move.
+    /// Change nothing: say how each team's incident count and MTTA/MTTR percentiles (over
+    /// all history) would move.
     #[arg(long)]
     pub dry_run: bool,
-    /// With --dry-run: only this account.
-    #[arg(long, requires = "dry_run")]
+    /// With --dry-run: only this account. (A reprocess itself rebuilds every account: one
+    /// generation holds all of them.)
+    #[arg(long)]
     pub account: Option<i64>,
     /// Rebuild even if the served generation already has this metrics version (after a
     /// fix to the fold, say).
@@ -238,6 +240,13 @@ pub enum GenerationsCommand {
         /// The generation served before the last switch.
         #[arg(long)]
         previous: bool,
+    },
+    /// Delete a generation that is not served: its whole table, and its entry (switching
+    /// back to it is no longer possible). Do not drop one a reprocess is still building.
+    Drop {
+        /// The generation to delete.
+        #[arg(long)]
+        id: i64,
     },
 }
 
@@ -535,6 +544,11 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         args.range_incidents > 0,
         "--range-incidents must be at least 1"
     );
+    anyhow::ensure!(
+        args.account.is_none() || args.dry_run,
+        "--account limits only --dry-run: a reprocess rebuilds every account, because one \
+         generation of the facts holds all accounts and is switched for all at once"
+    );
     let version: mttx_etl::MetricsVersion = args.metrics_version.try_into()?;
     let replica =
         mttx_etl::source::Source::open(&source, (args.workers as u32 + 2).min(16)).await?;
@@ -554,18 +568,32 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
             args.metrics_version,
             all.len()
         );
-        println!("account\tteam\tincidents_now\tincidents_after\tchange\tmoved_in\tmoved_out");
+        println!(
+            "account\tteam\tincidents_now\tincidents_after\tchange\tmoved_in\tmoved_out\t\
+             mtta_p50_now_s\tmtta_p50_after_s\tmtta_p90_now_s\tmtta_p90_after_s\t\
+             mttr_p50_now_s\tmttr_p50_after_s\tmttr_p90_now_s\tmttr_p90_after_s"
+        );
+        let s = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
         let mut moved = 0;
         for ((account, team), m) in &moves {
             moved += m.moved_out;
+            let (b, a) = (&m.before, &m.after);
             println!(
-                "{account}\t{}\t{}\t{}\t{:+}\t{}\t{}",
+                "{account}\t{}\t{}\t{}\t{:+}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 team.map_or("none".to_owned(), |t| t.to_string()),
-                m.incidents_before,
-                m.incidents_after,
-                m.incidents_after - m.incidents_before,
+                b.incidents,
+                a.incidents,
+                a.incidents - b.incidents,
                 m.moved_in,
-                m.moved_out
+                m.moved_out,
+                s(b.mtta_p50),
+                s(a.mtta_p50),
+                s(b.mtta_p90),
+                s(a.mtta_p90),
+                s(b.mttr_p50),
+                s(a.mttr_p50),
+                s(b.mttr_p90),
+                s(a.mttr_p90),
             );
         }
         println!("{moved} incidents would change team");
@@ -694,6 +722,46 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
                 "now serving generation {} (metrics version {}; {} entries caught up), was {}",
                 target.id, target.metrics_version, caught.entries_read, served.id
             );
+        }
+        GenerationsCommand::Drop { id } => {
+            let target = state
+                .generations(&places.facts)
+                .await?
+                .into_iter()
+                .find(|g| g.id == id)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "there is no generation {id}; `mttx generations list` shows them"
+                    )
+                })?;
+            anyhow::ensure!(
+                target.id != served.id,
+                "generation {id} is the one served; serve another first (`mttx generations switch`)"
+            );
+            let previous = state.previous_generation(&places.facts).await?;
+            // Forgotten first, in one statement that checks it is not served: nothing can
+            // switch to a table while it is being deleted.
+            anyhow::ensure!(
+                state.forget_generation(&places.facts, id).await?,
+                "generation {id} was switched to meanwhile: it is served now and is kept"
+            );
+            let files = mttx_etl::sink::delta::delete_table(&target.location)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "generation {id} is forgotten, but its table at {} was not deleted: {e}; delete that location by hand",
+                        target.location
+                    )
+                })?;
+            println!(
+                "dropped generation {id} (metrics version {}, {}): {files} files deleted",
+                target.metrics_version, target.location
+            );
+            if previous.is_some_and(|p| p.id == id) {
+                println!(
+                    "`mttx generations switch --previous` has no generation to go back to now"
+                );
+            }
         }
     }
     Ok(())

@@ -81,20 +81,61 @@ pub async fn reprocess(
     })
 }
 
+/// One team's numbers over all its history: what the reports' headline metrics are made of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Numbers {
+    pub incidents: i64,
+    pub mtta_p50: Option<f64>,
+    pub mtta_p90: Option<f64>,
+    pub mttr_p50: Option<f64>,
+    pub mttr_p90: Option<f64>,
+}
+
 /// How one team's numbers would move.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Movement {
-    pub incidents_before: i64,
-    pub incidents_after: i64,
+    pub before: Numbers,
+    pub after: Numbers,
     /// Incidents that would move to this team from another one (or from none).
     pub moved_in: i64,
     /// Incidents that would move from this team to another one (or to none).
     pub moved_out: i64,
 }
 
-/// What a reprocess to version 2 would change, per account and team (`None`: no team),
+/// The durations one side of a team gathers, for exact percentiles.
+#[derive(Default)]
+struct Durations {
+    incidents: i64,
+    mtta: Vec<f64>,
+    mttr: Vec<f64>,
+}
+
+impl Durations {
+    fn add(&mut self, f: &mttx_facts::Fact) {
+        self.incidents += 1;
+        self.mtta.extend(f.seconds_to_first_ack);
+        self.mttr.extend(f.seconds_to_resolve);
+    }
+
+    fn numbers(mut self) -> Numbers {
+        self.mtta.sort_by(f64::total_cmp);
+        self.mttr.sort_by(f64::total_cmp);
+        let p = mttx_facts::percentile_cont;
+        Numbers {
+            incidents: self.incidents,
+            mtta_p50: p(&self.mtta, 0.5),
+            mtta_p90: p(&self.mtta, 0.9),
+            mttr_p50: p(&self.mttr, 0.5),
+            mttr_p90: p(&self.mttr, 0.9),
+        }
+    }
+}
+
+/// What a reprocess to `version` would change, per account and team (`None`: no team),
 /// from the served facts and the replica's incidents: version 2 attributes an incident to
-/// the escalation policy it ended on (the incident row's) and that policy's team.
+/// the escalation policy it ended on (the incident row's) and that policy's team. An
+/// incident's durations do not depend on the version, so each team's MTTA and MTTR
+/// percentiles after are those of the incidents it would have.
 pub async fn dry_run(
     source: &Source,
     served: &[mttx_facts::Fact],
@@ -106,7 +147,8 @@ pub async fn dry_run(
         rows.extend(source.incidents(chunk).await?);
     }
     let ctx = source.context().await?;
-    let mut out: BTreeMap<(i64, Option<i64>), Movement> = BTreeMap::new();
+    type Team = (i64, Option<i64>);
+    let mut sides: BTreeMap<Team, (Durations, Durations, i64, i64)> = BTreeMap::new();
     for f in served {
         let after = match version {
             MetricsVersion::V1 => f.team_id,
@@ -115,16 +157,23 @@ pub async fn dry_run(
                 None => f.team_id,
             },
         };
-        out.entry((f.account_id, f.team_id))
-            .or_default()
-            .incidents_before += 1;
-        out.entry((f.account_id, after))
-            .or_default()
-            .incidents_after += 1;
+        sides.entry((f.account_id, f.team_id)).or_default().0.add(f);
+        sides.entry((f.account_id, after)).or_default().1.add(f);
         if after != f.team_id {
-            out.entry((f.account_id, f.team_id)).or_default().moved_out += 1;
-            out.entry((f.account_id, after)).or_default().moved_in += 1;
+            sides.entry((f.account_id, f.team_id)).or_default().3 += 1;
+            sides.entry((f.account_id, after)).or_default().2 += 1;
         }
     }
-    Ok(out)
+    Ok(sides
+        .into_iter()
+        .map(|(team, (before, after, moved_in, moved_out))| {
+            let movement = Movement {
+                before: before.numbers(),
+                after: after.numbers(),
+                moved_in,
+                moved_out,
+            };
+            (team, movement)
+        })
+        .collect())
 }

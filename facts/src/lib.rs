@@ -339,6 +339,22 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Fact>, ArrowError> {
         .collect()
 }
 
+/// The `p` percentile of sorted values by linear interpolation between the closest ranks,
+/// as PostgreSQL's `percentile_cont`: r = p·(n−1), x⌊r⌋ + (r−⌊r⌋)·(x⌈r⌉ − x⌊r⌋).
+pub fn percentile_cont(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let r = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
+    let (a, b) = (sorted.get(lo)?, sorted.get(hi)?);
+    Some(if lo == hi {
+        *a
+    } else {
+        a + (r - r.floor()) * (b - a)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

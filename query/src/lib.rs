@@ -16,6 +16,7 @@ use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col,
 use serde::Serialize;
 
 pub mod noisy;
+pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyOptions};
 
 /// Errors of the query engine.
@@ -987,22 +988,6 @@ fn ts(t: DateTime<Utc>) -> Expr {
         Some(t.timestamp_micros()),
         Some(Arc::from("UTC")),
     ))
-}
-
-/// The `p` percentile of sorted values by linear interpolation between the closest ranks,
-/// as PostgreSQL's `percentile_cont`: r = p·(n−1), x⌊r⌋ + (r−⌊r⌋)·(x⌈r⌉ − x⌊r⌋).
-pub fn percentile_cont(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let r = p * (sorted.len() - 1) as f64;
-    let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
-    let (a, b) = (sorted.get(lo)?, sorted.get(hi)?);
-    Some(if lo == hi {
-        *a
-    } else {
-        a + (r - r.floor()) * (b - a)
-    })
 }
 
 /// Orders numeric keys as numbers, others as text, missing keys last.

@@ -276,3 +276,122 @@ fn token_create_prints_the_token_last() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Generations from the command line on the embedded default files: a dry run, a
+/// reprocess, the list, a switch back and forth, and dropping: never the served one, and
+/// once dropped a generation's table is gone and nothing switches back to it.
+#[test]
+fn generations_are_listed_switched_and_dropped() {
+    let dir = scratch("generations");
+    for args in [&["fixtures", "golden"][..], &["etl", "run", "--once"]] {
+        let out = mttx(&dir, args);
+        assert!(out.status.success(), "{args:?}: {:?}", text(&out));
+    }
+    let out = mttx(&dir, &["reprocess", "--metrics-version", "2", "--dry-run"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("mtta_p50_now_s\tmtta_p50_after_s") && stdout.contains("would change team"),
+        "{stdout}"
+    );
+    let out = mttx(
+        &dir,
+        &["reprocess", "--metrics-version", "2", "--account", "1"],
+    );
+    assert!(
+        text(&out).1.contains("--account limits only --dry-run"),
+        "{:?}",
+        text(&out)
+    );
+    let out = mttx(&dir, &["reprocess", "--metrics-version", "2"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("now serving generation 2 (was 1)"),
+        "{stdout}"
+    );
+    let out = mttx(&dir, &["reprocess", "--metrics-version", "2"]);
+    assert!(text(&out).0.contains("nothing to do"), "{:?}", text(&out));
+
+    let list = |dir: &PathBuf| {
+        let out = mttx(dir, &["generations", "list"]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out)
+            .0
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').take(4).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list(&dir), ["1 1 ready ", "2 2 ready yes"]);
+    let new_table = text(&mttx(&dir, &["generations", "list"]))
+        .0
+        .lines()
+        .nth(2)
+        .unwrap()
+        .rsplit('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        dir.join(&new_table).join("_delta_log").exists(),
+        "{new_table}"
+    );
+
+    let out = mttx(&dir, &["generations", "drop", "--id", "2"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("is the one served"),
+        "{:?}",
+        text(&out)
+    );
+    let out = mttx(&dir, &["generations", "drop", "--id", "9"]);
+    assert!(
+        text(&out).1.contains("there is no generation 9"),
+        "{:?}",
+        text(&out)
+    );
+
+    // Back to version 1 and forth again: both tables are kept until dropped.
+    let out = mttx(&dir, &["generations", "switch", "--previous"]);
+    assert!(
+        text(&out).0.contains("now serving generation 1"),
+        "{:?}",
+        text(&out)
+    );
+    assert_eq!(list(&dir), ["1 1 ready yes", "2 2 ready "]);
+    let out = mttx(&dir, &["generations", "switch", "--to", "2"]);
+    assert!(
+        text(&out).0.contains("now serving generation 2"),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = mttx(&dir, &["generations", "drop", "--id", "1"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("dropped generation 1") && stdout.contains("no generation to go back to"),
+        "{stdout}"
+    );
+    assert!(
+        !dir.join(".mttx/facts").exists(),
+        "the dropped table is deleted"
+    );
+    assert_eq!(list(&dir), ["2 2 ready yes"]);
+    let out = mttx(&dir, &["generations", "switch", "--previous"]);
+    assert!(
+        text(&out).1.contains("no generation was served before"),
+        "{:?}",
+        text(&out)
+    );
+    // The served generation still answers: the ETL goes on into it.
+    let out = mttx(&dir, &["etl", "run", "--once"]);
+    assert!(
+        text(&out).0.contains("0 log entries read"),
+        "{:?}",
+        text(&out)
+    );
+    assert!(dir.join(&new_table).join("_delta_log").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

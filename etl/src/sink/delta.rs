@@ -164,6 +164,55 @@ pub fn table_url(location: &str) -> Result<url::Url> {
         .map_err(|e| Error::Config(format!("--facts `{location}` is not a table location: {e}")))
 }
 
+/// Deletes the whole table at `location`: every file under it (a local folder is removed).
+/// Returns how many files were deleted; a location that holds nothing is not an error.
+pub async fn delete_table(location: &str) -> Result<u64> {
+    if !location.contains("://") {
+        let path = std::path::Path::new(location);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let files = walkdir_count(path);
+        std::fs::remove_dir_all(path).map_err(|e| {
+            Error::Config(format!("cannot remove the facts folder {location}: {e}"))
+        })?;
+        return Ok(files);
+    }
+    use deltalake::logstore::object_store::{ObjectStore as _, ObjectStoreExt as _};
+    use futures::TryStreamExt;
+    let table = DeltaTable::try_from_url(table_url(location)?)
+        .await
+        .map_err(delta_err("opening the facts table to delete it"))?;
+    let store = table.object_store();
+    let paths: Vec<_> = store
+        .list(None)
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|e| Error::Config(format!("listing the files of {location}: {e}")))?;
+    for p in &paths {
+        store
+            .delete(p)
+            .await
+            .map_err(|e| Error::Config(format!("deleting {p} of {location}: {e}")))?;
+    }
+    Ok(paths.len() as u64)
+}
+
+/// Files under a folder, recursively (for the report of a deletion).
+fn walkdir_count(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walkdir_count(&e.path()),
+            _ => 1,
+        })
+        .sum()
+}
+
 impl FactsTable {
     /// Opens the table at `location`, creating it (empty, with the facts schema) if needed.
     pub async fn open(location: &str) -> Result<Self> {

@@ -725,4 +725,35 @@ impl State {
         });
         Ok(())
     }
+
+    /// Forgets generation `id` of the facts at `base` unless it is the served one (checked
+    /// in the same statement, so a concurrent switch cannot serve what is forgotten): it is
+    /// no longer listed, and no longer the previous one if it was. Its table is left for
+    /// the caller to delete. Returns whether it was forgotten.
+    pub async fn forget_generation(&self, base: &str, id: i64) -> Result<bool> {
+        let forgotten = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(err("forgetting a facts generation"))?;
+            sqlx::query(
+                "UPDATE facts_serving SET previous_id = NULL WHERE base = $1 AND previous_id = $2",
+            )
+            .bind(base)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("forgetting a facts generation"))?;
+            let done = sqlx::query(
+                "DELETE FROM facts_generations WHERE base = $1 AND id = $2 \
+                 AND id NOT IN (SELECT generation_id FROM facts_serving)",
+            )
+            .bind(base)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("forgetting a facts generation"))?
+            .rows_affected();
+            tx.commit().await.map_err(err("forgetting a facts generation"))?;
+            done
+        });
+        Ok(forgotten == 1)
+    }
 }
