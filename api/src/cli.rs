@@ -658,7 +658,18 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `mttx generations`: list, or switch the served one (after catching it up).
+/// Generation `id`, or an error that says where to look.
+async fn generation(
+    state: &mttx_etl::sink::state::State,
+    base: &str,
+    id: i64,
+) -> anyhow::Result<mttx_etl::sink::state::Generation> {
+    state.generation(base, id).await?.ok_or_else(|| {
+        anyhow::anyhow!("there is no generation {id}; `mttx generations list` shows them")
+    })
+}
+
+/// `mttx generations`: list, switch the served one (after catching it up), or drop one.
 async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Result<()> {
     let state = location("state", &places.state)?;
     ensure_parent(&state)?;
@@ -680,16 +691,7 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
         }
         GenerationsCommand::Switch { to, previous } => {
             let target = match (to, previous) {
-                (Some(id), _) => state
-                    .generations(&places.facts)
-                    .await?
-                    .into_iter()
-                    .find(|g| g.id == id)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "there is no generation {id}; `mttx generations list` shows them"
-                        )
-                    })?,
+                (Some(id), _) => generation(&state, &places.facts, id).await?,
                 (None, _) => state
                     .previous_generation(&places.facts)
                     .await?
@@ -724,16 +726,7 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
             );
         }
         GenerationsCommand::Drop { id } => {
-            let target = state
-                .generations(&places.facts)
-                .await?
-                .into_iter()
-                .find(|g| g.id == id)
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "there is no generation {id}; `mttx generations list` shows them"
-                    )
-                })?;
+            let target = generation(&state, &places.facts, id).await?;
             anyhow::ensure!(
                 target.id != served.id,
                 "generation {id} is the one served; serve another first (`mttx generations switch`)"

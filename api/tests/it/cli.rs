@@ -277,6 +277,15 @@ fn token_create_prints_the_token_last() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The command's output (stdout or stderr) says `needle`.
+fn says(out: &Output, needle: &str) {
+    let (stdout, stderr) = text(out);
+    assert!(
+        stdout.contains(needle) || stderr.contains(needle),
+        "expected {needle:?} in:\n{stdout}\n{stderr}"
+    );
+}
+
 /// Generations from the command line on the embedded default files: a dry run, a
 /// reprocess, the list, a switch back and forth, and dropping: never the served one, and
 /// once dropped a generation's table is gone and nothing switches back to it.
@@ -294,14 +303,12 @@ fn generations_are_listed_switched_and_dropped() {
         stdout.contains("mtta_p50_now_s\tmtta_p50_after_s") && stdout.contains("would change team"),
         "{stdout}"
     );
-    let out = mttx(
-        &dir,
-        &["reprocess", "--metrics-version", "2", "--account", "1"],
-    );
-    assert!(
-        text(&out).1.contains("--account limits only --dry-run"),
-        "{:?}",
-        text(&out)
+    says(
+        &mttx(
+            &dir,
+            &["reprocess", "--metrics-version", "2", "--account", "1"],
+        ),
+        "--account limits only --dry-run",
     );
     let out = mttx(&dir, &["reprocess", "--metrics-version", "2"]);
     let (stdout, stderr) = text(&out);
@@ -310,8 +317,10 @@ fn generations_are_listed_switched_and_dropped() {
         stdout.contains("now serving generation 2 (was 1)"),
         "{stdout}"
     );
-    let out = mttx(&dir, &["reprocess", "--metrics-version", "2"]);
-    assert!(text(&out).0.contains("nothing to do"), "{:?}", text(&out));
+    says(
+        &mttx(&dir, &["reprocess", "--metrics-version", "2"]),
+        "nothing to do",
+    );
 
     let list = |dir: &PathBuf| {
         let out = mttx(dir, &["generations", "list"]);
@@ -340,31 +349,21 @@ fn generations_are_listed_switched_and_dropped() {
 
     let out = mttx(&dir, &["generations", "drop", "--id", "2"]);
     assert!(!out.status.success());
-    assert!(
-        text(&out).1.contains("is the one served"),
-        "{:?}",
-        text(&out)
-    );
-    let out = mttx(&dir, &["generations", "drop", "--id", "9"]);
-    assert!(
-        text(&out).1.contains("there is no generation 9"),
-        "{:?}",
-        text(&out)
+    says(&out, "is the one served");
+    says(
+        &mttx(&dir, &["generations", "drop", "--id", "9"]),
+        "there is no generation 9",
     );
 
     // Back to version 1 and forth again: both tables are kept until dropped.
-    let out = mttx(&dir, &["generations", "switch", "--previous"]);
-    assert!(
-        text(&out).0.contains("now serving generation 1"),
-        "{:?}",
-        text(&out)
+    says(
+        &mttx(&dir, &["generations", "switch", "--previous"]),
+        "now serving generation 1",
     );
     assert_eq!(list(&dir), ["1 1 ready yes", "2 2 ready "]);
-    let out = mttx(&dir, &["generations", "switch", "--to", "2"]);
-    assert!(
-        text(&out).0.contains("now serving generation 2"),
-        "{:?}",
-        text(&out)
+    says(
+        &mttx(&dir, &["generations", "switch", "--to", "2"]),
+        "now serving generation 2",
     );
 
     let out = mttx(&dir, &["generations", "drop", "--id", "1"]);
@@ -379,19 +378,12 @@ fn generations_are_listed_switched_and_dropped() {
         "the dropped table is deleted"
     );
     assert_eq!(list(&dir), ["2 2 ready yes"]);
-    let out = mttx(&dir, &["generations", "switch", "--previous"]);
-    assert!(
-        text(&out).1.contains("no generation was served before"),
-        "{:?}",
-        text(&out)
+    says(
+        &mttx(&dir, &["generations", "switch", "--previous"]),
+        "no generation was served before",
     );
     // The served generation still answers: the ETL goes on into it.
-    let out = mttx(&dir, &["etl", "run", "--once"]);
-    assert!(
-        text(&out).0.contains("0 log entries read"),
-        "{:?}",
-        text(&out)
-    );
+    says(&mttx(&dir, &["etl", "run", "--once"]), "0 log entries read");
     assert!(dir.join(&new_table).join("_delta_log").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

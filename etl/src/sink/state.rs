@@ -624,6 +624,15 @@ impl State {
         .await
     }
 
+    /// Generation `id` of the facts at `base`, if there is one.
+    pub async fn generation(&self, base: &str, id: i64) -> Result<Option<Generation>> {
+        Ok(self
+            .generations(base)
+            .await?
+            .into_iter()
+            .find(|g| g.id == id))
+    }
+
     /// The generation served before the last switch, if any.
     pub async fn previous_generation(&self, base: &str) -> Result<Option<Generation>> {
         Ok(self
@@ -691,12 +700,7 @@ impl State {
     /// sees the old or the new generation, never a mix); the one served until now becomes
     /// the previous one.
     pub async fn switch_generation(&self, base: &str, id: i64) -> Result<()> {
-        let target = self
-            .generations(base)
-            .await?
-            .into_iter()
-            .find(|g| g.id == id);
-        match target {
+        match self.generation(base, id).await? {
             None => {
                 return Err(Error::Config(format!(
                     "there is no generation {id} of the facts at {base}"
