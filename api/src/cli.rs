@@ -242,11 +242,15 @@ pub enum GenerationsCommand {
         previous: bool,
     },
     /// Delete a generation that is not served: its whole table, and its entry (switching
-    /// back to it is no longer possible). Do not drop one a reprocess is still building.
+    /// back to it is no longer possible). An interrupted drop is finished by the next one.
     Drop {
         /// The generation to delete.
         #[arg(long)]
         id: i64,
+        /// Also drop a generation still marked as being built (no reprocess of it may be
+        /// running), or one whose local table is not found.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -669,6 +673,21 @@ async fn generation(
     })
 }
 
+/// Deletes a dropping generation's table; on failure, says how to finish.
+async fn delete_generation_table(g: &mttx_etl::sink::state::Generation) -> anyhow::Result<u64> {
+    mttx_etl::sink::delta::delete_table(&g.location)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "generation {} is no longer served or listed, but its table at {} is not deleted yet: {e}; \
+                 fix that and run `mttx generations drop --id {}` again",
+                g.id,
+                g.location,
+                g.id
+            )
+        })
+}
+
 /// `mttx generations`: list, switch the served one (after catching it up), or drop one.
 async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Result<()> {
     let state = location("state", &places.state)?;
@@ -678,7 +697,10 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
     match command {
         GenerationsCommand::List => {
             println!("id\tmetrics_version\tstatus\tserved\tlocation");
-            for g in state.generations(&places.facts).await? {
+            let mut all = state.generations(&places.facts).await?;
+            all.extend(state.drops(&places.facts).await?);
+            all.sort_by_key(|g| g.id);
+            for g in all {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     g.id,
@@ -725,27 +747,53 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
                 target.id, target.metrics_version, caught.entries_read, served.id
             );
         }
-        GenerationsCommand::Drop { id } => {
+        GenerationsCommand::Drop { id, force } => {
+            // Drops an earlier command started and did not finish are finished first.
+            for g in state.drops(&places.facts).await? {
+                let files = delete_generation_table(&g).await?;
+                state.dropped(g.id).await?;
+                println!(
+                    "finished dropping generation {} ({}): {files} files deleted",
+                    g.id, g.location
+                );
+                if g.id == id {
+                    return Ok(());
+                }
+            }
             let target = generation(&state, &places.facts, id).await?;
             anyhow::ensure!(
                 target.id != served.id,
                 "generation {id} is the one served; serve another first (`mttx generations switch`)"
             );
-            let previous = state.previous_generation(&places.facts).await?;
-            // Forgotten first, in one statement that checks it is not served: nothing can
-            // switch to a table while it is being deleted.
             anyhow::ensure!(
-                state.forget_generation(&places.facts, id).await?,
-                "generation {id} was switched to meanwhile: it is served now and is kept"
+                target.status == "ready" || force,
+                "generation {id} is being built (or a reprocess building it was stopped): if no \
+                 `mttx reprocess --metrics-version {}` is running, drop it with --force",
+                target.metrics_version
             );
-            let files = mttx_etl::sink::delta::delete_table(&target.location)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "generation {id} is forgotten, but its table at {} was not deleted: {e}; delete that location by hand",
-                        target.location
-                    )
-                })?;
+            anyhow::ensure!(
+                target.location.contains("://")
+                    || std::path::Path::new(&target.location).exists()
+                    || force,
+                "there is no table at {} (seen from {}): run this where the ETL runs, as \
+                 locations are kept as given; --force forgets the generation anyway",
+                target.location,
+                std::env::current_dir().map_or("?".into(), |d| d.display().to_string())
+            );
+            let previous = state.previous_generation(&places.facts).await?;
+            // Recorded as dropping, in one transaction that checks it is not served (and
+            // no longer `ready`, so nothing switches to it), before any file is deleted.
+            if !state.start_drop(&places.facts, id).await? {
+                anyhow::bail!(
+                    "generation {id} changed meanwhile: {}",
+                    match state.generation(&places.facts, id).await? {
+                        Some(_) => "it is served now, and kept",
+                        None => "another command dropped it",
+                    }
+                );
+            }
+            let files = delete_generation_table(&target).await?;
+            state.dropped(id).await?;
             println!(
                 "dropped generation {id} (metrics version {}, {}): {files} files deleted",
                 target.metrics_version, target.location

@@ -17,6 +17,7 @@ use crate::sink::delta::FactsTable;
 use crate::sink::state::{Generation, State};
 use crate::source::Source;
 use crate::transform::MetricsVersion;
+use crate::transform::fold::fold_all;
 
 /// What a reprocess did.
 #[derive(Debug)]
@@ -132,31 +133,29 @@ impl Durations {
 }
 
 /// What a reprocess to `version` would change, per account and team (`None`: no team),
-/// from the served facts and the replica's incidents: version 2 attributes an incident to
-/// the escalation policy it ended on (the incident row's) and that policy's team. An
-/// incident's durations do not depend on the version, so each team's MTTA and MTTR
-/// percentiles after are those of the incidents it would have.
+/// from the served facts: each served incident is folded again by `version` from the
+/// replica (the reprocess's own fold, so either direction is exact) and counted under the
+/// team it would have. An incident's durations do not depend on the version, so each
+/// team's MTTA and MTTR percentiles after are those of the incidents it would have.
 pub async fn dry_run(
     source: &Source,
     served: &[mttx_facts::Fact],
     version: MetricsVersion,
 ) -> Result<BTreeMap<(i64, Option<i64>), Movement>> {
-    let ids: Vec<i64> = served.iter().map(|f| f.incident_id).collect();
-    let mut rows: HashMap<i64, crate::IncidentRow> = HashMap::new();
-    for chunk in ids.chunks(10_000) {
-        rows.extend(source.incidents(chunk).await?);
-    }
     let ctx = source.context().await?;
+    let mut team_after: HashMap<i64, Option<i64>> = HashMap::with_capacity(served.len());
+    for chunk in served.chunks(5_000) {
+        let ids: Vec<i64> = chunk.iter().map(|f| f.incident_id).collect();
+        let incidents = source.incidents(&ids).await?;
+        let logs = source.logs(&ids).await?;
+        let folded = fold_all(version, ids.iter().copied(), &incidents, &logs, &ctx);
+        team_after.extend(folded.facts.iter().map(|f| (f.incident_id, f.team_id)));
+    }
     type Team = (i64, Option<i64>);
     let mut sides: BTreeMap<Team, (Durations, Durations, i64, i64)> = BTreeMap::new();
     for f in served {
-        let after = match version {
-            MetricsVersion::V1 => f.team_id,
-            MetricsVersion::V2 => match rows.get(&f.incident_id) {
-                Some(r) => ctx.team_of(Some(r.escalation_policy_id), r.service_id),
-                None => f.team_id,
-            },
-        };
+        // An incident the replica no longer folds (gone, or now bad input) keeps its team.
+        let after = team_after.get(&f.incident_id).copied().unwrap_or(f.team_id);
         sides.entry((f.account_id, f.team_id)).or_default().0.add(f);
         sides.entry((f.account_id, after)).or_default().1.add(f);
         if after != f.team_id {

@@ -10,6 +10,8 @@ fn mttx(dir: &PathBuf, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("MTTX_SOURCE")
+        .env_remove("MTTX_FACTS")
+        .env_remove("MTTX_STATE")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap()
@@ -277,18 +279,28 @@ fn token_create_prints_the_token_last() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The command's output (stdout or stderr) says `needle`.
+/// The command succeeded and its output says `needle`.
 fn says(out: &Output, needle: &str) {
     let (stdout, stderr) = text(out);
     assert!(
-        stdout.contains(needle) || stderr.contains(needle),
-        "expected {needle:?} in:\n{stdout}\n{stderr}"
+        out.status.success() && stdout.contains(needle),
+        "expected success and {needle:?} in:\n{stdout}\n{stderr}"
+    );
+}
+
+/// The command failed and its error says `needle`.
+fn fails(out: &Output, needle: &str) {
+    let (stdout, stderr) = text(out);
+    assert!(
+        !out.status.success() && stderr.contains(needle),
+        "expected failure and {needle:?} in:\n{stdout}\n{stderr}"
     );
 }
 
 /// Generations from the command line on the embedded default files: a dry run, a
-/// reprocess, the list, a switch back and forth, and dropping: never the served one, and
-/// once dropped a generation's table is gone and nothing switches back to it.
+/// reprocess, the list, a switch back and forth, and dropping: never the served one, nor
+/// one being built without --force; once dropped a generation's table is gone and nothing
+/// switches back to it; a drop interrupted after it started is finished by the next one.
 #[test]
 fn generations_are_listed_switched_and_dropped() {
     let dir = scratch("generations");
@@ -296,26 +308,42 @@ fn generations_are_listed_switched_and_dropped() {
         let out = mttx(&dir, args);
         assert!(out.status.success(), "{args:?}: {:?}", text(&out));
     }
-    let out = mttx(&dir, &["reprocess", "--metrics-version", "2", "--dry-run"]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
+    // The dry run: a header and one row per account and team, 15 columns each.
+    let dry = |extra: &[&str]| {
+        let mut args = vec!["reprocess", "--metrics-version", "2", "--dry-run"];
+        args.extend(extra);
+        let out = mttx(&dir, &args);
+        says(&out, "would change team");
+        let stdout = text(&out).0;
+        let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+        assert!(
+            lines[1].starts_with("account\tteam\tincidents_now"),
+            "{stdout}"
+        );
+        let rows: Vec<Vec<String>> = lines[2..lines.len() - 1]
+            .iter()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect();
+        assert!(rows.iter().all(|r| r.len() == 15), "{stdout}");
+        rows
+    };
+    let all = dry(&[]);
+    assert!(all.iter().any(|r| r[0] == "2"), "{all:?}");
+    let one = dry(&["--account", "1"]);
     assert!(
-        stdout.contains("mtta_p50_now_s\tmtta_p50_after_s") && stdout.contains("would change team"),
-        "{stdout}"
+        !one.is_empty() && one.iter().all(|r| r[0] == "1"),
+        "{one:?}"
     );
-    says(
+    fails(
         &mttx(
             &dir,
             &["reprocess", "--metrics-version", "2", "--account", "1"],
         ),
         "--account limits only --dry-run",
     );
-    let out = mttx(&dir, &["reprocess", "--metrics-version", "2"]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("now serving generation 2 (was 1)"),
-        "{stdout}"
+    says(
+        &mttx(&dir, &["reprocess", "--metrics-version", "2"]),
+        "now serving generation 2 (was 1)",
     );
     says(
         &mttx(&dir, &["reprocess", "--metrics-version", "2"]),
@@ -329,28 +357,24 @@ fn generations_are_listed_switched_and_dropped() {
             .0
             .lines()
             .skip(1)
-            .map(|l| l.split('\t').take(4).collect::<Vec<_>>().join(" "))
+            .map(|l| l.split('\t').map(str::to_owned).collect::<Vec<_>>())
             .collect::<Vec<_>>()
     };
-    assert_eq!(list(&dir), ["1 1 ready ", "2 2 ready yes"]);
-    let new_table = text(&mttx(&dir, &["generations", "list"]))
-        .0
-        .lines()
-        .nth(2)
-        .unwrap()
-        .rsplit('\t')
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(
-        dir.join(&new_table).join("_delta_log").exists(),
-        "{new_table}"
-    );
+    let short = |dir: &PathBuf| {
+        list(dir)
+            .iter()
+            .map(|g| g[..4].join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(short(&dir), ["1 1 ready ", "2 2 ready yes"]);
+    let second = list(&dir)[1][4].clone();
+    assert!(dir.join(&second).join("_delta_log").exists(), "{second}");
 
-    let out = mttx(&dir, &["generations", "drop", "--id", "2"]);
-    assert!(!out.status.success());
-    says(&out, "is the one served");
-    says(
+    fails(
+        &mttx(&dir, &["generations", "drop", "--id", "2"]),
+        "is the one served",
+    );
+    fails(
         &mttx(&dir, &["generations", "drop", "--id", "9"]),
         "there is no generation 9",
     );
@@ -360,30 +384,58 @@ fn generations_are_listed_switched_and_dropped() {
         &mttx(&dir, &["generations", "switch", "--previous"]),
         "now serving generation 1",
     );
-    assert_eq!(list(&dir), ["1 1 ready yes", "2 2 ready "]);
+    assert_eq!(short(&dir), ["1 1 ready yes", "2 2 ready "]);
     says(
         &mttx(&dir, &["generations", "switch", "--to", "2"]),
         "now serving generation 2",
     );
 
     let out = mttx(&dir, &["generations", "drop", "--id", "1"]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("dropped generation 1") && stdout.contains("no generation to go back to"),
-        "{stdout}"
-    );
+    says(&out, "dropped generation 1");
+    says(&out, "no generation to go back to");
     assert!(
         !dir.join(".mttx/facts").exists(),
         "the dropped table is deleted"
     );
-    assert_eq!(list(&dir), ["2 2 ready yes"]);
-    says(
+    assert_eq!(short(&dir), ["2 2 ready yes"]);
+    fails(
         &mttx(&dir, &["generations", "switch", "--previous"]),
         "no generation was served before",
     );
-    // The served generation still answers: the ETL goes on into it.
+    // The served generation goes on: the ETL follows it.
     says(&mttx(&dir, &["etl", "run", "--once"]), "0 log entries read");
-    assert!(dir.join(&new_table).join("_delta_log").exists());
+    assert!(dir.join(&second).join("_delta_log").exists());
+
+    // A generation being built is dropped only with --force; a drop interrupted after it
+    // started (here: started by hand, as a killed command leaves it) is listed as dropping
+    // and finished by the next drop.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = rt
+        .block_on(mttx_etl::sink::state::State::open(
+            &mttx_migrations::Location::Sqlite(dir.join(".mttx/state.sqlite")),
+        ))
+        .unwrap();
+    let building = rt.block_on(state.building(".mttx/facts", 1)).unwrap();
+    std::fs::create_dir_all(dir.join(&building.location).join("_delta_log")).unwrap();
+    let id = building.id.to_string();
+    fails(
+        &mttx(&dir, &["generations", "drop", "--id", &id]),
+        "is being built",
+    );
+    assert!(
+        rt.block_on(state.start_drop(".mttx/facts", building.id))
+            .unwrap()
+    );
+    assert_eq!(list(&dir)[1][2], "dropping");
+    fails(
+        &mttx(&dir, &["generations", "switch", "--to", &id]),
+        &format!("there is no generation {id}"),
+    );
+    says(
+        &mttx(&dir, &["generations", "drop", "--id", &id]),
+        &format!("finished dropping generation {id}"),
+    );
+    assert!(!dir.join(&building.location).exists());
+    assert_eq!(short(&dir), ["2 2 ready yes"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

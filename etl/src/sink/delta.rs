@@ -184,12 +184,15 @@ pub async fn delete_table(location: &str) -> Result<u64> {
         .await
         .map_err(delta_err("opening the facts table to delete it"))?;
     let store = table.object_store();
-    let paths: Vec<_> = store
+    let mut paths: Vec<_> = store
         .list(None)
         .map_ok(|m| m.location)
         .try_collect()
         .await
         .map_err(|e| Error::Config(format!("listing the files of {location}: {e}")))?;
+    // Data files first, the log last: an interrupted deletion leaves a table whose log
+    // still says what it held (and the next drop finishes it).
+    paths.sort_by_key(|p| p.as_ref().contains("_delta_log"));
     for p in &paths {
         store
             .delete(p)

@@ -544,7 +544,8 @@ pub struct Generation {
     pub id: i64,
     pub location: String,
     pub metrics_version: i32,
-    /// `building` until a reprocess has caught it up with the log, then `ready`.
+    /// `building` until a reprocess has caught it up with the log, then `ready`; `dropping`
+    /// (from [`State::drops`]) while its table is being deleted.
     pub status: String,
 }
 
@@ -686,13 +687,19 @@ impl State {
             &self.pool,
             "UPDATE facts_generations SET status = 'ready', ready_at = {now} WHERE id = $1",
         );
-        on_pool!(&self.pool, p => {
+        let marked = on_pool!(&self.pool, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .execute(p)
                 .await
-                .map_err(err("marking a facts generation ready"))?;
+                .map_err(err("marking a facts generation ready"))?
+                .rows_affected()
         });
+        if marked == 0 {
+            return Err(Error::Config(format!(
+                "facts generation {id} is gone (dropped while it was being built?): run the reprocess again"
+            )));
+        }
         Ok(())
     }
 
@@ -730,34 +737,70 @@ impl State {
         Ok(())
     }
 
-    /// Forgets generation `id` of the facts at `base` unless it is the served one (checked
-    /// in the same statement, so a concurrent switch cannot serve what is forgotten): it is
-    /// no longer listed, and no longer the previous one if it was. Its table is left for
-    /// the caller to delete. Returns whether it was forgotten.
-    pub async fn forget_generation(&self, base: &str, id: i64) -> Result<bool> {
-        let forgotten = on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await.map_err(err("forgetting a facts generation"))?;
-            sqlx::query(
-                "UPDATE facts_serving SET previous_id = NULL WHERE base = $1 AND previous_id = $2",
-            )
-            .bind(base)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("forgetting a facts generation"))?;
-            let done = sqlx::query(
-                "DELETE FROM facts_generations WHERE base = $1 AND id = $2 \
+    /// Starts dropping generation `id` of the facts at `base`, unless it is the served one:
+    /// in one transaction it is no longer listed, no longer the previous one, and recorded
+    /// as being dropped (see [`State::drops`]). The caller deletes its table, then calls
+    /// [`State::dropped`]. Returns false (changing nothing) if it is served or gone.
+    pub async fn start_drop(&self, base: &str, id: i64) -> Result<bool> {
+        const DOING: &str = "starting to drop a facts generation";
+        let started = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(err(DOING))?;
+            let recorded = sqlx::query(
+                "INSERT INTO facts_drops (generation_id, base, location, metrics_version) \
+                 SELECT id, base, location, metrics_version FROM facts_generations \
+                 WHERE base = $1 AND id = $2 \
                  AND id NOT IN (SELECT generation_id FROM facts_serving)",
             )
             .bind(base)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(err("forgetting a facts generation"))?
+            .map_err(err(DOING))?
             .rows_affected();
-            tx.commit().await.map_err(err("forgetting a facts generation"))?;
-            done
+            if recorded == 1 {
+                sqlx::query(
+                    "UPDATE facts_serving SET previous_id = NULL WHERE base = $1 AND previous_id = $2",
+                )
+                .bind(base)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err(DOING))?;
+                sqlx::query("DELETE FROM facts_generations WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err(DOING))?;
+                tx.commit().await.map_err(err(DOING))?;
+            } else {
+                tx.rollback().await.map_err(err(DOING))?;
+            }
+            recorded == 1
         });
-        Ok(forgotten == 1)
+        Ok(started)
+    }
+
+    /// Generations of the facts at `base` whose drop was started and not finished (their
+    /// tables may still hold files), oldest first.
+    pub async fn drops(&self, base: &str) -> Result<Vec<Generation>> {
+        self.generation_rows(
+            "SELECT generation_id, location, metrics_version, CAST('dropping' AS TEXT) FROM facts_drops \
+             WHERE base = $1 ORDER BY generation_id",
+            base,
+            None,
+        )
+        .await
+    }
+
+    /// Records that generation `id`'s table is deleted: its drop is finished.
+    pub async fn dropped(&self, id: i64) -> Result<()> {
+        on_pool!(&self.pool, p => {
+            sqlx::query("DELETE FROM facts_drops WHERE generation_id = $1")
+                .bind(id)
+                .execute(p)
+                .await
+                .map_err(err("finishing the drop of a facts generation"))?;
+        });
+        Ok(())
     }
 }
