@@ -40,6 +40,17 @@ done
 copy_s=$(median <"$work/copy")
 printf "COPY TO /dev/null (median of %s) %.1f s = %.0f entries/s\n" "$runs" "$copy_s" "$(echo "$entries / $copy_s" | bc -l)"
 
+# The same fold into a fresh table by `etl run --once` (2 workers): what a reprocess adds.
+: >"$work/etl"
+for _ in $(seq "$runs"); do
+    rm -rf "$work/fresh" "$work/fresh-state.sqlite"*
+    run /usr/bin/time -f "%e" -a -o "$work/etl" "$mttx" etl run --once --workers 2 --source "$url" \
+        --facts "$work/fresh" --state "$work/fresh-state.sqlite" >/dev/null
+done
+rm -rf "$work/fresh" "$work/fresh-state.sqlite"*
+etl_s=$(median <"$work/etl")
+printf "etl run --once into a fresh table, 2 workers (median of %s) %.1f s = %.0f entries/s\n" "$runs" "$etl_s" "$(echo "$entries / $etl_s" | bc -l)"
+
 for workers in 1 2; do
     : >"$work/t"
     : >"$work/rss"
@@ -55,9 +66,9 @@ for workers in 1 2; do
     grep -E "reprocessed into|backfill|incidents written" "$work/summary" | sed 's/^/   /' || true
     t=$(median <"$work/t")
     rss_kib=$(sort -g "$work/rss" | tail -1)
-    printf "reprocess, %s worker(s) (median of %s): %.1f s = %.0f entries/s; ratio reprocess/COPY %.2f; peak RSS %.0f MiB; runs: %s\n" \
+    printf "reprocess, %s worker(s) (median of %s): %.1f s = %.0f entries/s; ratio reprocess/COPY %.2f, reprocess/etl %.2f; peak RSS %.0f MiB; runs: %s\n" \
         "$workers" "$runs" "$t" "$(echo "$entries / $t" | bc -l)" "$(echo "$t / $copy_s" | bc -l)" \
-        "$(echo "$rss_kib / 1024" | bc -l)" "$(tr '\n' ' ' <"$work/t")"
+        "$(echo "$t / $etl_s" | bc -l)" "$(echo "$rss_kib / 1024" | bc -l)" "$(tr '\n' ' ' <"$work/t")"
 done
 
 run /usr/bin/time -f "%e %M" -o "$work/one" \

@@ -560,10 +560,7 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
     if args.dry_run {
         let served = state.serving(&places.facts, 1).await?;
         let facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
-        let mut all = facts.read_all().await?;
-        if let Some(a) = args.account {
-            all.retain(|f| f.account_id == a);
-        }
+        let all = facts.read_attributions(args.account).await?;
         let moves = mttx_etl::reprocess::dry_run(&replica, &all, version).await?;
         println!(
             "dry run: metrics version {} (generation {}) -> {}, {} incidents; nothing is changed",

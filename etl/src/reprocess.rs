@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::Result;
 use crate::run::{RunOptions, Summary, run};
-use crate::sink::delta::FactsTable;
+use crate::sink::delta::{Attribution, FactsTable};
 use crate::sink::state::{Generation, State};
 use crate::source::Source;
 use crate::transform::MetricsVersion;
@@ -112,7 +112,7 @@ struct Durations {
 }
 
 impl Durations {
-    fn add(&mut self, f: &mttx_facts::Fact) {
+    fn add(&mut self, f: &Attribution) {
         self.incidents += 1;
         self.mtta.extend(f.seconds_to_first_ack);
         self.mttr.extend(f.seconds_to_resolve);
@@ -139,18 +139,31 @@ impl Durations {
 /// team's MTTA and MTTR percentiles after are those of the incidents it would have.
 pub async fn dry_run(
     source: &Source,
-    served: &[mttx_facts::Fact],
+    served: &[Attribution],
     version: MetricsVersion,
 ) -> Result<BTreeMap<(i64, Option<i64>), Movement>> {
+    use futures::{StreamExt as _, TryStreamExt as _};
     let ctx = source.context().await?;
-    let mut team_after: HashMap<i64, Option<i64>> = HashMap::with_capacity(served.len());
-    for chunk in served.chunks(5_000) {
-        let ids: Vec<i64> = chunk.iter().map(|f| f.incident_id).collect();
-        let incidents = source.incidents(&ids).await?;
-        let logs = source.logs(&ids).await?;
-        let folded = fold_all(version, ids.iter().copied(), &incidents, &logs, &ctx);
-        team_after.extend(folded.facts.iter().map(|f| (f.incident_id, f.team_id)));
-    }
+    let ctx = &ctx;
+    // Reads of the replica overlap with folding: a few chunks at a time.
+    let folded: Vec<Vec<(i64, Option<i64>)>> = futures::stream::iter(served.chunks(5_000))
+        .map(|chunk| async move {
+            let ids: Vec<i64> = chunk.iter().map(|f| f.incident_id).collect();
+            let incidents = source.incidents(&ids).await?;
+            let logs = source.logs(&ids).await?;
+            let folded = fold_all(version, ids.iter().copied(), &incidents, &logs, ctx);
+            Ok::<_, crate::Error>(
+                folded
+                    .facts
+                    .iter()
+                    .map(|f| (f.incident_id, f.team_id))
+                    .collect(),
+            )
+        })
+        .buffer_unordered(3)
+        .try_collect()
+        .await?;
+    let team_after: HashMap<i64, Option<i64>> = folded.into_iter().flatten().collect();
     type Team = (i64, Option<i64>);
     let mut sides: BTreeMap<Team, (Durations, Durations, i64, i64)> = BTreeMap::new();
     for f in served {

@@ -164,6 +164,16 @@ pub fn table_url(location: &str) -> Result<url::Url> {
         .map_err(|e| Error::Config(format!("--facts `{location}` is not a table location: {e}")))
 }
 
+/// One incident's team and durations, as the facts hold them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Attribution {
+    pub account_id: i64,
+    pub incident_id: i64,
+    pub team_id: Option<i64>,
+    pub seconds_to_first_ack: Option<f64>,
+    pub seconds_to_resolve: Option<f64>,
+}
+
 /// Deletes the whole table at `location`: every file under it (a local folder is removed).
 /// Returns how many files were deleted; a location that holds nothing is not an error.
 pub async fn delete_table(location: &str) -> Result<u64> {
@@ -179,7 +189,6 @@ pub async fn delete_table(location: &str) -> Result<u64> {
         return Ok(files);
     }
     use deltalake::logstore::object_store::{ObjectStore as _, ObjectStoreExt as _};
-    use futures::TryStreamExt;
     let table = DeltaTable::try_from_url(table_url(location)?)
         .await
         .map_err(delta_err("opening the facts table to delete it"))?;
@@ -535,6 +544,62 @@ impl FactsTable {
         report.version = self.version();
         crate::metrics::get().upkeeps.inc();
         Ok(report)
+    }
+
+    /// Each incident's attribution and durations (of one account, or all): what the dry run
+    /// of a reprocess needs, read column by column and batch by batch (a few dozen bytes
+    /// per incident instead of whole facts).
+    pub async fn read_attributions(&self, account: Option<i64>) -> Result<Vec<Attribution>> {
+        use deltalake::arrow::array::{Array as _, AsArray as _};
+        use deltalake::arrow::datatypes::{Float64Type, Int64Type};
+        use deltalake::datafusion::prelude::lit;
+        let arrow = |e: deltalake::datafusion::error::DataFusionError| Error::Arrow(Box::new(e));
+        let ctx = SessionContext::new();
+        self.table
+            .update_datafusion_session(&ctx.state())
+            .map_err(delta_err("preparing a facts read"))?;
+        let provider = self
+            .table
+            .table_provider()
+            .await
+            .map_err(|e| Error::Arrow(Box::new(e)))?;
+        let mut df = ctx.read_table(provider).map_err(arrow)?;
+        if let Some(a) = account {
+            df = df.filter(col("account_id").eq(lit(a))).map_err(arrow)?;
+        }
+        let mut batches = df
+            .select_columns(&[
+                "account_id",
+                "incident_id",
+                "team_id",
+                "seconds_to_first_ack",
+                "seconds_to_resolve",
+            ])
+            .map_err(arrow)?
+            .execute_stream()
+            .await
+            .map_err(arrow)?;
+        let mut out = Vec::new();
+        while let Some(b) = batches.try_next().await.map_err(arrow)? {
+            let i64s = |i: usize| b.column(i).as_primitive::<Int64Type>();
+            let f64s = |i: usize| b.column(i).as_primitive::<Float64Type>();
+            let (account, incident, team) = (i64s(0), i64s(1), i64s(2));
+            let (ack, resolve) = (f64s(3), f64s(4));
+            let at = |a: &deltalake::arrow::array::PrimitiveArray<Float64Type>, r: usize| {
+                a.is_valid(r).then(|| a.value(r))
+            };
+            for r in 0..b.num_rows() {
+                out.push(Attribution {
+                    account_id: account.value(r),
+                    incident_id: incident.value(r),
+                    team_id: team.is_valid(r).then(|| team.value(r)),
+                    seconds_to_first_ack: at(ack, r),
+                    seconds_to_resolve: at(resolve, r),
+                });
+            }
+        }
+        out.sort_by_key(|a| (a.account_id, a.incident_id));
+        Ok(out)
     }
 
     /// Every facts row (tests and small tables).

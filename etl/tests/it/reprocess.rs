@@ -59,7 +59,13 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
     let v1 = facts_of(&base).await;
 
     // The dry run says how many incidents change team, and changes nothing.
-    let served: Vec<Fact> = v1.values().cloned().collect();
+    let served = FactsTable::open(&base)
+        .await
+        .unwrap()
+        .read_attributions(None)
+        .await
+        .unwrap();
+    assert_eq!(served.len(), v1.len());
     let moves = dry_run(&source, &served, MetricsVersion::V2).await.unwrap();
     assert_eq!(state.serving(&base, 1).await.unwrap(), first);
 
@@ -207,7 +213,12 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
     );
 
     // A dry run back to version 1 from the version 2 facts is the same movement reversed.
-    let served_v2: Vec<Fact> = v2.values().cloned().collect();
+    let served_v2 = FactsTable::open(&done.to.location)
+        .await
+        .unwrap()
+        .read_attributions(None)
+        .await
+        .unwrap();
     let back = dry_run(&source, &served_v2, MetricsVersion::V1)
         .await
         .unwrap();
