@@ -213,8 +213,8 @@ pub struct ReprocessArgs {
     /// all history) would move.
     #[arg(long)]
     pub dry_run: bool,
-    /// With --dry-run: only this account. (A reprocess itself rebuilds every account: one
-    /// generation holds all of them.)
+    /// Only this account's facts change version (the new generation is built whole, the
+    /// other accounts' facts by the versions they have now); with --dry-run, only its teams.
     #[arg(long)]
     pub account: Option<i64>,
     /// Rebuild even if the served generation already has this metrics version (after a
@@ -518,6 +518,7 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
         });
         let opts = mttx_etl::run::RunOptions {
             metrics_version: served.metrics_version.try_into()?,
+            account_versions: served.versions()?.accounts,
             stop: Some(moved.clone()),
             ..opts.clone()
         };
@@ -548,15 +549,19 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         args.range_incidents > 0,
         "--range-incidents must be at least 1"
     );
-    anyhow::ensure!(
-        args.account.is_none() || args.dry_run,
-        "--account limits only --dry-run: a reprocess rebuilds every account, because one \
-         generation of the facts holds all accounts and is switched for all at once"
-    );
     let version: mttx_etl::MetricsVersion = args.metrics_version.try_into()?;
     let replica =
         mttx_etl::source::Source::open(&source, (args.workers as u32 + 2).min(16)).await?;
     let state = mttx_etl::sink::state::State::open(&state).await?;
+    if let Some(a) = args.account {
+        let served = state.serving(&places.facts, 1).await?;
+        let facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
+        anyhow::ensure!(
+            !facts.read_attributions(Some(a)).await?.is_empty(),
+            "account {a} has no incidents in the served facts (generation {}): check the id",
+            served.id
+        );
+    }
     if args.dry_run {
         let served = state.serving(&places.facts, 1).await?;
         let facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
@@ -601,17 +606,31 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let served = state.serving(&places.facts, 1).await?;
-    if served.metrics_version == args.metrics_version
+    // What the new generation is made by: version N for every account, or (--account) the
+    // served generation's versions with that one account's changed.
+    let (default, mut accounts) = match args.account {
+        None => (args.metrics_version, Default::default()),
+        Some(_) => (served.metrics_version, served.account_versions.clone()),
+    };
+    if let Some(a) = args.account {
+        if args.metrics_version == default {
+            accounts.remove(&a);
+        } else {
+            accounts.insert(a, args.metrics_version);
+        }
+    }
+    let resuming = state.generations(&places.facts).await?.iter().any(|g| {
+        g.status == "building" && g.metrics_version == default && g.account_versions == accounts
+    });
+    if served.metrics_version == default
+        && served.account_versions == accounts
         && !args.rebuild
-        && !state
-            .generations(&places.facts)
-            .await?
-            .iter()
-            .any(|g| g.status == "building" && g.metrics_version == args.metrics_version)
+        && !resuming
     {
         println!(
             "generation {} already serves metrics version {}: nothing to do (--rebuild builds it again)",
-            served.id, served.metrics_version
+            served.id,
+            served.describe_versions()
         );
         return Ok(());
     }
@@ -620,7 +639,11 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         workers: args.workers,
         range_incidents: args.range_incidents,
         lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
-        metrics_version: version,
+        metrics_version: default.try_into()?,
+        account_versions: accounts
+            .iter()
+            .map(|(a, v)| Ok((*a, (*v).try_into()?)))
+            .collect::<mttx_etl::Result<_>>()?,
         ..Default::default()
     };
     tokio::spawn(async {
@@ -641,7 +664,7 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         "reprocessed into generation {} ({}), metrics version {}\n{s}\n{:.0} entries/s over {:.1} s",
         done.to.id,
         done.to.location,
-        done.to.metrics_version,
+        done.to.describe_versions(),
         s.entries_read as f64 / started.elapsed().as_secs_f64().max(1e-9),
         started.elapsed().as_secs_f64()
     );
@@ -701,7 +724,7 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     g.id,
-                    g.metrics_version,
+                    g.describe_versions(),
                     g.status,
                     if g.id == served.id { "yes" } else { "" },
                     g.location
@@ -735,6 +758,7 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
                 once: true,
                 upkeep_every: None,
                 metrics_version: target.metrics_version.try_into()?,
+                account_versions: target.versions()?.accounts,
                 ..Default::default()
             };
             let caught = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;

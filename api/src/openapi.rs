@@ -224,7 +224,7 @@ pub struct ReportBody {
     pub facts_version: i64,
     /// The facts generation the answer comes from (a reprocess builds a new one).
     pub generation: i64,
-    /// The metrics version of that generation: 1 attributes incidents to the escalation
+    /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
     pub total: RowBody,
@@ -241,7 +241,7 @@ pub struct IncidentsBody {
     pub facts_version: i64,
     /// The facts generation the answer comes from (a reprocess builds a new one).
     pub generation: i64,
-    /// The metrics version of that generation: 1 attributes incidents to the escalation
+    /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
     pub incidents: Vec<mttx_facts::Fact>,
@@ -267,7 +267,7 @@ pub struct NoisyBody {
     pub facts_version: i64,
     /// The facts generation the answer comes from (a reprocess builds a new one).
     pub generation: i64,
-    /// The metrics version of that generation: 1 attributes incidents to the escalation
+    /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
     #[serde(flatten)]

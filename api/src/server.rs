@@ -109,7 +109,7 @@ impl App {
                         Ok(next) => {
                             tracing::info!(
                                 generation = next.generation(),
-                                metrics_version = next.metrics_version(),
+                                metrics_version = g.describe_versions(),
                                 "serving another facts generation"
                             );
                             *app.engine.write().await = next;
@@ -152,9 +152,11 @@ pub async fn open_served(state: &State, facts: &str) -> anyhow::Result<Engine> {
 async fn open_generation(g: &Generation) -> anyhow::Result<Engine> {
     // Registers the object stores compiled in, or says which feature a URL needs.
     let url = mttx_etl::sink::delta::table_url(&g.location)?;
-    Ok(Engine::open(url.as_str())
-        .await?
-        .serving(g.id, g.metrics_version))
+    Ok(Engine::open(url.as_str()).await?.serving(
+        g.id,
+        g.metrics_version,
+        g.account_versions.clone(),
+    ))
 }
 
 /// The API's routes.
@@ -588,7 +590,7 @@ pub(crate) async fn report(
             previous_period: period_body(&period.previous()),
             facts_version: engine.version(),
             generation: engine.generation(),
-            metrics_version: engine.metrics_version(),
+            metrics_version: engine.metrics_version(account),
             total: row_body(&report.account, None),
             group_by: report.group_by,
             groups: report
@@ -687,7 +689,7 @@ pub(crate) async fn noisy(
             period: period_body(&period),
             facts_version: engine.version(),
             generation: engine.generation(),
-            metrics_version: engine.metrics_version(),
+            metrics_version: engine.metrics_version(account),
             view,
         })
     })
@@ -757,7 +759,7 @@ pub(crate) async fn drilldown(
                 account_id: account,
                 facts_version: engine.version(),
                 generation: engine.generation(),
-                metrics_version: engine.metrics_version(),
+                metrics_version: engine.metrics_version(account),
                 incidents: found.facts,
                 next: found.next,
             })

@@ -212,7 +212,7 @@ pub async fn weekly(
         previous_period: period_body(&period.previous()),
         facts_version: engine.version(),
         generation: engine.generation(),
-        metrics_version: engine.metrics_version(),
+        metrics_version: engine.metrics_version(account),
         team: row_body(row, team.map(|_| &by_team.account)),
         teams: by_team
             .groups

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::sink::delta::FactsTable;
 use crate::sink::state::{Lease, State};
 use crate::source::Source;
-use crate::transform::MetricsVersion;
 use crate::transform::fold::fold_all;
+use crate::transform::{MetricsVersion, Versions};
 use crate::{Error, Fact, Result};
 
 /// The table property holding the plan.
@@ -47,7 +47,8 @@ pub struct BackfillOptions {
     pub read_incidents: i64,
     /// How long a range's lease lasts without a heartbeat.
     pub lease_ttl: Duration,
-    pub metrics_version: MetricsVersion,
+    /// Each account's metrics version.
+    pub versions: Versions,
     pub worker_id: String,
 }
 
@@ -58,7 +59,7 @@ impl Default for BackfillOptions {
             range_incidents: 50_000,
             read_incidents: 5_000,
             lease_ttl: Duration::from_secs(60),
-            metrics_version: MetricsVersion::V1,
+            versions: MetricsVersion::V1.into(),
             worker_id: "mttx".into(),
         }
     }
@@ -492,7 +493,7 @@ async fn fold_range(
         let incidents = shared.source.incidents_between(from, to).await?;
         let mut ids: Vec<i64> = logs.keys().copied().collect();
         ids.sort_unstable();
-        let folded = fold_all(shared.opts.metrics_version, ids, &incidents, &logs, &ctx);
+        let folded = fold_all(&shared.opts.versions, ids, &incidents, &logs, &ctx);
         shared
             .state
             .quarantine(shared.run_id, |i| folded.account_of(i), &folded.issues)

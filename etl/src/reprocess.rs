@@ -40,11 +40,18 @@ pub async fn reprocess(
     switch: bool,
 ) -> Result<Reprocessed> {
     let from = state.serving(base, MetricsVersion::V1 as i32).await?;
-    let to = state.building(base, opts.metrics_version as i32).await?;
+    let accounts = opts
+        .account_versions
+        .iter()
+        .map(|(a, v)| (*a, *v as i32))
+        .collect();
+    let to = state
+        .building(base, opts.metrics_version as i32, &accounts)
+        .await?;
     tracing::info!(
         generation = to.id,
         location = to.location,
-        metrics_version = to.metrics_version,
+        metrics_version = to.describe_versions(),
         serving = from.id,
         "reprocess: building a new generation of the facts"
     );
@@ -151,7 +158,7 @@ pub async fn dry_run(
             let ids: Vec<i64> = chunk.iter().map(|f| f.incident_id).collect();
             let incidents = source.incidents(&ids).await?;
             let logs = source.logs(&ids).await?;
-            let folded = fold_all(version, ids.iter().copied(), &incidents, &logs, ctx);
+            let folded = fold_all(&version.into(), ids.iter().copied(), &incidents, &logs, ctx);
             Ok::<_, crate::Error>(
                 folded
                     .facts

@@ -20,8 +20,8 @@ use crate::backfill::{self, BackfillOptions, BackfillSummary};
 use crate::sink::delta::{FactsTable, Gap, Progress};
 use crate::sink::state::{RunCounts, State};
 use crate::source::Source;
-use crate::transform::MetricsVersion;
 use crate::transform::fold::fold_all;
+use crate::transform::{MetricsVersion, Versions};
 use crate::{Error, Result};
 
 /// How a run behaves.
@@ -35,7 +35,10 @@ pub struct RunOptions {
     pub poll: Duration,
     /// How long a skipped id is looked for before it is taken as rolled back.
     pub gap_ttl: Duration,
+    /// The metrics version facts are folded with…
     pub metrics_version: MetricsVersion,
+    /// …except these accounts' (a generation made by `mttx reprocess --account`).
+    pub account_versions: std::collections::BTreeMap<i64, MetricsVersion>,
     pub worker_id: String,
     /// Backfill worker tasks in this process (following needs one; the rest stand by).
     pub workers: usize,
@@ -61,6 +64,7 @@ impl Default for RunOptions {
             poll: Duration::from_secs(1),
             gap_ttl: Duration::from_secs(600),
             metrics_version: MetricsVersion::V1,
+            account_versions: Default::default(),
             worker_id: worker_id(),
             workers: 2,
             range_incidents: 50_000,
@@ -78,13 +82,21 @@ impl RunOptions {
         stop_requested() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
+    /// Each account's metrics version.
+    pub fn versions(&self) -> Versions {
+        Versions {
+            default: self.metrics_version,
+            accounts: self.account_versions.clone(),
+        }
+    }
+
     fn backfill(&self) -> BackfillOptions {
         BackfillOptions {
             workers: self.workers.max(1),
             range_incidents: self.range_incidents.max(1),
             read_incidents: (self.range_incidents / 10).clamp(1, 5_000),
             lease_ttl: self.lease_ttl,
-            metrics_version: self.metrics_version,
+            versions: self.versions(),
             worker_id: self.worker_id.clone(),
         }
     }
@@ -432,7 +444,7 @@ async fn refold_adopted_orphans(
         .collect();
     let logs = source.logs(&adopted).await?;
     let folded = fold_all(
-        opts.metrics_version,
+        &opts.versions(),
         adopted.iter().copied(),
         &incidents,
         &logs,
@@ -553,7 +565,7 @@ async fn lead(
         let logs = source.logs(&touched).await?;
 
         let folded = fold_all(
-            opts.metrics_version,
+            &opts.versions(),
             touched.iter().copied(),
             &incidents,
             &logs,

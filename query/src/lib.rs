@@ -437,9 +437,11 @@ pub struct Engine {
     table: DeltaTable,
     /// One session for every query: its runtime keeps Parquet metadata between queries.
     ctx: SessionContext,
-    /// The facts generation the table is, and the metrics version that made it.
+    /// The facts generation the table is, and the metrics version that made it (except
+    /// the accounts reprocessed on their own, by another version).
     generation: i64,
     metrics_version: i32,
+    account_versions: BTreeMap<i64, i32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -472,6 +474,7 @@ impl Engine {
             ctx,
             generation: 0,
             metrics_version: 1,
+            account_versions: BTreeMap::new(),
         })
     }
 
@@ -480,11 +483,18 @@ impl Engine {
         self.table.version().map_or(-1, |v| v as i64)
     }
 
-    /// Names the facts generation this table is and the metrics version that made it (an
-    /// engine opened on a bare table is generation 0, version 1).
-    pub fn serving(mut self, generation: i64, metrics_version: i32) -> Self {
+    /// Names the facts generation this table is and the metrics version that made it,
+    /// with the accounts made by another one (an engine opened on a bare table is
+    /// generation 0, version 1).
+    pub fn serving(
+        mut self,
+        generation: i64,
+        metrics_version: i32,
+        account_versions: BTreeMap<i64, i32>,
+    ) -> Self {
         self.generation = generation;
         self.metrics_version = metrics_version;
+        self.account_versions = account_versions;
         self
     }
 
@@ -493,9 +503,12 @@ impl Engine {
         self.generation
     }
 
-    /// The metrics version of the facts this engine reads.
-    pub fn metrics_version(&self) -> i32 {
-        self.metrics_version
+    /// The metrics version of `account`'s facts in this engine's table.
+    pub fn metrics_version(&self, account: i64) -> i32 {
+        self.account_versions
+            .get(&account)
+            .copied()
+            .unwrap_or(self.metrics_version)
     }
 
     /// Moves to the table's newest version.

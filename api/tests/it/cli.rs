@@ -337,9 +337,9 @@ fn generations_are_listed_switched_and_dropped() {
     fails(
         &mttx(
             &dir,
-            &["reprocess", "--metrics-version", "2", "--account", "1"],
+            &["reprocess", "--metrics-version", "2", "--account", "99"],
         ),
-        "--account limits only --dry-run",
+        "account 99 has no incidents",
     );
     says(
         &mttx(&dir, &["reprocess", "--metrics-version", "2"]),
@@ -415,7 +415,9 @@ fn generations_are_listed_switched_and_dropped() {
             &mttx_migrations::Location::Sqlite(dir.join(".mttx/state.sqlite")),
         ))
         .unwrap();
-    let building = rt.block_on(state.building(".mttx/facts", 1)).unwrap();
+    let building = rt
+        .block_on(state.building(".mttx/facts", 1, &Default::default()))
+        .unwrap();
     std::fs::create_dir_all(dir.join(&building.location).join("_delta_log")).unwrap();
     let id = building.id.to_string();
     fails(
@@ -437,5 +439,22 @@ fn generations_are_listed_switched_and_dropped() {
     );
     assert!(!dir.join(&building.location).exists());
     assert_eq!(short(&dir), ["2 2 ready yes"]);
+
+    // One account back to version 1: a generation whose versions say so.
+    says(
+        &mttx(
+            &dir,
+            &["reprocess", "--metrics-version", "1", "--account", "1"],
+        ),
+        "metrics version 2 (account 1: 1)",
+    );
+    assert_eq!(short(&dir), ["2 2 ready ", "4 2 (account 1: 1) ready yes"]);
+    says(
+        &mttx(
+            &dir,
+            &["reprocess", "--metrics-version", "1", "--account", "1"],
+        ),
+        "nothing to do",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -175,5 +175,40 @@ async fn reports_stay_whole_through_a_reprocess_and_its_switch() {
         "calls by version: {by_version:?} ({after_switch:?} after the switch)"
     );
     eprintln!("calls by metrics version: {by_version:?}, none failed");
+
+    // Account 2 alone back to version 1: each account's answers name its own version, and
+    // account 1's numbers are still version 2's.
+    let opts = RunOptions {
+        metrics_version: MetricsVersion::V2,
+        account_versions: [(2, MetricsVersion::V1)].into(),
+        range_incidents: 400,
+        ..RunOptions::default()
+    };
+    let mixed = reprocess(&source, &state, &base, &opts, true)
+        .await
+        .unwrap();
+    let other = state.create_token(2, "other", None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = get(addr, &path, Some(&token));
+        if body["generation"].as_i64() == Some(mixed.to.id) || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["generation"].as_i64(), Some(mixed.to.id), "{body}");
+    assert_eq!(body["metrics_version"], 2, "{body}");
+    assert_eq!(answered(&body), want[&2]);
+    let (status, body) = get(addr, &path, Some(&other));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["generation"].as_i64(),
+            body["metrics_version"].as_i64()
+        ),
+        (Some(mixed.to.id), Some(1)),
+        "{body}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -544,6 +544,8 @@ pub struct Generation {
     pub id: i64,
     pub location: String,
     pub metrics_version: i32,
+    /// Accounts whose facts are made by another metrics version (`reprocess --account`).
+    pub account_versions: std::collections::BTreeMap<i64, i32>,
     /// `building` until a reprocess has caught it up with the log, then `ready`; `dropping`
     /// (from [`State::drops`]) while its table is being deleted.
     pub status: String,
@@ -556,7 +558,44 @@ fn generation((id, location, metrics_version, status): GenerationRow) -> Generat
         id,
         location,
         metrics_version,
+        account_versions: Default::default(),
         status,
+    }
+}
+
+impl Generation {
+    /// Each account's metrics version in this generation.
+    pub fn versions(&self) -> Result<crate::transform::Versions> {
+        let mut accounts = std::collections::BTreeMap::new();
+        for (&account, &v) in &self.account_versions {
+            accounts.insert(account, v.try_into()?);
+        }
+        Ok(crate::transform::Versions {
+            default: self.metrics_version.try_into()?,
+            accounts,
+        })
+    }
+
+    /// The metrics version of `account`'s facts.
+    pub fn version_of(&self, account: i64) -> i32 {
+        self.account_versions
+            .get(&account)
+            .copied()
+            .unwrap_or(self.metrics_version)
+    }
+
+    /// "2", or "1 (account 7: 2)" when accounts differ.
+    pub fn describe_versions(&self) -> String {
+        let mut out = self.metrics_version.to_string();
+        if !self.account_versions.is_empty() {
+            let accounts: Vec<String> = self
+                .account_versions
+                .iter()
+                .map(|(a, v)| format!("account {a}: {v}"))
+                .collect();
+            out.push_str(&format!(" ({})", accounts.join(", ")));
+        }
+        out
     }
 }
 
@@ -576,7 +615,26 @@ impl State {
             };
             q.fetch_all(p).await.map_err(err("reading the facts generations"))?
         });
-        Ok(rows.into_iter().map(generation).collect())
+        let accounts: Vec<(i64, i64, i32)> = on_pool!(&self.pool, p => {
+            sqlx::query_as(
+                "SELECT a.generation_id, a.account_id, a.metrics_version \
+                 FROM facts_generation_accounts a JOIN facts_generations g ON g.id = a.generation_id \
+                 WHERE g.base = $1",
+            )
+            .bind(base)
+            .fetch_all(p)
+            .await
+            .map_err(err("reading the facts generations' accounts"))?
+        });
+        let mut out: Vec<Generation> = rows.into_iter().map(generation).collect();
+        for g in &mut out {
+            g.account_versions = accounts
+                .iter()
+                .filter(|(id, _, _)| *id == g.id)
+                .map(|(_, account, v)| (*account, *v))
+                .collect();
+        }
+        Ok(out)
     }
 
     /// The generation of the facts at `base` (the `--facts` location) that reports are
@@ -647,16 +705,21 @@ impl State {
             .pop())
     }
 
-    /// The generation a reprocess to `version` builds: the one an interrupted reprocess
-    /// left half-built (to resume it), else a new one beside `base`.
-    pub async fn building(&self, base: &str, version: i32) -> Result<Generation> {
+    /// The generation a reprocess to `version` (and `accounts`' versions) builds: the one an
+    /// interrupted reprocess left half-built (to resume it), else a new one beside `base`.
+    pub async fn building(
+        &self,
+        base: &str,
+        version: i32,
+        accounts: &std::collections::BTreeMap<i64, i32>,
+    ) -> Result<Generation> {
         let find = "SELECT id, location, metrics_version, status FROM facts_generations \
-             WHERE base = $1 AND status = 'building' AND metrics_version = $2 ORDER BY id DESC LIMIT 1";
-        if let Some(g) = self
-            .generation_rows(find, base, Some(i64::from(version)))
-            .await?
-            .pop()
-        {
+             WHERE base = $1 AND status = 'building' AND metrics_version = $2 ORDER BY id DESC";
+        let same = |gs: Vec<Generation>| gs.into_iter().find(|g| &g.account_versions == accounts);
+        if let Some(g) = same(
+            self.generation_rows(find, base, Some(i64::from(version)))
+                .await?,
+        ) {
             return Ok(g);
         }
         let location = format!(
@@ -664,21 +727,36 @@ impl State {
             base.trim_end_matches('/'),
             chrono::Utc::now().format("%Y%m%dT%H%M%S%3f")
         );
+        const DOING: &str = "creating a facts generation";
         on_pool!(&self.pool, p => {
-            sqlx::query(
-                "INSERT INTO facts_generations (base, location, metrics_version) VALUES ($1, $2, $3)",
+            let mut tx = p.begin().await.map_err(err(DOING))?;
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO facts_generations (base, location, metrics_version) VALUES ($1, $2, $3) RETURNING id",
             )
             .bind(base)
             .bind(&location)
             .bind(version)
-            .execute(p)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(err("creating a facts generation"))?;
+            .map_err(err(DOING))?;
+            for (account, v) in accounts {
+                sqlx::query(
+                    "INSERT INTO facts_generation_accounts (generation_id, account_id, metrics_version) VALUES ($1, $2, $3)",
+                )
+                .bind(id)
+                .bind(account)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .map_err(err(DOING))?;
+            }
+            tx.commit().await.map_err(err(DOING))?;
         });
-        self.generation_rows(find, base, Some(i64::from(version)))
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Config("the new facts generation vanished".into()))
+        same(
+            self.generation_rows(find, base, Some(i64::from(version)))
+                .await?,
+        )
+        .ok_or_else(|| Error::Config("the new facts generation vanished".into()))
     }
 
     /// Marks a generation complete: it may be served.

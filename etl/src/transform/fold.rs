@@ -365,10 +365,11 @@ impl Batch {
     }
 }
 
-/// Folds each incident of `ids` that has a log, in the order given: a facts row where the
-/// incident has a row, every entry quarantined as an orphan where it has none.
+/// Folds each incident of `ids` that has a log, in the order given, by its account's
+/// metrics version: a facts row where the incident has a row, every entry quarantined as
+/// an orphan where it has none.
 pub fn fold_all(
-    version: MetricsVersion,
+    versions: &super::Versions,
     ids: impl IntoIterator<Item = i64>,
     incidents: &std::collections::HashMap<i64, IncidentRow>,
     logs: &std::collections::HashMap<i64, (i64, Vec<Entry>)>,
@@ -383,7 +384,7 @@ pub fn fold_all(
         batch.accounts.insert(id, *account);
         match incidents.get(&id) {
             Some(row) => {
-                let folded = fold(version, row, log, ctx);
+                let folded = fold(versions.of(*account), row, log, ctx);
                 batch.issues.extend(folded.issues);
                 batch.facts.push(folded.fact);
             }

@@ -22,6 +22,30 @@ pub enum MetricsVersion {
     V2 = 2,
 }
 
+/// The metrics version of each account's facts in one generation: one version for all
+/// accounts, except those reprocessed on their own (`mttx reprocess --account`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions {
+    pub default: MetricsVersion,
+    pub accounts: std::collections::BTreeMap<i64, MetricsVersion>,
+}
+
+impl Versions {
+    /// The version `account`'s incidents are folded with.
+    pub fn of(&self, account: i64) -> MetricsVersion {
+        self.accounts.get(&account).copied().unwrap_or(self.default)
+    }
+}
+
+impl From<MetricsVersion> for Versions {
+    fn from(default: MetricsVersion) -> Self {
+        Self {
+            default,
+            accounts: Default::default(),
+        }
+    }
+}
+
 impl TryFrom<i32> for MetricsVersion {
     type Error = crate::Error;
 

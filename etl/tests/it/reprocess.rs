@@ -244,3 +244,132 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `reprocess --account`: one account's facts change version, every other account's facts
+/// stay exactly as they were; the new generation records which; and the incremental ETL
+/// into it folds what arrives later by each account's own version.
+#[sqlx::test(migrations = false)]
+async fn one_account_alone_moves_to_version_2(pool: PgPool) {
+    let replica = location(&pool).await;
+    let cfg = Config {
+        seed: 63,
+        accounts: 3,
+        incidents: 3_000,
+        weeks: 4,
+        ..Config::default()
+    };
+    generate_into(cfg, &replica, false).await.unwrap();
+    let dir = mttx_fixtures::testing::scratch("reprocess-account").unwrap();
+    let base = dir.join("facts").display().to_string();
+    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
+        .await
+        .unwrap();
+    let source = Source::open(&replica, 2).await.unwrap();
+    let first = state.serving(&base, 1).await.unwrap();
+    let mut table = FactsTable::open(&base).await.unwrap();
+    run(&source, &mut table, &state, &RunOptions::default())
+        .await
+        .unwrap();
+    let v1 = facts_of(&base).await;
+    let account = v1.values().map(|f| f.account_id).max().unwrap();
+
+    let opts = RunOptions {
+        metrics_version: MetricsVersion::V1,
+        account_versions: [(account, MetricsVersion::V2)].into(),
+        range_incidents: 400,
+        ..RunOptions::default()
+    };
+    let done = reprocess(&source, &state, &base, &opts, true)
+        .await
+        .unwrap();
+    assert_eq!(done.from, first);
+    let served = state.serving(&base, 1).await.unwrap();
+    assert_eq!(served.id, done.to.id);
+    assert_eq!(
+        (served.metrics_version, served.account_versions.clone()),
+        (1, [(account, 2)].into())
+    );
+    assert_eq!(
+        served.describe_versions(),
+        format!("1 (account {account}: 2)")
+    );
+    assert_eq!((served.version_of(account), served.version_of(-1)), (2, 1));
+
+    // Later writes to one incident of each account: its policy changes after trigger.
+    let oracle: Vec<Oracle> = sqlx::query_as(ORACLE).fetch_all(&pool).await.unwrap();
+    let mut touched = Vec::new();
+    sqlx::query(
+        "SELECT setval(pg_get_serial_sequence('incident_log_entries', 'id'), max(id)) FROM incident_log_entries",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for a in v1.values().map(|f| f.account_id).collect::<BTreeSet<_>>() {
+        let o = oracle
+            .iter()
+            .find(|o| o.account_id == a && o.escalation_policy_id_v1 == o.escalation_policy_id_v2)
+            .unwrap();
+        let (other,): (i64,) = sqlx::query_as(
+            "SELECT id FROM escalation_policies WHERE account_id = $1 AND id <> $2 ORDER BY id LIMIT 1",
+        )
+        .bind(a)
+        .bind(o.escalation_policy_id_v1)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE incidents SET escalation_policy_id = $2 WHERE id = $1")
+            .bind(o.incident_id)
+            .bind(other)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO incident_log_entries (account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id) \
+             SELECT account_id, id, 'annotate', created_at + interval '1 hour', 'user', 1, 'note', NULL FROM incidents WHERE id = $1",
+        )
+        .bind(o.incident_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        touched.push(o.incident_id);
+    }
+    let mut table = FactsTable::open(&served.location).await.unwrap();
+    run(&source, &mut table, &state, &opts).await.unwrap();
+
+    // Every fact: that account's by version 2, every other account's by version 1, as SQL
+    // over the replica says; the other accounts' untouched facts are exactly as before.
+    let oracle: Vec<Oracle> = sqlx::query_as(ORACLE).fetch_all(&pool).await.unwrap();
+    let now = facts_of(&served.location).await;
+    assert_eq!(now.len(), v1.len());
+    let mut moved = 0;
+    for o in &oracle {
+        let Some(f) = now.get(&o.incident_id) else {
+            continue;
+        };
+        let want = if f.account_id == account {
+            (o.escalation_policy_id_v2, o.team_id_v2, 2)
+        } else {
+            (o.escalation_policy_id_v1, o.team_id_v1, 1)
+        };
+        assert_eq!(
+            (f.escalation_policy_id, f.team_id, f.metrics_version),
+            want,
+            "incident {} of account {}",
+            o.incident_id,
+            f.account_id
+        );
+        if f.account_id != account && !touched.contains(&o.incident_id) {
+            assert_eq!(f, &v1[&o.incident_id], "untouched facts of other accounts");
+        }
+        if f.account_id == account
+            && f.escalation_policy_id != v1[&o.incident_id].escalation_policy_id
+        {
+            moved += 1;
+        }
+    }
+    assert!(
+        moved >= 5,
+        "only {moved} incidents of account {account} moved"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
