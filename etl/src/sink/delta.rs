@@ -554,16 +554,7 @@ impl FactsTable {
         use deltalake::arrow::datatypes::{Float64Type, Int64Type};
         use deltalake::datafusion::prelude::lit;
         let arrow = |e: deltalake::datafusion::error::DataFusionError| Error::Arrow(Box::new(e));
-        let ctx = SessionContext::new();
-        self.table
-            .update_datafusion_session(&ctx.state())
-            .map_err(delta_err("preparing a facts read"))?;
-        let provider = self
-            .table
-            .table_provider()
-            .await
-            .map_err(|e| Error::Arrow(Box::new(e)))?;
-        let mut df = ctx.read_table(provider).map_err(arrow)?;
+        let mut df = self.frame().await?;
         if let Some(a) = account {
             df = df.filter(col("account_id").eq(lit(a))).map_err(arrow)?;
         }
@@ -602,8 +593,8 @@ impl FactsTable {
         Ok(out)
     }
 
-    /// Every facts row (tests and small tables).
-    pub async fn read_all(&self) -> Result<Vec<Fact>> {
+    /// The whole table as a DataFusion frame, to read from.
+    async fn frame(&self) -> Result<deltalake::datafusion::prelude::DataFrame> {
         let ctx = SessionContext::new();
         self.table
             .update_datafusion_session(&ctx.state())
@@ -613,9 +604,13 @@ impl FactsTable {
             .table_provider()
             .await
             .map_err(|e| Error::Arrow(Box::new(e)))?;
-        let df = ctx
-            .read_table(provider)
-            .map_err(|e| Error::Arrow(Box::new(e)))?;
+        ctx.read_table(provider)
+            .map_err(|e| Error::Arrow(Box::new(e)))
+    }
+
+    /// Every facts row (tests and small tables).
+    pub async fn read_all(&self) -> Result<Vec<Fact>> {
+        let df = self.frame().await?;
         let batches = df.collect().await.map_err(|e| Error::Arrow(Box::new(e)))?;
         let mut out = Vec::new();
         for b in &batches {

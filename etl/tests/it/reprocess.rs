@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mttx_etl::reprocess::{dry_run, reprocess};
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
-use mttx_etl::sink::state::State;
+use mttx_etl::sink::state::{Generation, State};
 use mttx_etl::source::Source;
 use mttx_etl::{Fact, MetricsVersion};
 use mttx_fixtures::{Config, generate_into};
@@ -28,25 +28,26 @@ async fn facts_of(location: &str) -> BTreeMap<i64, Fact> {
         .collect()
 }
 
-#[sqlx::test(migrations = false)]
-async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool) {
-    let replica = location(&pool).await;
-    let cfg = Config {
-        seed: 62,
-        accounts: 2,
-        incidents: 2_000,
-        weeks: 4,
-        ..Config::default()
-    };
+/// A generated replica, and its version 1 facts as `etl run` makes them, served as
+/// generation 1 of `<dir>/facts`.
+struct Served {
+    dir: std::path::PathBuf,
+    base: String,
+    state: State,
+    source: Source,
+    first: Generation,
+    v1: BTreeMap<i64, Fact>,
+}
+
+async fn served_v1(pool: &PgPool, cfg: Config, name: &str) -> Served {
+    let replica = location(pool).await;
     generate_into(cfg, &replica, false).await.unwrap();
-    let dir = mttx_fixtures::testing::scratch("reprocess").unwrap();
+    let dir = mttx_fixtures::testing::scratch(name).unwrap();
     let base = dir.join("facts").display().to_string();
     let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
         .await
         .unwrap();
     let source = Source::open(&replica, 2).await.unwrap();
-
-    // Version 1, as `etl run` makes it, served as generation 1.
     let first = state.serving(&base, 1).await.unwrap();
     assert_eq!(
         (first.location.as_str(), first.metrics_version),
@@ -57,6 +58,33 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
         .await
         .unwrap();
     let v1 = facts_of(&base).await;
+    Served {
+        dir,
+        base,
+        state,
+        source,
+        first,
+        v1,
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool) {
+    let cfg = Config {
+        seed: 62,
+        accounts: 2,
+        incidents: 2_000,
+        weeks: 4,
+        ..Config::default()
+    };
+    let Served {
+        dir,
+        base,
+        state,
+        source,
+        first,
+        v1,
+    } = served_v1(&pool, cfg, "reprocess").await;
 
     // The dry run says how many incidents change team, and changes nothing.
     let served = FactsTable::open(&base)
@@ -250,7 +278,6 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
 /// into it folds what arrives later by each account's own version.
 #[sqlx::test(migrations = false)]
 async fn one_account_alone_moves_to_version_2(pool: PgPool) {
-    let replica = location(&pool).await;
     let cfg = Config {
         seed: 63,
         accounts: 3,
@@ -258,19 +285,14 @@ async fn one_account_alone_moves_to_version_2(pool: PgPool) {
         weeks: 4,
         ..Config::default()
     };
-    generate_into(cfg, &replica, false).await.unwrap();
-    let dir = mttx_fixtures::testing::scratch("reprocess-account").unwrap();
-    let base = dir.join("facts").display().to_string();
-    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
-        .await
-        .unwrap();
-    let source = Source::open(&replica, 2).await.unwrap();
-    let first = state.serving(&base, 1).await.unwrap();
-    let mut table = FactsTable::open(&base).await.unwrap();
-    run(&source, &mut table, &state, &RunOptions::default())
-        .await
-        .unwrap();
-    let v1 = facts_of(&base).await;
+    let Served {
+        dir,
+        base,
+        state,
+        source,
+        first,
+        v1,
+    } = served_v1(&pool, cfg, "reprocess-account").await;
     let account = v1.values().map(|f| f.account_id).max().unwrap();
 
     let opts = RunOptions {
