@@ -522,7 +522,7 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
             stop: Some(moved.clone()),
             ..opts.clone()
         };
-        tracing::info!(source = %replica.location(), facts = facts.uri(), generation = served.id, metrics_version = served.metrics_version, once = opts.once, workers = opts.workers, "etl starting");
+        tracing::info!(source = %replica.location(), facts = facts.uri(), generation = served.id, metrics_version = served.describe_versions(), once = opts.once, workers = opts.workers, "etl starting");
         let summary = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await;
         if let Some(w) = watch {
             w.abort();
@@ -569,7 +569,10 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         let moves = mttx_etl::reprocess::dry_run(&replica, &all, version).await?;
         println!(
             "dry run: metrics version {} (generation {}) -> {}, {} incidents; nothing is changed",
-            served.metrics_version,
+            args.account.map_or_else(
+                || served.describe_versions(),
+                |a| served.version_of(a).to_string()
+            ),
             served.id,
             args.metrics_version,
             all.len()
@@ -746,9 +749,9 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
             );
             anyhow::ensure!(
                 target.status == "ready",
-                "generation {} is still being built; finish it with `mttx reprocess --metrics-version {}`",
+                "generation {} (metrics version {}) is still being built; run the `mttx reprocess` that started it again to finish it",
                 target.id,
-                target.metrics_version
+                target.describe_versions()
             );
             // It stopped following the log when it stopped being served: catch it up first.
             let replica =
@@ -762,10 +765,15 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
                 ..Default::default()
             };
             let caught = mttx_etl::run::run(&replica, &mut facts, &state, &opts).await?;
-            state.switch_generation(&places.facts, target.id).await?;
+            state
+                .switch_generation(&places.facts, target.id, served.id)
+                .await?;
             println!(
                 "now serving generation {} (metrics version {}; {} entries caught up), was {}",
-                target.id, target.metrics_version, caught.entries_read, served.id
+                target.id,
+                target.describe_versions(),
+                caught.entries_read,
+                served.id
             );
         }
         GenerationsCommand::Drop { id, force } => {
@@ -788,9 +796,9 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
             );
             anyhow::ensure!(
                 target.status == "ready" || force,
-                "generation {id} is being built (or a reprocess building it was stopped): if no \
-                 `mttx reprocess --metrics-version {}` is running, drop it with --force",
-                target.metrics_version
+                "generation {id} (metrics version {}) is being built, or a reprocess building it \
+                 was stopped: if no `mttx reprocess` is running, drop it with --force",
+                target.describe_versions()
             );
             anyhow::ensure!(
                 target.location.contains("://")
@@ -817,7 +825,8 @@ async fn generations(places: &Places, command: GenerationsCommand) -> anyhow::Re
             state.dropped(id).await?;
             println!(
                 "dropped generation {id} (metrics version {}, {}): {files} files deleted",
-                target.metrics_version, target.location
+                target.describe_versions(),
+                target.location
             );
             if previous.is_some_and(|p| p.id == id) {
                 println!(

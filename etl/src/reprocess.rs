@@ -40,9 +40,11 @@ pub async fn reprocess(
     switch: bool,
 ) -> Result<Reprocessed> {
     let from = state.serving(base, MetricsVersion::V1 as i32).await?;
+    // An account at the generation's own version is not an exception to record.
     let accounts = opts
         .account_versions
         .iter()
+        .filter(|(_, v)| **v != opts.metrics_version)
         .map(|(a, v)| (*a, *v as i32))
         .collect();
     let to = state
@@ -71,7 +73,7 @@ pub async fn reprocess(
     );
     state.generation_ready(to.id).await?;
     if switch {
-        state.switch_generation(base, to.id).await?;
+        state.switch_generation(base, to.id, from.id).await?;
         tracing::info!(
             generation = to.id,
             "reprocess: now serving the new generation"

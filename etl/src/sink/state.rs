@@ -728,7 +728,7 @@ impl State {
             chrono::Utc::now().format("%Y%m%dT%H%M%S%3f")
         );
         const DOING: &str = "creating a facts generation";
-        on_pool!(&self.pool, p => {
+        let id = on_pool!(&self.pool, p => {
             let mut tx = p.begin().await.map_err(err(DOING))?;
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO facts_generations (base, location, metrics_version) VALUES ($1, $2, $3) RETURNING id",
@@ -751,12 +751,11 @@ impl State {
                 .map_err(err(DOING))?;
             }
             tx.commit().await.map_err(err(DOING))?;
+            id
         });
-        same(
-            self.generation_rows(find, base, Some(i64::from(version)))
-                .await?,
-        )
-        .ok_or_else(|| Error::Config("the new facts generation vanished".into()))
+        self.generation(base, id)
+            .await?
+            .ok_or_else(|| Error::Config("the new facts generation vanished".into()))
     }
 
     /// Marks a generation complete: it may be served.
@@ -781,10 +780,12 @@ impl State {
         Ok(())
     }
 
-    /// Serves generation `id` of the facts at `base` from now on (one UPDATE: every reader
-    /// sees the old or the new generation, never a mix); the one served until now becomes
-    /// the previous one.
-    pub async fn switch_generation(&self, base: &str, id: i64) -> Result<()> {
+    /// Serves generation `id` of the facts at `base` from now on, in place of `from` (one
+    /// UPDATE: every reader sees the old or the new generation, never a mix); the one served
+    /// until now becomes the previous one. If another generation than `from` is served by
+    /// then (a concurrent switch or reprocess), nothing changes and the error says so: the
+    /// new generation was made from what `from` served.
+    pub async fn switch_generation(&self, base: &str, id: i64, from: i64) -> Result<()> {
         match self.generation(base, id).await? {
             None => {
                 return Err(Error::Config(format!(
@@ -793,25 +794,37 @@ impl State {
             }
             Some(g) if g.status != "ready" => {
                 return Err(Error::Config(format!(
-                    "facts generation {id} is still being built; finish it with `mttx reprocess --metrics-version {}`",
-                    g.metrics_version
+                    "facts generation {id} (metrics version {}) is still being built; run the `mttx reprocess` that started it again to finish it",
+                    g.describe_versions()
                 )));
             }
             Some(_) => {}
         }
+        if id == from {
+            return Ok(());
+        }
         let sql = dialect(
             &self.pool,
             "UPDATE facts_serving SET previous_id = generation_id, generation_id = $2, switched_at = {now} \
-             WHERE base = $1 AND generation_id <> $2",
+             WHERE base = $1 AND generation_id = $3",
         );
-        on_pool!(&self.pool, p => {
+        let switched = on_pool!(&self.pool, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(base)
                 .bind(id)
+                .bind(from)
                 .execute(p)
                 .await
-                .map_err(err("switching the facts generation"))?;
+                .map_err(err("switching the facts generation"))?
+                .rows_affected()
         });
+        if switched == 0 {
+            return Err(Error::Config(format!(
+                "generation {from} is no longer the one served (another switch or reprocess came first): \
+                 generation {id} is ready but not served; `mttx generations list` shows what is, \
+                 `mttx generations switch --to {id}` serves it anyway"
+            )));
+        }
         Ok(())
     }
 

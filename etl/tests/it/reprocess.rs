@@ -264,7 +264,19 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
     }
 
     // Switching back serves version 1 again.
-    state.switch_generation(&base, first.id).await.unwrap();
+    state
+        .switch_generation(&base, first.id, done.to.id)
+        .await
+        .unwrap();
+    // A switch made from a generation no longer served changes nothing.
+    let err = state
+        .switch_generation(&base, done.to.id, done.to.id + 100)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no longer the one served"),
+        "{err}"
+    );
     assert_eq!(state.serving(&base, 1).await.unwrap(), first);
     assert_eq!(
         state.previous_generation(&base).await.unwrap().unwrap().id,

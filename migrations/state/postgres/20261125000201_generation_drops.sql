@@ -1,5 +1,3 @@
--- Two additions to the generations: drops in progress, and accounts reprocessed on their own.
-
 -- Generations being dropped: `mttx generations drop` forgets a generation and records it
 -- here in one transaction, deletes its table, then removes the record. A drop interrupted
 -- in between is finished by the next `generations drop` (and shown by `generations list`),
@@ -11,13 +9,4 @@ CREATE TABLE facts_drops (
     location            TEXT NOT NULL,
     metrics_version     INTEGER NOT NULL,
     started_at          TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
--- Accounts whose facts in a generation were made by another metrics version than the
--- generation's own (`mttx reprocess --account`).
-CREATE TABLE facts_generation_accounts (
-    generation_id       BIGINT NOT NULL REFERENCES facts_generations (id) ON DELETE CASCADE,
-    account_id          BIGINT NOT NULL,
-    metrics_version     INTEGER NOT NULL,
-    PRIMARY KEY (generation_id, account_id)
 );
