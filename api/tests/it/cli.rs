@@ -456,5 +456,66 @@ fn generations_are_listed_switched_and_dropped() {
         ),
         "nothing to do",
     );
+
+    // Later writes fold by each account's version however they reach a generation: by the
+    // catch-up of `generations switch` and by `etl run`. An incident of account 1 moves to
+    // the other escalation policy: version 2 (the previous generation) follows it, the
+    // mixed generation (account 1 at version 1) keeps the policy at trigger.
+    let mixed = list(&dir)[1][4].clone();
+    let policy_in = |location: &str, incident: i64| {
+        let facts = rt
+            .block_on(async {
+                mttx_etl::sink::delta::FactsTable::open(&dir.join(location).display().to_string())
+                    .await
+                    .unwrap()
+                    .read_all()
+                    .await
+            })
+            .unwrap();
+        let f = facts.iter().find(|f| f.incident_id == incident).unwrap();
+        (f.escalation_policy_id, f.metrics_version)
+    };
+    let replica = rt
+        .block_on(sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            dir.join(".mttx/replica.sqlite").display()
+        )))
+        .unwrap();
+    let moved = |incident: i64| {
+        let (at_trigger, version) = policy_in(&mixed, incident);
+        assert_eq!(version, 1);
+        let other = if at_trigger == Some(1) { 2 } else { 1 };
+        rt.block_on(async {
+            sqlx::query("UPDATE incidents SET escalation_policy_id = ? WHERE id = ? AND account_id = 1")
+                .bind(other)
+                .bind(incident)
+                .execute(&replica)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO incident_log_entries (account_id, incident_id, type, created_at, agent_type, agent_id, channel) \
+                 SELECT account_id, id, 'annotate', created_at, 'user', 1, 'note' FROM incidents WHERE id = ?",
+            )
+            .bind(incident)
+            .execute(&replica)
+            .await
+            .unwrap();
+        });
+        (at_trigger, Some(other))
+    };
+    let (kept, followed) = moved(1);
+    says(
+        &mttx(&dir, &["generations", "switch", "--previous"]),
+        "now serving generation 2",
+    );
+    assert_eq!(policy_in(&second, 1), (followed, 2));
+    says(
+        &mttx(&dir, &["generations", "switch", "--to", "4"]),
+        "entries caught up",
+    );
+    assert_eq!(policy_in(&mixed, 1), (kept, 1));
+    let (kept, _) = moved(2);
+    says(&mttx(&dir, &["etl", "run", "--once"]), "1 log entries read");
+    assert_eq!(policy_in(&mixed, 2), (kept, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }
