@@ -12,7 +12,7 @@ use mttx_fixtures::{golden, load_dataset};
 use mttx_migrations::Location;
 use serde_json::Value;
 
-use crate::common::{get, request, scratch};
+use crate::common::{folded, get, request, scratch};
 
 fn assert_near(v: &Value, want: f64) {
     let got = v.as_f64().unwrap_or(f64::NAN);
@@ -42,19 +42,7 @@ async fn golden_server(name: &str) -> Served {
     load_dataset(&golden::dataset().unwrap(), &replica, false)
         .await
         .unwrap();
-    let facts = dir.join("facts").display().to_string();
-    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
-        .await
-        .unwrap();
-    let mut table = FactsTable::open(&facts).await.unwrap();
-    run(
-        &Source::open(&replica, 2).await.unwrap(),
-        &mut table,
-        &state,
-        &RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (facts, state) = folded(&dir, &replica).await;
     let one = state.create_token(1, "test", None).await.unwrap();
     let two = state.create_token(2, "test", None).await.unwrap();
     let revoked = state.create_token(1, "old", None).await.unwrap();

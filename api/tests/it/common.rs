@@ -13,6 +13,32 @@ pub fn scratch(name: &str) -> PathBuf {
     mttx_fixtures::testing::scratch(&format!("cli-{name}")).unwrap()
 }
 
+/// `replica` folded by the ETL (default options) into `<dir>/facts`, with the state in
+/// `<dir>/state.sqlite`: the facts location and the state.
+pub async fn folded(
+    dir: &std::path::Path,
+    replica: &mttx_migrations::Location,
+) -> (String, mttx_etl::sink::state::State) {
+    let facts = dir.join("facts").display().to_string();
+    let state = mttx_etl::sink::state::State::open(&mttx_migrations::Location::Sqlite(
+        dir.join("state.sqlite"),
+    ))
+    .await
+    .unwrap();
+    let mut table = mttx_etl::sink::delta::FactsTable::open(&facts)
+        .await
+        .unwrap();
+    mttx_etl::run::run(
+        &mttx_etl::source::Source::open(replica, 2).await.unwrap(),
+        &mut table,
+        &state,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    (facts, state)
+}
+
 /// The URL of the per-test database behind `pool`.
 pub async fn test_url(pool: &PgPool) -> String {
     mttx_fixtures::testing::database_url(pool).await.unwrap()

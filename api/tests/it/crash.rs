@@ -112,11 +112,12 @@ fn assert_same(got: &[Fact], want: &[Fact], seed: u64) {
     }
 }
 
-#[sqlx::test(migrations = false)]
-async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) {
-    let url = test_url(&pool).await;
+/// The replica the kill -9 tests interrupt work on: 3 accounts, 6,000 incidents, 3 % bad
+/// input. Returns its URL.
+async fn kill_test_replica(pool: &PgPool, seed: u64) -> String {
+    let url = test_url(pool).await;
     let cfg = Config {
-        seed: 8,
+        seed,
         accounts: 3,
         incidents: 6_000,
         weeks: 4,
@@ -126,15 +127,25 @@ async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) 
     generate_into(cfg, &url.parse().unwrap(), false)
         .await
         .unwrap();
+    url
+}
+
+/// Work cut into many small ranges with short leases, so that kills land mid-range and
+/// leases of killed workers expire quickly.
+const SMALL_RANGES: [&str; 6] = [
+    "--workers",
+    "3",
+    "--range-incidents",
+    "150",
+    "--lease-seconds",
+    "2",
+];
+
+#[sqlx::test(migrations = false)]
+async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) {
+    let url = kill_test_replica(&pool, 8).await;
     let root = scratch("crash-backfill");
-    let args = [
-        "--workers",
-        "3",
-        "--range-incidents",
-        "150",
-        "--lease-seconds",
-        "2",
-    ];
+    let args = SMALL_RANGES;
     let reference = root.join("reference");
     run_to_end(&reference, &url, &args);
 
@@ -340,27 +351,9 @@ async fn served_facts(dir: &Path) -> (Vec<Fact>, i32) {
 
 #[sqlx::test(migrations = false)]
 async fn kill_9_during_reprocess_then_resume_gives_the_same_generation(pool: PgPool) {
-    let url = test_url(&pool).await;
-    let cfg = Config {
-        seed: 9,
-        accounts: 3,
-        incidents: 6_000,
-        weeks: 4,
-        bad_rate: 0.03,
-        ..Config::default()
-    };
-    generate_into(cfg, &url.parse().unwrap(), false)
-        .await
-        .unwrap();
+    let url = kill_test_replica(&pool, 9).await;
     let root = scratch("crash-reprocess");
-    let args = [
-        "--workers",
-        "3",
-        "--range-incidents",
-        "150",
-        "--lease-seconds",
-        "2",
-    ];
+    let args = SMALL_RANGES;
     let finish = |dir: &Path| {
         let out = reprocess(dir, &url, &args).output().unwrap();
         assert!(

@@ -13,16 +13,13 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use mttx_api::server::{App, router, serve};
-use mttx_etl::run::{RunOptions, run};
-use mttx_etl::sink::delta::FactsTable;
-use mttx_etl::sink::state::State;
 use mttx_etl::source::Source;
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::common::{get, request, scratch, test_url};
+use crate::common::{folded, get, request, scratch, test_url};
 
 const WEEK: &str = "2026-W46";
 const FROM: &str = "2026-11-09";
@@ -255,19 +252,7 @@ async fn generated_server(pool: &PgPool) -> Served {
     };
     generate_into(cfg, &replica, false).await.unwrap();
     let dir = scratch("dashboard");
-    let facts = dir.join("facts").display().to_string();
-    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
-        .await
-        .unwrap();
-    let mut table = FactsTable::open(&facts).await.unwrap();
-    run(
-        &Source::open(&replica, 2).await.unwrap(),
-        &mut table,
-        &state,
-        &RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (facts, state) = folded(&dir, &replica).await;
     let one = state.create_token(1, "lead", None).await.unwrap();
     let empty = state.create_token(99, "new account", None).await.unwrap();
     let expired = state.create_token(1, "old", Some(0)).await.unwrap();

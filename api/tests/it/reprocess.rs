@@ -10,16 +10,14 @@ use std::time::{Duration, Instant};
 use mttx_api::server::{App, router, serve};
 use mttx_etl::MetricsVersion;
 use mttx_etl::reprocess::reprocess;
-use mttx_etl::run::{RunOptions, run};
-use mttx_etl::sink::delta::FactsTable;
-use mttx_etl::sink::state::State;
+use mttx_etl::run::RunOptions;
 use mttx_etl::source::Source;
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
 use mttx_query::{Engine, Filters, GroupBy, Period};
 use serde_json::Value;
 
-use crate::common::{get, scratch};
+use crate::common::{folded, get, scratch};
 
 /// Team → (incidents, MTTA p90, MTTR p50): what a by-team report must show.
 type Numbers = BTreeMap<Option<String>, (f64, Option<f64>, Option<f64>)>;
@@ -82,15 +80,8 @@ async fn reports_stay_whole_through_a_reprocess_and_its_switch() {
         ..Config::default()
     };
     generate_into(cfg, &replica, false).await.unwrap();
-    let base = dir.join("facts").display().to_string();
-    let state = State::open(&Location::Sqlite(dir.join("state.sqlite")))
-        .await
-        .unwrap();
+    let (base, state) = folded(&dir, &replica).await;
     let source = Source::open(&replica, 4).await.unwrap();
-    let mut table = FactsTable::open(&base).await.unwrap();
-    run(&source, &mut table, &state, &RunOptions::default())
-        .await
-        .unwrap();
     let token = state.create_token(1, "load", None).await.unwrap();
     // No answer cache: every call computes from the generation it is served.
     let app = App::open(&base, state.clone(), None, 0).await.unwrap();
