@@ -553,19 +553,25 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
     let replica =
         mttx_etl::source::Source::open(&source, (args.workers as u32 + 2).min(16)).await?;
     let state = mttx_etl::sink::state::State::open(&state).await?;
+    let served = state.serving(&places.facts, 1).await?;
+    // The served incidents' attributions, read once where needed: a dry run folds them
+    // again, and an account named must have some.
+    let all = if args.dry_run || args.account.is_some() {
+        mttx_etl::sink::delta::FactsTable::open(&served.location)
+            .await?
+            .read_attributions(args.account)
+            .await?
+    } else {
+        Vec::new()
+    };
     if let Some(a) = args.account {
-        let served = state.serving(&places.facts, 1).await?;
-        let facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
         anyhow::ensure!(
-            !facts.read_attributions(Some(a)).await?.is_empty(),
+            !all.is_empty(),
             "account {a} has no incidents in the served facts (generation {}): check the id",
             served.id
         );
     }
     if args.dry_run {
-        let served = state.serving(&places.facts, 1).await?;
-        let facts = mttx_etl::sink::delta::FactsTable::open(&served.location).await?;
-        let all = facts.read_attributions(args.account).await?;
         let moves = mttx_etl::reprocess::dry_run(&replica, &all, version).await?;
         println!(
             "dry run: metrics version {} (generation {}) -> {}, {} incidents; nothing is changed",
@@ -608,7 +614,6 @@ async fn reprocess(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
         println!("{moved} incidents would change team");
         return Ok(());
     }
-    let served = state.serving(&places.facts, 1).await?;
     // What the new generation is made by: version N for every account, or (--account) the
     // served generation's versions with that one account's changed.
     let (default, mut accounts) = match args.account {
