@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use mttx_etl::sink::state::TokenCheck;
+use mttx_state::TokenCheck;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 

@@ -188,7 +188,7 @@ pub struct RowBody {
     /// The group's key (team id, service id, urgency, …); null for the account, or for
     /// incidents without a value.
     pub key: Option<String>,
-    /// Each metric of DESIGN.md by name (incident_count, mtta_p50, …).
+    /// Each metric of docs/design.md by name (incident_count, mtta_p50, …).
     pub metrics: BTreeMap<String, ComparedBody>,
 }
 
@@ -256,7 +256,7 @@ pub struct DetailBody {
     /// The incident's log entries from the replica, ordered by (created_at, id); null when
     /// the server has no replica to read.
     #[schema(value_type = Option<Vec<Object>>)]
-    pub timeline: Option<Vec<mttx_etl::transform::Entry>>,
+    pub timeline: Option<Vec<mttx_replica::Entry>>,
 }
 
 /// The noisy-alerts view of a period.

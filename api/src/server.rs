@@ -18,9 +18,9 @@ use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mttx_etl::sink::state::{Generation, State, TokenCheck};
-use mttx_etl::source::Source;
 use mttx_query::{Compared, Engine, Filters, GroupBy, NoisyOptions, Page, Period, Row, Sort};
+use mttx_replica::Source;
+use mttx_state::{Generation, State, TokenCheck};
 use serde::Serialize;
 use tokio::sync::RwLock;
 use utoipa::OpenApi;
@@ -104,7 +104,7 @@ impl App {
                 tokio::time::sleep(every).await;
                 let Some(app) = app.upgrade() else { return };
                 let serving = app.engine.read().await.generation();
-                match app.state.serving(&app.base, 1).await {
+                match app.state.serving(&app.base).await {
                     Ok(g) if g.id != serving => match open_generation(&g).await {
                         Ok(next) => {
                             tracing::info!(
@@ -145,17 +145,20 @@ impl App {
 /// An engine over the facts generation the state says is served (the first time:
 /// `facts` itself, as generation 1).
 pub async fn open_served(state: &State, facts: &str) -> anyhow::Result<Engine> {
-    open_generation(&state.serving(facts, 1).await?).await
+    open_generation(&state.serving(facts).await?).await
 }
 
 /// An engine over one facts generation.
 async fn open_generation(g: &Generation) -> anyhow::Result<Engine> {
     // Registers the object stores compiled in, or says which feature a URL needs.
-    let url = mttx_etl::sink::delta::table_url(&g.location)?;
+    let url = mttx_facts::table_url(&g.location)?;
     Ok(Engine::open(url.as_str()).await?.serving(
         g.id,
-        g.metrics_version,
-        g.account_versions.clone(),
+        g.metrics_version.number(),
+        g.account_versions
+            .iter()
+            .map(|(a, v)| (*a, v.number()))
+            .collect(),
     ))
 }
 
@@ -823,7 +826,7 @@ pub(crate) async fn incident_fact(
 pub(crate) async fn timeline(
     app: &App,
     id: i64,
-) -> Result<Option<Vec<mttx_etl::transform::Entry>>, ApiError> {
+) -> Result<Option<Vec<mttx_replica::Entry>>, ApiError> {
     match &app.source {
         Some(source) => {
             let mut logs = source.logs(&[id]).await.map_err(|e| {

@@ -24,12 +24,15 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use mttx_replica::Source;
+use mttx_state::leases::heartbeat;
+use mttx_state::{Lease, State};
+
 use crate::sink::delta::FactsTable;
-use crate::sink::state::{Lease, State};
-use crate::source::Source;
+use crate::sink::quarantine;
 use crate::transform::fold::fold_all;
 use crate::transform::{MetricsVersion, Versions};
-use crate::{Error, Fact, Result};
+use crate::{Error, Fact, Result, Shutdown};
 
 /// The table property holding the plan.
 pub const PLAN_PROPERTY: &str = "mttx.backfill.plan";
@@ -50,6 +53,8 @@ pub struct BackfillOptions {
     /// Each account's metrics version.
     pub versions: Versions,
     pub worker_id: String,
+    /// Cancelled to stop: workers finish the range they hold and give back the rest.
+    pub shutdown: Shutdown,
 }
 
 impl Default for BackfillOptions {
@@ -61,6 +66,7 @@ impl Default for BackfillOptions {
             lease_ttl: Duration::from_secs(60),
             versions: MetricsVersion::V1.into(),
             worker_id: "mttx".into(),
+            shutdown: Shutdown::new(),
         }
     }
 }
@@ -298,7 +304,7 @@ pub async fn run(
                 Some(Err(join)) if join.is_cancelled() => {}
                 Some(Err(join)) => {
                     tasks.abort_all();
-                    first_error.get_or_insert(Error::Config(format!("a backfill worker failed: {join}")));
+                    first_error.get_or_insert(Error::Worker(join));
                 }
             },
             _ = report.tick(), if shared.bar.is_none() => {
@@ -329,7 +335,7 @@ async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
     let mut summary = BackfillSummary::default();
     let m = crate::metrics::get();
     loop {
-        if crate::run::stop_requested() {
+        if shared.opts.shutdown.is_cancelled() {
             return Err(Error::Stopped);
         }
         let Some(lease) = shared.state.claim(&shared.prefix, &owner, ttl).await? else {
@@ -441,35 +447,6 @@ fn bump_bar(shared: &Shared, n: i64) {
     }
 }
 
-pub(crate) async fn heartbeat(
-    state: State,
-    lease: Lease,
-    owner: String,
-    ttl: i64,
-    lost: Arc<AtomicBool>,
-) {
-    let every = Duration::from_secs_f64((ttl as f64 / 3.0).max(0.2));
-    let mut last_ok = Instant::now();
-    loop {
-        tokio::time::sleep(every).await;
-        match state.renew(&lease, &owner, ttl).await {
-            Ok(true) => last_ok = Instant::now(),
-            Ok(false) => {
-                lost.store(true, Ordering::SeqCst);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(lease = lease.name, error = %e, "could not renew a lease");
-                // Unrenewed for most of its life: another worker may take it any moment.
-                if last_ok.elapsed().as_secs_f64() >= ttl as f64 * 2.0 / 3.0 {
-                    lost.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// Reads and folds incidents `[start, end)` in reads of `read_incidents`; quarantines what
 /// is bad. Returns the facts rows in incident order.
 async fn fold_range(
@@ -494,10 +471,7 @@ async fn fold_range(
         let mut ids: Vec<i64> = logs.keys().copied().collect();
         ids.sort_unstable();
         let folded = fold_all(&shared.opts.versions, ids, &incidents, &logs, &ctx);
-        shared
-            .state
-            .quarantine(shared.run_id, |i| folded.account_of(i), &folded.issues)
-            .await?;
+        quarantine(&shared.state, shared.run_id, &folded).await?;
         rows.extend(folded.facts);
         let entries = folded.entries;
         for i in &folded.issues {

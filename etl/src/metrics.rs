@@ -41,7 +41,11 @@ struct Global {
 }
 
 static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
-    let metrics = Metrics::default();
+    // The replica reader counts its own retries; the ETL exports that counter.
+    let metrics = Metrics {
+        replica_retries: mttx_replica::RETRIES.clone(),
+        ..Metrics::default()
+    };
     let mut registry = Registry::with_prefix("mttx_etl");
     let r = &mut registry;
     r.register(

@@ -11,13 +11,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::Result;
+use mttx_replica::Source;
+use mttx_state::{Generation, GenerationStatus, State};
+
+use crate::generations::Refusal;
 use crate::run::{RunOptions, Summary, run};
 use crate::sink::delta::{Attribution, FactsTable};
-use crate::sink::state::{Generation, State};
-use crate::source::Source;
-use crate::transform::MetricsVersion;
 use crate::transform::fold::fold_all;
+use crate::transform::{MetricsVersion, Versions};
+use crate::{Error, Result};
 
 /// What a reprocess did.
 #[derive(Debug)]
@@ -30,8 +32,60 @@ pub struct Reprocessed {
     pub summary: Summary,
 }
 
-/// Builds (or resumes building) the generation of `opts.metrics_version` beside `base`,
-/// catches it up with the log, marks it ready and, if `switch`, serves it.
+/// The metrics versions a reprocess to `version` builds the new generation with: `version`
+/// for every account, or (with `account`) the served generation's versions with that one
+/// account's changed.
+pub fn target_versions(
+    served: &Generation,
+    version: MetricsVersion,
+    account: Option<i64>,
+) -> Versions {
+    match account {
+        None => version.into(),
+        Some(a) => served.versions().with_account(a, version),
+    }
+}
+
+/// What a reprocess to `target` has to do: `None` when the served generation already has
+/// those versions (unless `rebuild`, or a reprocess to them was stopped and can resume).
+pub async fn plan(
+    state: &State,
+    base: &str,
+    served: &Generation,
+    target: Versions,
+    rebuild: bool,
+) -> Result<Option<Versions>> {
+    let resuming = state.resumable(base, &target).await?.is_some();
+    let same = served.versions() == target;
+    Ok((!same || rebuild || resuming).then_some(target))
+}
+
+/// The served incidents' teams and durations (one account's with `account`, which must
+/// have some): what a dry run folds again.
+#[tracing::instrument(skip_all, fields(generation = served.id, account), err)]
+pub async fn served_attributions(
+    served: &Generation,
+    account: Option<i64>,
+) -> Result<Vec<Attribution>> {
+    let all = FactsTable::open(&served.location)
+        .await?
+        .read_attributions(account)
+        .await?;
+    if let Some(account) = account
+        && all.is_empty()
+    {
+        return Err(Refusal::UnknownAccount {
+            account,
+            generation: served.id,
+        }
+        .into());
+    }
+    Ok(all)
+}
+
+/// Builds (or resumes building) the generation of `opts.versions()` beside `base`, catches
+/// it up with the log, marks it ready and, if `switch`, serves it.
+#[tracing::instrument(skip_all, fields(base, versions = opts.versions().describe(), switch), err)]
 pub async fn reprocess(
     source: &Source,
     state: &State,
@@ -39,17 +93,8 @@ pub async fn reprocess(
     opts: &RunOptions,
     switch: bool,
 ) -> Result<Reprocessed> {
-    let from = state.serving(base, MetricsVersion::V1 as i32).await?;
-    // An account at the generation's own version is not an exception to record.
-    let accounts = opts
-        .account_versions
-        .iter()
-        .filter(|(_, v)| **v != opts.metrics_version)
-        .map(|(a, v)| (*a, *v as i32))
-        .collect();
-    let to = state
-        .building(base, opts.metrics_version as i32, &accounts)
-        .await?;
+    let from = state.serving(base).await?;
+    let to = state.building(base, &opts.versions()).await?;
     tracing::info!(
         generation = to.id,
         location = to.location,
@@ -80,7 +125,7 @@ pub async fn reprocess(
         );
     }
     let to = Generation {
-        status: "ready".into(),
+        status: GenerationStatus::Ready,
         ..to
     };
     Ok(Reprocessed {
@@ -161,7 +206,7 @@ pub async fn dry_run(
             let incidents = source.incidents(&ids).await?;
             let logs = source.logs(&ids).await?;
             let folded = fold_all(&version.into(), ids.iter().copied(), &incidents, &logs, ctx);
-            Ok::<_, crate::Error>(
+            Ok::<_, Error>(
                 folded
                     .facts
                     .iter()

@@ -11,18 +11,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use indicatif::{ProgressBar, ProgressStyle};
+use mttx_replica::Source;
+use mttx_state::{RunCounts, State};
+
 use crate::backfill::{self, BackfillOptions, BackfillSummary};
 use crate::sink::delta::{FactsTable, Gap, Progress};
-use crate::sink::state::{RunCounts, State};
-use crate::source::Source;
+use crate::sink::quarantine;
 use crate::transform::fold::fold_all;
 use crate::transform::{MetricsVersion, Versions};
-use crate::{Error, Result};
+use crate::{Error, Result, Shutdown};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -51,9 +52,9 @@ pub struct RunOptions {
     pub upkeep_every: Option<Duration>,
     /// Table upkeep keeps unreferenced data files this long (readers of older versions).
     pub retain: Duration,
-    /// Set to stop this run at the next batch boundary (as SIGTERM stops every run): a
-    /// follower stops when another facts generation starts being served.
-    pub stop: Option<Arc<AtomicBool>>,
+    /// Cancelled to stop this run at the next batch boundary (the binary cancels it on
+    /// SIGINT/SIGTERM; a follower's child token when another facts generation is served).
+    pub shutdown: Shutdown,
 }
 
 impl Default for RunOptions {
@@ -71,15 +72,15 @@ impl Default for RunOptions {
             lease_ttl: Duration::from_secs(30),
             upkeep_every: Some(Duration::from_secs(3600)),
             retain: Duration::from_secs(7 * 24 * 3600),
-            stop: None,
+            shutdown: Shutdown::new(),
         }
     }
 }
 
 impl RunOptions {
-    /// Whether this run was asked to stop (by a signal or by its own flag).
+    /// Whether this run was asked to stop.
     fn stopping(&self) -> bool {
-        stop_requested() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+        self.shutdown.is_cancelled()
     }
 
     /// Each account's metrics version.
@@ -98,6 +99,7 @@ impl RunOptions {
             lease_ttl: self.lease_ttl,
             versions: self.versions(),
             worker_id: self.worker_id.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 }
@@ -165,19 +167,6 @@ impl std::fmt::Display for Summary {
             self.entries_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
         )
     }
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Asks a running ETL to stop at the next batch boundary (SIGINT/SIGTERM do this): the
-/// follower releases its lead and backfill workers give back their ranges.
-pub fn request_stop() {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Whether a stop was asked for.
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
 }
 
 /// At most this many gap ranges are kept; beyond it the oldest are given up (and counted).
@@ -260,6 +249,7 @@ fn bar(total: u64) -> Option<ProgressBar> {
 
 /// Runs the ETL until caught up (`once`) or forever: a backfill of all history if the
 /// facts table has never been loaded, then incremental batches led by one worker at a time.
+#[tracing::instrument(skip_all, fields(facts = facts.uri(), once = opts.once, worker = opts.worker_id), err)]
 pub async fn run(
     source: &Source,
     facts: &mut FactsTable,
@@ -269,7 +259,7 @@ pub async fn run(
     let started = Instant::now();
     let mode = if opts.once { "once" } else { "follow" };
     let run_id = state
-        .start_run(&opts.worker_id, mode, opts.metrics_version as i32)
+        .start_run(&opts.worker_id, mode, opts.metrics_version)
         .await?;
     let result = run_inner(source, facts, state, opts, run_id, started).await;
     let (status, error) = match &result {
@@ -350,7 +340,7 @@ async fn run_inner(
         standing_since = None;
         facts.refresh().await?;
         let lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = tokio::spawn(backfill::heartbeat(
+        let heartbeat = tokio::spawn(mttx_state::leases::heartbeat(
             state.clone(),
             lease.clone(),
             opts.worker_id.clone(),
@@ -388,7 +378,7 @@ async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progres
         return Ok(p);
     }
     let mut progress = Progress {
-        metrics_version: opts.metrics_version as i32,
+        metrics_version: opts.metrics_version.number(),
         ..Progress::default()
     };
     if let Some(text) = facts.property(backfill::PLAN_PROPERTY) {
@@ -418,7 +408,7 @@ async fn refold_adopted_orphans(
     facts: &mut FactsTable,
     state: &State,
     opts: &RunOptions,
-    ctx: &crate::transform::Context,
+    ctx: &mttx_replica::Context,
     progress: &Progress,
     run_id: i64,
     cursor: &mut i64,
@@ -450,9 +440,7 @@ async fn refold_adopted_orphans(
         &logs,
         ctx,
     );
-    state
-        .quarantine(run_id, |i| folded.account_of(i), &folded.issues)
-        .await?;
+    quarantine(state, run_id, &folded).await?;
     if !folded.facts.is_empty() {
         match facts.commit(&folded.facts, progress).await {
             Ok(()) => {}
@@ -525,8 +513,9 @@ async fn lead(
                 None => progress = start_progress(facts, opts).await?,
             }
         }
+        let gaps: Vec<[i64; 2]> = progress.gaps.iter().map(|g| [g.lo, g.hi]).collect();
         let rows = source
-            .new_entries(progress.high_water, &progress.gaps, opts.batch_entries)
+            .new_entries(progress.high_water, &gaps, opts.batch_entries)
             .await?;
         if rows.is_empty() {
             if opts.once {
@@ -573,9 +562,7 @@ async fn lead(
         );
         // Quarantine first: it is idempotent, so a crash before the facts commit only
         // repeats it; the facts commit then moves the progress past this batch.
-        state
-            .quarantine(run_id, |i| folded.account_of(i), &folded.issues)
-            .await?;
+        quarantine(state, run_id, &folded).await?;
         let now_s = chrono::Utc::now().timestamp();
         let next = advance(&progress, &seen, now_s, opts.gap_ttl.as_secs() as i64);
         check_lead()?;

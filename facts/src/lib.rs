@@ -1,7 +1,8 @@
 //! The facts table: one row per incident with its metrics precomputed. [`Fact`] is the row
 //! the ETL's fold makes; [`schema`] is its Arrow (and Delta) schema; [`to_batch`] and
 //! [`from_batch`] convert between the two. The table is partitioned by `account_id` and
-//! `month` (UTC `YYYY-MM` of `created_at`).
+//! `month` (UTC `YYYY-MM` of `created_at`). [`MetricsVersion`] says which definitions made a
+//! row, and [`table_url`] where a table lives.
 
 use std::sync::Arc;
 
@@ -13,6 +14,12 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
+
+mod location;
+mod version;
+
+pub use location::{LocationError, OBJECT_STORES, table_url};
+pub use version::{MetricsVersion, UnknownVersion, Versions};
 
 pub type Ts = DateTime<Utc>;
 

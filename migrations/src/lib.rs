@@ -236,7 +236,7 @@ pub async fn migrate(pool: &Pool, schema: Schema, location: &Location) -> Result
     }
 }
 
-/// The log entry types of the replica contract (DESIGN.md); readers keep, count and
+/// The log entry types of the replica contract (docs/design.md); readers keep, count and
 /// quarantine any other type.
 pub const KNOWN_TYPES: [&str; 15] = [
     "trigger",

@@ -18,18 +18,17 @@ pub fn scratch(name: &str) -> PathBuf {
 pub async fn folded(
     dir: &std::path::Path,
     replica: &mttx_migrations::Location,
-) -> (String, mttx_etl::sink::state::State) {
+) -> (String, mttx_state::State) {
     let facts = dir.join("facts").display().to_string();
-    let state = mttx_etl::sink::state::State::open(&mttx_migrations::Location::Sqlite(
-        dir.join("state.sqlite"),
-    ))
-    .await
-    .unwrap();
+    let state =
+        mttx_state::State::open(&mttx_migrations::Location::Sqlite(dir.join("state.sqlite")))
+            .await
+            .unwrap();
     let mut table = mttx_etl::sink::delta::FactsTable::open(&facts)
         .await
         .unwrap();
     mttx_etl::run::run(
-        &mttx_etl::source::Source::open(replica, 2).await.unwrap(),
+        &mttx_replica::Source::open(replica, 2).await.unwrap(),
         &mut table,
         &state,
         &Default::default(),

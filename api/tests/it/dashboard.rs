@@ -13,9 +13,9 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use mttx_api::server::{App, router, serve};
-use mttx_etl::source::Source;
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
+use mttx_replica::Source;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 

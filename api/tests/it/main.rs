@@ -1,10 +1,6 @@
-//! The `mttx` binary as a user runs it.
+//! The report API, dashboard and weekly report.
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
 mod api;
-mod cli;
 mod common;
-mod crash;
 mod dashboard;
-mod metrics;
-mod reprocess;

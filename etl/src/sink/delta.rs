@@ -110,59 +110,7 @@ fn delta_err(doing: &'static str) -> impl Fn(DeltaTableError) -> Error {
     }
 }
 
-/// Object stores compiled into this build (besides local paths, which always work).
-pub const OBJECT_STORES: &[(&str, &str)] = &[
-    ("s3", "s3"),
-    ("s3a", "s3"),
-    ("az", "azure"),
-    ("abfs", "azure"),
-    ("abfss", "azure"),
-    ("azure", "azure"),
-    ("gs", "gcs"),
-];
-
-fn register_object_stores() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        #[cfg(feature = "s3")]
-        deltalake::aws::register_handlers(None);
-        #[cfg(feature = "azure")]
-        deltalake::azure::register_handlers(None);
-        #[cfg(feature = "gcs")]
-        deltalake::gcp::register_handlers(None);
-    });
-}
-
-fn store_compiled(feature: &str) -> bool {
-    match feature {
-        "s3" => cfg!(feature = "s3"),
-        "azure" => cfg!(feature = "azure"),
-        "gcs" => cfg!(feature = "gcs"),
-        _ => false,
-    }
-}
-
-/// A location as deltalake wants it: a URL; plain paths become file URLs (the folder is
-/// created). Object-store URLs work when their store is compiled in (cargo features s3,
-/// azure, gcs); credentials come from the usual environment variables of each store.
-pub fn table_url(location: &str) -> Result<url::Url> {
-    register_object_stores();
-    if let Some((scheme, _)) = location.split_once("://")
-        && let Some((_, feature)) = OBJECT_STORES.iter().find(|(s, _)| *s == scheme)
-        && !store_compiled(feature)
-    {
-        return Err(Error::Config(format!(
-            "--facts `{location}`: this mttx was built without {scheme}:// support; rebuild with `cargo build --release --features {feature}`"
-        )));
-    }
-    if !location.contains("://") {
-        std::fs::create_dir_all(location).map_err(|e| {
-            Error::Config(format!("cannot create the facts folder {location}: {e}"))
-        })?;
-    }
-    deltalake::ensure_table_uri(location)
-        .map_err(|e| Error::Config(format!("--facts `{location}` is not a table location: {e}")))
-}
+pub use mttx_facts::table_url;
 
 /// One incident's team and durations, as the facts hold them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,6 +124,7 @@ pub struct Attribution {
 
 /// Deletes the whole table at `location`: every file under it (a local folder is removed).
 /// Returns how many files were deleted; a location that holds nothing is not an error.
+#[tracing::instrument(skip_all, fields(location), err)]
 pub async fn delete_table(location: &str) -> Result<u64> {
     if !location.contains("://") {
         let path = std::path::Path::new(location);
@@ -227,6 +176,7 @@ fn walkdir_count(path: &std::path::Path) -> u64 {
 
 impl FactsTable {
     /// Opens the table at `location`, creating it (empty, with the facts schema) if needed.
+    #[tracing::instrument(skip_all, fields(location), err)]
     pub async fn open(location: &str) -> Result<Self> {
         let url = table_url(location)?;
         let table = DeltaTable::try_from_url(url)
@@ -321,6 +271,7 @@ impl FactsTable {
     /// Upserts `facts` (keyed by account and incident) and records `progress`, in one commit.
     /// A commit conflict (another writer, or compaction, committed first) comes back as
     /// [`Error::Conflict`]: the caller re-reads the progress and redoes its batch.
+    #[tracing::instrument(skip_all, fields(table = self.uri, facts = facts.len(), high_water = progress.high_water), err)]
     pub async fn commit(&mut self, facts: &[Fact], progress: &Progress) -> Result<()> {
         let batch = mttx_facts::to_batch(facts).map_err(|e| Error::Arrow(Box::new(e)))?;
         let ctx = SessionContext::new();
@@ -397,6 +348,7 @@ impl FactsTable {
 
     /// Sets a table property unless a concurrent writer set one first; returns the value the
     /// table holds afterwards (ours, or the winner's).
+    #[tracing::instrument(skip_all, fields(table = self.uri, key), err)]
     pub async fn set_property_once(&mut self, key: &str, value: &str) -> Result<String> {
         for _attempt in 0..10 {
             if let Some(v) = self.property(key) {
@@ -446,6 +398,7 @@ impl FactsTable {
     /// Appends `facts` as the one commit of the application transaction `app_id`. Returns
     /// false, writing nothing, if that transaction has already been committed (by this
     /// process before a crash, or by another worker): the work is done exactly once.
+    #[tracing::instrument(skip_all, fields(table = self.uri, app_id), err)]
     pub async fn append_once(
         &mut self,
         facts: &[Fact],
@@ -492,6 +445,7 @@ impl FactsTable {
     /// version younger than `retain` (and, when `retain` is an hour or more, files no commit
     /// ever referenced, such as those of a writer killed mid-write). A compaction that loses a race with a
     /// writer is skipped this time (the writer's commit matters more).
+    #[tracing::instrument(skip_all, fields(table = self.uri), err)]
     pub async fn upkeep(&mut self, retain: std::time::Duration) -> Result<UpkeepReport> {
         let mut report = UpkeepReport::default();
         self.refresh().await?;
@@ -549,6 +503,7 @@ impl FactsTable {
     /// Each incident's attribution and durations (of one account, or all): what the dry run
     /// of a reprocess needs, read column by column and batch by batch (a few dozen bytes
     /// per incident instead of whole facts).
+    #[tracing::instrument(skip_all, fields(table = self.uri, account), err)]
     pub async fn read_attributions(&self, account: Option<i64>) -> Result<Vec<Attribution>> {
         use deltalake::arrow::array::{Array as _, AsArray as _};
         use deltalake::arrow::datatypes::{Float64Type, Int64Type};

@@ -1,5 +1,5 @@
 //! The fold: one incident's log entries in, one facts row out. This is where the metric
-//! definitions live (DESIGN.md "Metric definitions", and the readings of them fixed by
+//! definitions live (docs/design.md "Metric definitions", and the readings of them fixed by
 //! `fixtures/golden/README.md`). Pure and deterministic: no clock, no I/O, and the result
 //! does not depend on the order the entries are given in.
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use mttx_etl::sink::state::State;
 use mttx_migrations::Location;
+use mttx_state::State;
 use serde_json::json;
 use sqlx::PgPool;
 

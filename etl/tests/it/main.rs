@@ -3,6 +3,7 @@
 
 mod fold_golden;
 mod fold_properties;
+mod generations;
 mod leases;
 mod oracle;
 mod pipeline;

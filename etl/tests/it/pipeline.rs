@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
-use mttx_etl::sink::state::State;
-use mttx_etl::source::Source;
 use mttx_etl::{Fact, MetricsVersion};
 use mttx_fixtures::{Config, generate_into, golden, load_dataset};
 use mttx_migrations::{Location, Pool};
+use mttx_replica::Source;
+use mttx_state::State;
 use sqlx::PgPool;
 
 use crate::oracle::{ORACLE, Oracle, as_fact, location};

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use mttx_etl::reprocess::{dry_run, reprocess};
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
-use mttx_etl::sink::state::{Generation, State};
-use mttx_etl::source::Source;
 use mttx_etl::{Fact, MetricsVersion};
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
+use mttx_replica::Source;
+use mttx_state::{Generation, State};
 use sqlx::PgPool;
 
 use crate::oracle::{ORACLE, Oracle, location};
@@ -48,9 +48,9 @@ async fn served_v1(pool: &PgPool, cfg: Config, name: &str) -> Served {
         .await
         .unwrap();
     let source = Source::open(&replica, 2).await.unwrap();
-    let first = state.serving(&base, 1).await.unwrap();
+    let first = state.serving(&base).await.unwrap();
     assert_eq!(
-        (first.location.as_str(), first.metrics_version),
+        (first.location.as_str(), first.metrics_version.number()),
         (base.as_str(), 1)
     );
     let mut table = FactsTable::open(&base).await.unwrap();
@@ -95,7 +95,7 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
         .unwrap();
     assert_eq!(served.len(), v1.len());
     let moves = dry_run(&source, &served, MetricsVersion::V2).await.unwrap();
-    assert_eq!(state.serving(&base, 1).await.unwrap(), first);
+    assert_eq!(state.serving(&base).await.unwrap(), first);
 
     let opts = RunOptions {
         metrics_version: MetricsVersion::V2,
@@ -108,8 +108,11 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
     assert!(done.switched);
     assert_eq!(done.from, first);
     assert_ne!(done.to.location, base);
-    let served = state.serving(&base, 1).await.unwrap();
-    assert_eq!((served.id, served.metrics_version), (done.to.id, 2));
+    let served = state.serving(&base).await.unwrap();
+    assert_eq!(
+        (served.id, served.metrics_version.number()),
+        (done.to.id, 2)
+    );
     let v2 = facts_of(&done.to.location).await;
     // The served generation was not touched.
     assert_eq!(facts_of(&base).await, v1);
@@ -277,7 +280,7 @@ async fn version_2_moves_exactly_the_incidents_whose_policy_changed(pool: PgPool
         err.to_string().contains("no longer the one served"),
         "{err}"
     );
-    assert_eq!(state.serving(&base, 1).await.unwrap(), first);
+    assert_eq!(state.serving(&base).await.unwrap(), first);
     assert_eq!(
         state.previous_generation(&base).await.unwrap().unwrap().id,
         done.to.id
@@ -317,17 +320,23 @@ async fn one_account_alone_moves_to_version_2(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(done.from, first);
-    let served = state.serving(&base, 1).await.unwrap();
+    let served = state.serving(&base).await.unwrap();
     assert_eq!(served.id, done.to.id);
     assert_eq!(
         (served.metrics_version, served.account_versions.clone()),
-        (1, [(account, 2)].into())
+        (MetricsVersion::V1, [(account, MetricsVersion::V2)].into())
     );
     assert_eq!(
         served.describe_versions(),
         format!("1 (account {account}: 2)")
     );
-    assert_eq!((served.version_of(account), served.version_of(-1)), (2, 1));
+    assert_eq!(
+        (
+            served.version_of(account).number(),
+            served.version_of(-1).number()
+        ),
+        (2, 1)
+    );
 
     // Later writes to one incident of each account: its policy changes after trigger.
     let oracle: Vec<Oracle> = sqlx::query_as(ORACLE).fetch_all(&pool).await.unwrap();

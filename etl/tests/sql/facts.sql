@@ -1,5 +1,5 @@
 -- The independent oracle: every incident's facts computed with SQL straight over the replica,
--- written from DESIGN.md "Metric definitions, version 1" and the readings fixed in
+-- written from docs/design.md "Metric definitions, version 1" and the readings fixed in
 -- fixtures/golden/README.md, not from the Rust fold. One row per incident that has a row;
 -- both attributions (v1: policy at trigger; v2: the incident row's policy).
 WITH RECURSIVE e AS (

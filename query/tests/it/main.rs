@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
-use mttx_etl::sink::state::State;
-use mttx_etl::source::Source;
 use mttx_fixtures::{golden, load_dataset};
 use mttx_migrations::Location;
 use mttx_query::{Compared, Engine, GroupBy, Period};
+use mttx_replica::Source;
+use mttx_state::State;
 
 fn scratch(name: &str) -> PathBuf {
     mttx_fixtures::testing::scratch(&format!("query-{name}")).unwrap()

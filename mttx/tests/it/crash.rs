@@ -331,13 +331,12 @@ fn reprocess(dir: &Path, url: &str, args: &[&str]) -> Command {
 
 /// The facts of the generation `dir`'s state serves, and its metrics version.
 async fn served_facts(dir: &Path) -> (Vec<Fact>, i32) {
-    let state = mttx_etl::sink::state::State::open(&mttx_migrations::Location::Sqlite(
-        dir.join("state.sqlite"),
-    ))
-    .await
-    .unwrap();
+    let state =
+        mttx_state::State::open(&mttx_migrations::Location::Sqlite(dir.join("state.sqlite")))
+            .await
+            .unwrap();
     let served = state
-        .serving(&dir.join("facts").display().to_string(), 1)
+        .serving(&dir.join("facts").display().to_string())
         .await
         .unwrap();
     let facts = FactsTable::open(&served.location)
@@ -346,7 +345,7 @@ async fn served_facts(dir: &Path) -> (Vec<Fact>, i32) {
         .read_all()
         .await
         .unwrap();
-    (facts, served.metrics_version)
+    (facts, served.metrics_version.number())
 }
 
 #[sqlx::test(migrations = false)]

@@ -11,10 +11,10 @@ use mttx_api::server::{App, router, serve};
 use mttx_etl::MetricsVersion;
 use mttx_etl::reprocess::reprocess;
 use mttx_etl::run::RunOptions;
-use mttx_etl::source::Source;
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
 use mttx_query::{Engine, Filters, GroupBy, Period};
+use mttx_replica::Source;
 use serde_json::Value;
 
 use crate::common::{folded, get, scratch};

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::transform::Entry;
+use crate::Entry;
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the UNIX epoch and PostgreSQL's (2000-01-01).

@@ -411,12 +411,12 @@ fn generations_are_listed_switched_and_dropped() {
     // and finished by the next drop.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = rt
-        .block_on(mttx_etl::sink::state::State::open(
-            &mttx_migrations::Location::Sqlite(dir.join(".mttx/state.sqlite")),
-        ))
+        .block_on(mttx_state::State::open(&mttx_migrations::Location::Sqlite(
+            dir.join(".mttx/state.sqlite"),
+        )))
         .unwrap();
     let building = rt
-        .block_on(state.building(".mttx/facts", 1, &Default::default()))
+        .block_on(state.building(".mttx/facts", &mttx_etl::MetricsVersion::V1.into()))
         .unwrap();
     std::fs::create_dir_all(dir.join(&building.location).join("_delta_log")).unwrap();
     let id = building.id.to_string();

@@ -16,10 +16,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
 
-mod copy;
+use crate::copy;
 
-use crate::transform::{Context, Entry, IncidentRow};
-use crate::{Error, Result};
+use crate::{Context, Entry, Error, IncidentRow, Result};
 
 /// How long one statement may run on the replica.
 pub const STATEMENT_TIMEOUT: &str = "60s";
@@ -61,13 +60,13 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < RETRIES && transient(&e) => {
-                crate::metrics::get().replica_retries.inc();
+                crate::RETRIES.inc();
                 tracing::warn!(what, attempt, error = %e, delay_ms = delay.as_millis() as u64, "replica statement failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 3).min(Duration::from_secs(10));
             }
             Err(source) => {
-                return Err(Error::Source {
+                return Err(Error::Read {
                     doing: what,
                     source,
                 });
@@ -107,7 +106,8 @@ fn lite_entry(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
         escalation_policy_id: r.try_get(9)?,
         details: details
             .map(|s| {
-                serde_json::from_str::<serde_json::Value>(&s).map(|v| crate::canonical_json(&v))
+                serde_json::from_str::<serde_json::Value>(&s)
+                    .map(|v| mttx_migrations::canonical_json(&v))
             })
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
@@ -210,8 +210,9 @@ fn json_ids(ids: &[i64]) -> String {
 
 impl Source {
     /// Opens the replica read-only. An SQLite file must exist.
+    #[tracing::instrument(skip_all, fields(%location), err)]
     pub async fn open(location: &Location, max_connections: u32) -> Result<Self> {
-        let err = |source| Error::Source {
+        let err = |source| Error::Read {
             doing: "opening the replica",
             source,
         };
@@ -258,6 +259,7 @@ impl Source {
     }
 
     /// The organisation: time zones of people and accounts, teams of policies and services.
+    #[tracing::instrument(skip_all, err)]
     pub async fn context(&self) -> Result<Context> {
         let mut ctx = Context::default();
         let tz = |name: String| Tz::from_str(&name).unwrap_or(chrono_tz::UTC);
@@ -296,10 +298,11 @@ impl Source {
 
     /// Ids and incidents of the entries after `after` (at most `limit`, in id order), and of
     /// the listed earlier ids that have become visible since.
+    #[tracing::instrument(skip_all, fields(after, gaps = gaps.len(), limit), err)]
     pub async fn new_entries(
         &self,
         after: i64,
-        gaps: &[crate::sink::delta::Gap],
+        gaps: &[[i64; 2]],
         limit: i64,
     ) -> Result<Vec<(i64, i64)>> {
         let mut rows: Vec<(i64, i64)> = match &self.pool {
@@ -328,8 +331,8 @@ impl Source {
         };
         if !gaps.is_empty() {
             // Each gap range is an index range scan on the primary key.
-            let los: Vec<i64> = gaps.iter().map(|g| g.lo).collect();
-            let his: Vec<i64> = gaps.iter().map(|g| g.hi).collect();
+            let los: Vec<i64> = gaps.iter().map(|g| g[0]).collect();
+            let his: Vec<i64> = gaps.iter().map(|g| g[1]).collect();
             let late: Vec<(i64, i64)> = match &self.pool {
                 Pool::Postgres(pg) => {
                     with_retries("reading late log entries", || {
@@ -345,7 +348,7 @@ impl Source {
                     .await?
                 }
                 Pool::Sqlite(lite) => {
-                    let pairs: Vec<[i64; 2]> = gaps.iter().map(|g| [g.lo, g.hi]).collect();
+                    let pairs: &[[i64; 2]] = gaps;
                     let list = serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into());
                     with_retries("reading late log entries", || {
                         sqlx::query_as(
@@ -365,11 +368,13 @@ impl Source {
     }
 
     /// The rows of these incidents (those that exist).
+    #[tracing::instrument(skip_all, fields(incidents = ids.len()), err)]
     pub async fn incidents(&self, ids: &[i64]) -> Result<HashMap<i64, IncidentRow>> {
         self.incidents_where(Which::Ids(ids)).await
     }
 
     /// The rows of the incidents with ids in `[from, to)`.
+    #[tracing::instrument(skip_all, fields(from, to), err)]
     pub async fn incidents_between(&self, from: i64, to: i64) -> Result<HashMap<i64, IncidentRow>> {
         self.incidents_where(Which::Range(from, to)).await
     }
@@ -389,7 +394,7 @@ impl Source {
                 rows.iter()
                     .map(|r| incident_row!(r, r.try_get(9)?))
                     .collect::<Result<_, sqlx::Error>>()
-                    .map_err(|source| Error::Source {
+                    .map_err(|source| Error::Read {
                         doing: "decoding incidents",
                         source,
                     })?
@@ -408,7 +413,7 @@ impl Source {
                         incident_row!(r, parse_ts(&created)?)
                     })
                     .collect::<Result<_, sqlx::Error>>()
-                    .map_err(|source| Error::Source {
+                    .map_err(|source| Error::Read {
                         doing: "decoding incidents",
                         source,
                     })?
@@ -418,11 +423,13 @@ impl Source {
     }
 
     /// Every entry of these incidents (their whole logs), with the account of each entry.
+    #[tracing::instrument(skip_all, fields(incidents = ids.len()), err)]
     pub async fn logs(&self, ids: &[i64]) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
         self.logs_where(Which::Ids(ids)).await
     }
 
     /// Every entry of the incidents with ids in `[from, to)`.
+    #[tracing::instrument(skip_all, fields(from, to), err)]
     pub async fn logs_between(
         &self,
         from: i64,
@@ -439,7 +446,7 @@ impl Source {
                 .1
                 .push(e);
         };
-        let decode_err = |source| Error::Source {
+        let decode_err = |source| Error::Read {
             doing: "decoding log entries",
             source,
         };
@@ -462,7 +469,7 @@ impl Source {
                     copy::COLUMNS
                 );
                 let buf = with_retries("reading incident logs", || copy_out(pg, &sql)).await?;
-                let rows = copy::entries(&buf).map_err(|e| Error::Source {
+                let rows = copy::entries(&buf).map_err(|e| Error::Read {
                     doing: "decoding log entries",
                     source: sqlx::Error::Decode(e.into()),
                 })?;
@@ -495,6 +502,7 @@ impl Source {
     /// The backfill's starting point, read in this order so that every entry visible up to
     /// the high-water mark belongs to an incident inside the bounds: the largest entry id,
     /// then the smallest and largest incident id in the log (0, 0 for an empty log).
+    #[tracing::instrument(skip_all, err)]
     pub async fn bounds(&self) -> Result<(i64, i64, i64)> {
         const MAX_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM incident_log_entries";
         const INCIDENTS: &str = "SELECT COALESCE(MIN(incident_id), 0), COALESCE(MAX(incident_id), 0) FROM incident_log_entries";
@@ -507,6 +515,7 @@ impl Source {
     }
 
     /// The ranges `[lo, hi]` of ids in `(from, to]` that are not visible (yet).
+    #[tracing::instrument(skip_all, fields(from, to), err)]
     pub async fn missing_ids(&self, from: i64, to: i64) -> Result<Vec<[i64; 2]>> {
         const SQL_PG: &str =
             "SELECT id FROM incident_log_entries WHERE id > $1 AND id <= $2 ORDER BY id";
@@ -541,6 +550,7 @@ impl Source {
     }
 
     /// The largest entry id and the number of incidents, for progress reporting.
+    #[tracing::instrument(skip_all, err)]
     pub async fn extent(&self) -> Result<(i64, i64)> {
         const SQL: &str = "SELECT COALESCE(MAX(id), 0), (SELECT count(*) FROM incidents) FROM incident_log_entries";
         match &self.pool {

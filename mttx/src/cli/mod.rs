@@ -1,0 +1,231 @@
+//! The `mttx` command line. Every command takes `--source`, `--facts` and `--state` (also
+//! from `MTTX_SOURCE`, `MTTX_FACTS`, `MTTX_STATE`), defaulting to the embedded demo files
+//! under `./.mttx/`. One module per command: each parses, calls a library function and
+//! prints; here are what they share (the places, opening the state, the one shutdown
+//! signal handler, tracing).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use mttx_etl::Shutdown;
+use mttx_migrations::Location;
+use mttx_state::State;
+
+mod demo;
+mod etl;
+mod fixtures;
+mod generations;
+mod report;
+mod reprocess;
+mod serve;
+mod token;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mttx",
+    version,
+    about = "Incident analytics: MTTA, MTTR and friends from an incident log"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub places: Places,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where mttx reads and writes.
+#[derive(Debug, Args)]
+pub struct Places {
+    /// The replica: a PostgreSQL URL or an SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_SOURCE",
+        default_value = ".mttx/replica.sqlite"
+    )]
+    pub source: String,
+    /// The facts table (a Delta Lake location).
+    #[arg(long, global = true, env = "MTTX_FACTS", default_value = ".mttx/facts")]
+    pub facts: String,
+    /// mttx's own state database: a PostgreSQL URL or an SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_STATE",
+        default_value = ".mttx/state.sqlite"
+    )]
+    pub state: String,
+}
+
+impl Places {
+    /// The replica's location.
+    fn source(&self) -> anyhow::Result<Location> {
+        location("source", &self.source)
+    }
+
+    /// Opens the replica for reading, with `connections` at most.
+    async fn replica(&self, connections: u32) -> anyhow::Result<mttx_replica::Source> {
+        Ok(mttx_replica::Source::open(&self.source()?, connections).await?)
+    }
+
+    /// Opens (creating and migrating where needed) mttx's own state database: the one
+    /// place the command line does.
+    async fn open_state(&self) -> anyhow::Result<State> {
+        Ok(State::open(&location("state", &self.state)?).await?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make replica data for tests, benchmarks and demos.
+    Fixtures {
+        #[command(subcommand)]
+        command: fixtures::FixturesCommand,
+    },
+    /// Fold the replica's incident log into the facts table.
+    Etl {
+        #[command(subcommand)]
+        command: etl::EtlCommand,
+    },
+    /// Fold all history again by another metrics version into a new generation of the
+    /// facts, while reports are served from the current one; then serve the new one.
+    /// Resumes where it stopped if interrupted; `etl run` may keep following meanwhile.
+    Reprocess(reprocess::ReprocessArgs),
+    /// The generations of the facts: list them, or switch which one reports are served from.
+    Generations {
+        #[command(subcommand)]
+        command: generations::GenerationsCommand,
+    },
+    /// API tokens (each scoped to one account).
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Reports written to a file or stdout.
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCommand,
+    },
+    /// Serve the report API over the facts table.
+    Serve(serve::ServeArgs),
+    /// The embedded demo: a sample replica in SQLite (made if absent), the ETL, a token for
+    /// account 1, and the API on --listen. No PostgreSQL needed.
+    Demo(demo::DemoArgs),
+}
+
+fn location(flag: &str, value: &str) -> anyhow::Result<Location> {
+    value.parse().with_context(|| format!("--{flag}"))
+}
+
+/// Makes sure the folder of an SQLite replica exists, so the defaults work in a fresh
+/// checkout.
+fn ensure_parent(location: &Location) -> anyhow::Result<()> {
+    if let Location::Sqlite(path) = location
+        && let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The one handler of SIGINT and SIGTERM: the first cancels the returned token (every
+/// run, backfill and reprocess stops at its next safe point, saying `what` happens), the
+/// second quits at once.
+fn shutdown_on_signal(what: &'static str) -> Shutdown {
+    let shutdown = Shutdown::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stop requested: {what} (again to quit at once)");
+        token.cancel();
+        stop_signal().await;
+        std::process::exit(130);
+    });
+    shutdown
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let places = &cli.places;
+    match cli.command {
+        Command::Fixtures { command } => fixtures::run(places, command).await,
+        Command::Etl { command } => etl::run(places, command).await,
+        Command::Reprocess(args) => reprocess::run(places, args).await,
+        Command::Generations { command } => generations::run(places, command).await,
+        Command::Token { command } => token::run(places, command).await,
+        Command::Report { command } => report::run(places, command).await,
+        Command::Serve(args) => serve::run(places, args).await,
+        Command::Demo(args) => demo::run(places, args).await,
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,buoyant_kernel=warn,deltalake=warn,deltalake_core=warn,datafusion=warn",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the command line; errors print their whole chain and exit with status 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

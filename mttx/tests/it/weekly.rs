@@ -1,0 +1,167 @@
+//! `mttx report weekly` as a user runs it: its numbers are the report API's.
+
+use std::net::SocketAddr;
+
+use mttx_api::server::{App, router, serve};
+use mttx_fixtures::{golden, load_dataset};
+use mttx_migrations::Location;
+use serde_json::Value;
+
+use crate::common::{folded, get, scratch};
+
+const WEEK: &str = "/api/v1/reports/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin";
+
+/// A server over the golden set with a token of account 1.
+struct Served {
+    addr: SocketAddr,
+    one: String,
+    dir: std::path::PathBuf,
+    facts: String,
+}
+
+async fn golden_server(name: &str) -> Served {
+    let dir = scratch(name);
+    let replica = Location::Sqlite(dir.join("replica.sqlite"));
+    load_dataset(&golden::dataset().unwrap(), &replica, false)
+        .await
+        .unwrap();
+    let (facts, state) = folded(&dir, &replica).await;
+    let one = state.create_token(1, "test", None).await.unwrap();
+    let app = App::open(&facts, state, None, 0).await.unwrap();
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app))
+        .await
+        .unwrap();
+    Served {
+        addr,
+        one,
+        dir,
+        facts,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weekly_report_holds_the_api_numbers() {
+    let served = golden_server("api-weekly").await;
+    let (addr, one) = (served.addr, served.one.clone());
+    let api = |path: String| {
+        let one = one.clone();
+        tokio::task::spawn_blocking(move || get(addr, &path, Some(&one)))
+    };
+    let weekly_of = |team: &str, format: &str, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mttx"))
+            .args(["report", "weekly", "--account", "1", "--team", team])
+            .args([
+                "--tz",
+                "Europe/Berlin",
+                "--format",
+                format,
+                "--facts",
+                &served.facts,
+                "--state",
+                served.dir.join("state.sqlite").to_str().unwrap(),
+            ])
+            .args(extra)
+            .current_dir(&served.dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let weekly = |format: &str, extra: &[&str]| weekly_of("1", format, extra);
+    let (ok, csv, err) = weekly("csv", &["--week", "2026-W44"]);
+    assert!(ok, "{err}");
+    let mut rows: std::collections::HashMap<(String, String, String), Vec<String>> =
+        std::collections::HashMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<String> = line.split(',').map(str::to_owned).collect();
+        rows.insert((f[0].clone(), f[1].clone(), f[2].clone()), f[3..].to_vec());
+    }
+    let num = |s: &str| -> Value {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            Value::from(s.parse::<f64>().unwrap())
+        }
+    };
+    let (status, by_team) = api(format!("{WEEK}&group_by=team")).await.unwrap();
+    assert_eq!(status, 200);
+    let team1 = by_team["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "1")
+        .unwrap()
+        .clone();
+    let mut compared = 0;
+    for (metric, c) in team1["metrics"].as_object().unwrap() {
+        let got = &rows[&("team".into(), "1".into(), metric.clone())];
+        for (i, field) in ["value", "previous", "delta", "delta_ratio", "norm"]
+            .iter()
+            .enumerate()
+        {
+            let want = &c[*field];
+            let g = num(&got[i]);
+            assert!(
+                g == *want
+                    || (g.as_f64().unwrap_or(f64::NAN) - want.as_f64().unwrap_or(f64::NAN)).abs()
+                        < 1e-9,
+                "team {metric} {field}: CSV {g}, API {want}"
+            );
+            compared += 1;
+        }
+    }
+    let (_, by_service) = api(format!("{WEEK}&group_by=service&team=1"))
+        .await
+        .unwrap();
+    for g in by_service["groups"].as_array().unwrap() {
+        let key = g["key"].as_str().unwrap().to_owned();
+        for (metric, c) in g["metrics"].as_object().unwrap() {
+            let got = &rows[&("service".into(), key.clone(), metric.clone())];
+            assert_eq!(num(&got[0]), c["value"], "service {key} {metric}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 100, "{compared}");
+    assert_eq!(
+        num(&rows[&("team".into(), "1".into(), "incident_count".into())][0]),
+        Value::from(5.0)
+    );
+
+    // The other formats carry the same week; HTML escapes and labels its tables.
+    let (ok, json, err) = weekly("json", &["--week", "2026-W44"]);
+    assert!(ok, "{err}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["team"]["metrics"], team1["metrics"]);
+    assert_eq!(json["trend"].as_array().unwrap().len(), 12);
+    let (ok, md, _) = weekly("md", &["--week", "2026-W44"]);
+    assert!(
+        ok && md.contains("# Team 1 — week 2026-W44") && md.contains("| Incidents | 5 | "),
+        "{md}"
+    );
+    let out = served.dir.join("weekly.html");
+    let (ok, _, err) = weekly(
+        "html",
+        &["--week", "2026-W44", "--output", out.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("<th scope=\"row\">Incidents</th><td>5</td><td>"),
+        "{html}"
+    );
+
+    // Errors that say what to fix: an unknown team, a future week, a bad week.
+    let (ok, _, err) = weekly_of("99", "csv", &["--week", "2026-W44"]);
+    assert!(
+        !ok && err.contains("team 99 has no incidents") && err.contains("teams with incidents"),
+        "{err}"
+    );
+    let (ok, _, err) = weekly("csv", &["--week", "2099-W01"]);
+    assert!(!ok && err.contains("has not begun yet"), "{err}");
+    let (ok, _, err) = weekly("csv", &["--week", "44"]);
+    assert!(!ok && err.contains("2026-W44"), "{err}");
+    let _ = std::fs::remove_dir_all(&served.dir);
+}

@@ -1,0 +1,41 @@
+//! The replica: the incident-management system's database, read-only, in the contract of
+//! docs/design.md (`incident_log_entries`, `incidents`, the organisation's tables).
+//!
+//! [`rows`] holds the contract's rows as mttx reads them ([`Entry`], [`IncidentRow`]) and
+//! what the fold needs of the organisation ([`Context`]); [`Source`] reads them in short
+//! statements, retrying what fails transiently. Both the ETL (which folds them) and the
+//! server (which shows an incident's timeline) read through here.
+
+mod copy;
+pub mod rows;
+mod source;
+
+use std::sync::LazyLock;
+
+use prometheus_client::metrics::counter::Counter;
+
+pub use rows::{Context, Entry, IncidentRow, Ts};
+pub use source::{STATEMENT_TIMEOUT, Source, transient, with_retries};
+
+/// Errors of reading the replica.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the replica file {0} does not exist: name an existing SQLite file or a PostgreSQL URL in --source"
+    )]
+    NoReplica(String),
+    #[error(transparent)]
+    Open(#[from] mttx_migrations::Error),
+    #[error("replica error while {doing}")]
+    Read {
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Replica statements retried after a transient failure, since the process started (the
+/// ETL exports it as `mttx_etl_replica_retries_total`).
+pub static RETRIES: LazyLock<Counter> = LazyLock::new(Counter::default);

@@ -1,0 +1,63 @@
+//! The replica contract's rows as mttx reads them, and what the fold needs to know of the
+//! organisation.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+pub type Ts = DateTime<Utc>;
+
+/// One row of `incident_log_entries`, as read from the replica.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub incident_id: i64,
+    pub entry_type: String,
+    pub created_at: Ts,
+    pub agent_type: Option<String>,
+    pub agent_id: Option<i64>,
+    pub channel: Option<String>,
+    pub user_id: Option<i64>,
+    pub assignee_ids: Option<Vec<i64>>,
+    pub escalation_policy_id: Option<i64>,
+    /// JSON text as the replica returns it.
+    pub details: Option<String>,
+}
+
+/// One row of `incidents`: the incident's current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub incident_number: i64,
+    pub service_id: i64,
+    pub escalation_policy_id: i64,
+    pub title: String,
+    pub urgency: String,
+    pub priority: Option<String>,
+    pub status: String,
+    pub created_at: Ts,
+}
+
+/// What the fold needs to know of the organisation.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Each user's time zone, for interruption bands.
+    pub user_time_zones: HashMap<i64, Tz>,
+    /// Each account's time zone: the band of a notified user the replica does not know.
+    pub account_time_zones: HashMap<i64, Tz>,
+    /// The team of each escalation policy (None: an account-wide policy).
+    pub policy_teams: HashMap<i64, Option<i64>>,
+    /// The team of each service, used where the policy has no team.
+    pub service_teams: HashMap<i64, Option<i64>>,
+}
+
+impl Context {
+    /// The team an incident is attributed to: its escalation policy's, else its service's.
+    pub fn team_of(&self, policy: Option<i64>, service: i64) -> Option<i64> {
+        policy
+            .and_then(|p| self.policy_teams.get(&p).copied().flatten())
+            .or_else(|| self.service_teams.get(&service).copied().flatten())
+    }
+}
