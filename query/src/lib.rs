@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{Float64Type, Int64Type};
@@ -16,8 +15,13 @@ use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col,
 use serde::Serialize;
 
 pub mod noisy;
+mod period;
+
 pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyOptions};
+pub use period::{Period, Unit};
+
+use period::local_midnight;
 
 /// Errors of the query engine.
 #[derive(Debug, thiserror::Error)]
@@ -197,64 +201,6 @@ pub struct Page {
 pub struct Incidents {
     pub facts: Vec<mttx_facts::Fact>,
     pub next: Option<String>,
-}
-
-/// A period `[from, to)` of local dates in a time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub tz: Tz,
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-}
-
-fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
-    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    // Midnight can fall in a DST gap (a few zones switch at 00:00): take the first instant
-    // of the day that exists.
-    match tz.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            t.with_timezone(&Utc)
-        }
-        chrono::LocalResult::None => {
-            tz.from_utc_datetime(&naive).with_timezone(&Utc) - chrono::Duration::hours(1)
-        }
-    }
-}
-
-impl Period {
-    /// Checks a period: `from` before `to`, at most `max_days` long.
-    pub fn new(tz: Tz, from: NaiveDate, to: NaiveDate, max_days: u64) -> Result<Self> {
-        if from >= to {
-            return Err(Error::BadRequest(format!(
-                "`from` ({from}) must be before `to` ({to})"
-            )));
-        }
-        let days = (to - from).num_days() as u64;
-        if days > max_days {
-            return Err(Error::BadRequest(format!(
-                "the period is {days} days long; ask for at most {max_days}"
-            )));
-        }
-        Ok(Self { tz, from, to })
-    }
-
-    /// The period of the same number of days just before this one.
-    pub fn previous(&self) -> Self {
-        let days = Days::new((self.to - self.from).num_days() as u64);
-        Self {
-            tz: self.tz,
-            from: self.from.checked_sub_days(days).unwrap_or(self.from),
-            to: self.from,
-        }
-    }
-
-    /// The period's instants, `[start, end)`.
-    pub fn instants(&self) -> (DateTime<Utc>, DateTime<Utc>) {
-        (
-            local_midnight(self.tz, self.from),
-            local_midnight(self.tz, self.to),
-        )
-    }
 }
 
 /// The aggregates of DESIGN.md over a set of incidents.
@@ -762,58 +708,6 @@ impl Engine {
             group_by,
             groups,
         })
-    }
-}
-
-/// The bucket of a trend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    Day,
-    /// ISO weeks (Monday to Monday) in the time zone.
-    Week,
-    Month,
-}
-
-impl std::str::FromStr for Unit {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "day" => Ok(Unit::Day),
-            "week" => Ok(Unit::Week),
-            "month" => Ok(Unit::Month),
-            _ => Err(Error::BadRequest(format!(
-                "unknown unit `{s}`: use day, week or month"
-            ))),
-        }
-    }
-}
-
-impl Period {
-    /// The buckets of `unit` that cover the period, each clipped to it: `[from, to)` dates.
-    pub fn buckets(&self, unit: Unit) -> Vec<(NaiveDate, NaiveDate)> {
-        use chrono::Datelike;
-        let start = match unit {
-            Unit::Day => self.from,
-            Unit::Week => {
-                self.from - Days::new(u64::from(self.from.weekday().num_days_from_monday()))
-            }
-            Unit::Month => self.from.with_day(1).unwrap_or(self.from),
-        };
-        let mut out = Vec::new();
-        let mut at = start;
-        while at < self.to {
-            let next = match unit {
-                Unit::Day => at + Days::new(1),
-                Unit::Week => at + Days::new(7),
-                Unit::Month => at
-                    .checked_add_months(chrono::Months::new(1))
-                    .unwrap_or(self.to),
-            };
-            out.push((at.max(self.from), next.min(self.to)));
-            at = next;
-        }
-        out
     }
 }
 
