@@ -173,3 +173,230 @@ impl Row {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Equal up to float rounding (interpolation is not exact in binary).
+    fn near(got: Option<f64>, want: f64) -> bool {
+        got.is_some_and(|g| (g - want).abs() < 1e-9)
+    }
+
+    /// Three incidents: two acknowledged (40 s, 10 s), two resolved (100 s, 300 s), one
+    /// auto-resolved, one escalated.
+    fn a() -> Partial {
+        Partial {
+            incident_count: 3,
+            acknowledged_count: 2,
+            resolved_count: 2,
+            auto_resolved_count: 1,
+            escalated_count: 1,
+            mtta: vec![40.0, 10.0],
+            mttr: vec![100.0, 300.0],
+            interruptions: 2,
+            interruptions_business: 1,
+            interruptions_off_hours: 1,
+            interruptions_sleep: 0,
+            notification_count: 5,
+        }
+    }
+
+    /// Two incidents: both acknowledged (30 s, 20 s), one resolved (200 s), one escalated.
+    fn b() -> Partial {
+        Partial {
+            incident_count: 2,
+            acknowledged_count: 2,
+            resolved_count: 1,
+            auto_resolved_count: 0,
+            escalated_count: 1,
+            mtta: vec![30.0, 20.0],
+            mttr: vec![200.0],
+            interruptions: 3,
+            interruptions_business: 2,
+            interruptions_off_hours: 0,
+            interruptions_sleep: 1,
+            notification_count: 4,
+        }
+    }
+
+    #[test]
+    fn percentile_cont_interpolates_between_ranks() {
+        // r = p·(n−1): 0.9·3 = 2.7 → 30 + 0.7·(40 − 30) = 37.
+        assert!(near(percentile_cont(&[10.0, 20.0, 30.0, 40.0], 0.9), 37.0));
+        // r = 1.5 → 20 + 0.5·10 = 25; r = 2.85 → 30 + 0.85·10 = 38.5.
+        assert!(near(percentile_cont(&[10.0, 20.0, 30.0, 40.0], 0.5), 25.0));
+        assert!(near(percentile_cont(&[10.0, 20.0, 30.0, 40.0], 0.95), 38.5));
+        assert!(near(percentile_cont(&[7.0], 0.9), 7.0));
+        assert_eq!(percentile_cont(&[], 0.5), None);
+    }
+
+    /// The five incidents of `a` and `b` together, worked out by hand.
+    #[test]
+    fn merged_partials_give_the_hand_worked_metrics() {
+        let mut p = a();
+        p.merge(&b());
+        let m = p.metrics();
+        assert_eq!(
+            (
+                m.incident_count,
+                m.acknowledged_count,
+                m.resolved_count,
+                m.auto_resolved_count,
+                m.escalated_count
+            ),
+            (5, 4, 3, 1, 2)
+        );
+        assert_eq!(m.escalated_rate, Some(0.4));
+        // MTTA over 10, 20, 30, 40 s: mean 25; p50 r = 1.5 → 25; p90 r = 2.7 → 37;
+        // p95 r = 2.85 → 38.5.
+        assert!(near(m.mtta_mean, 25.0));
+        assert!(near(m.mtta_p50, 25.0));
+        assert!(near(m.mtta_p90, 37.0));
+        assert!(near(m.mtta_p95, 38.5));
+        // MTTR over 100, 200, 300 s: mean 200; p50 r = 1 → 200; p90 r = 1.8 → 280;
+        // p95 r = 1.9 → 290.
+        assert!(near(m.mttr_mean, 200.0));
+        assert!(near(m.mttr_p50, 200.0));
+        assert!(near(m.mttr_p90, 280.0));
+        assert!(near(m.mttr_p95, 290.0));
+        assert_eq!(
+            (
+                m.interruptions,
+                m.interruptions_business,
+                m.interruptions_off_hours,
+                m.interruptions_sleep,
+                m.notification_count
+            ),
+            (5, 3, 1, 1, 9)
+        );
+    }
+
+    /// Merging is exact: the same metrics as one aggregate over all the incidents, in
+    /// either order.
+    #[test]
+    fn merging_equals_one_aggregate() {
+        let whole = Partial {
+            incident_count: 5,
+            acknowledged_count: 4,
+            resolved_count: 3,
+            auto_resolved_count: 1,
+            escalated_count: 2,
+            mtta: vec![20.0, 40.0, 10.0, 30.0],
+            mttr: vec![300.0, 200.0, 100.0],
+            interruptions: 5,
+            interruptions_business: 3,
+            interruptions_off_hours: 1,
+            interruptions_sleep: 1,
+            notification_count: 9,
+        }
+        .metrics();
+        let mut ab = a();
+        ab.merge(&b());
+        let mut ba = b();
+        ba.merge(&a());
+        assert_eq!(ab.metrics(), whole);
+        assert_eq!(ba.metrics(), whole);
+        let mut with_empty = a();
+        with_empty.merge(&Partial::default());
+        assert_eq!(with_empty.metrics(), a().metrics());
+    }
+
+    #[test]
+    fn no_incidents_have_no_rates_means_or_percentiles() {
+        let m = Partial::default().metrics();
+        assert_eq!((m.incident_count, m.notification_count), (0, 0));
+        // None, not 0: there is nothing to divide by or to rank.
+        assert_eq!(m.escalated_rate, None);
+        assert_eq!((m.mtta_mean, m.mtta_p50, m.mtta_p95), (None, None, None));
+        assert_eq!((m.mttr_mean, m.mttr_p50, m.mttr_p95), (None, None, None));
+    }
+
+    #[test]
+    fn one_acknowledged_incident_is_its_own_mean_and_percentiles() {
+        let m = Partial {
+            incident_count: 2,
+            acknowledged_count: 1,
+            mtta: vec![90.0],
+            ..Partial::default()
+        }
+        .metrics();
+        for v in [m.mtta_mean, m.mtta_p50, m.mtta_p90, m.mtta_p95] {
+            assert_eq!(v, Some(90.0));
+        }
+        // Never resolved: no MTTR at all, not 0.
+        assert_eq!((m.mttr_mean, m.mttr_p50), (None, None));
+        assert_eq!(m.escalated_rate, Some(0.0));
+    }
+
+    #[test]
+    fn deltas_and_ratios() {
+        let c = Compared::new(Some(12.0), Some(8.0));
+        assert_eq!((c.delta, c.delta_ratio), (Some(4.0), Some(0.5)));
+        let c = Compared::new(Some(6.0), Some(8.0));
+        assert_eq!((c.delta, c.delta_ratio), (Some(-2.0), Some(-0.25)));
+        // From 0 the change has no ratio, though it has a delta.
+        let c = Compared::new(Some(5.0), Some(0.0));
+        assert_eq!((c.delta, c.delta_ratio), (Some(5.0), None));
+        let c = Compared::new(Some(0.0), Some(0.0));
+        assert_eq!((c.delta, c.delta_ratio), (Some(0.0), None));
+        // A side without a value: neither.
+        let c = Compared::new(Some(5.0), None);
+        assert_eq!((c.delta, c.delta_ratio), (None, None));
+        let c = Compared::new(None, Some(3.0));
+        assert_eq!(
+            (c.value, c.previous, c.delta, c.delta_ratio),
+            (None, Some(3.0), None, None)
+        );
+    }
+
+    #[test]
+    fn a_row_compares_every_metric_with_the_previous_period() {
+        let mut current = a();
+        current.merge(&b());
+        let row = Row {
+            key: Some("7".into()),
+            current: current.metrics(),
+            previous: Partial {
+                incident_count: 4,
+                escalated_count: 1,
+                ..Partial::default()
+            }
+            .metrics(),
+        };
+        let compared = row.compared();
+        assert_eq!(compared.len(), 19);
+        let get = |name: &str| {
+            compared
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| *c)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        // 5 incidents against 4: +1, +25 %.
+        assert_eq!(
+            get("incident_count"),
+            Compared {
+                value: Some(5.0),
+                previous: Some(4.0),
+                delta: Some(1.0),
+                delta_ratio: Some(0.25),
+            }
+        );
+        // Escalated 2 of 5 (0.4) against 1 of 4 (0.25): +0.15, +60 %.
+        let e = get("escalated_rate");
+        assert_eq!((e.value, e.previous), (Some(0.4), Some(0.25)));
+        assert!(near(e.delta, 0.15));
+        assert!(near(e.delta_ratio, 0.6));
+        // Nothing acknowledged before: a value, but no delta.
+        let p90 = get("mtta_p90");
+        assert!(near(p90.value, 37.0));
+        assert_eq!(
+            (p90.previous, p90.delta, p90.delta_ratio),
+            (None, None, None)
+        );
+        // 0 sleep interruptions before, 1 now: +1 with no ratio.
+        let s = get("interruptions_sleep");
+        assert_eq!((s.delta, s.delta_ratio), (Some(1.0), None));
+    }
+}
