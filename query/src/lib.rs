@@ -14,15 +14,18 @@ use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, sum}
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col, lit, when};
 use serde::Serialize;
 
+mod filters;
 mod metrics;
 pub mod noisy;
 mod period;
 
+pub use filters::{Filters, Page, Sort};
 pub use metrics::{Compared, Metrics, Row};
 pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyOptions};
 pub use period::{Period, Unit};
 
+use filters::{Cursor, SORT_KEY};
 use metrics::Partial;
 use period::local_midnight;
 
@@ -111,92 +114,6 @@ impl std::str::FromStr for GroupBy {
                 ))
             })
     }
-}
-
-/// Which incidents count: every filter given must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    pub team: Option<i64>,
-    pub service: Option<i64>,
-    pub escalation_policy: Option<i64>,
-    /// A user among the incident's acknowledgers.
-    pub responder: Option<i64>,
-    pub urgency: Option<String>,
-    pub priority: Option<String>,
-    pub major: Option<bool>,
-    /// Escalated at least once (true), or never (false).
-    pub escalated: Option<bool>,
-    /// One alert of the noisy-alerts view: titles with this [`noisy::fingerprint`].
-    pub alert: Option<String>,
-    /// Woke someone up (an interruption in sleep hours) at least once, or never.
-    pub interrupted_sleep: Option<bool>,
-}
-
-impl Filters {
-    fn expr(&self) -> Option<Expr> {
-        let mut parts: Vec<Expr> = Vec::new();
-        let mut id = |c: &str, v: Option<i64>| {
-            if let Some(v) = v {
-                parts.push(col(c).eq(lit(v)));
-            }
-        };
-        id("team_id", self.team);
-        id("service_id", self.service);
-        id("escalation_policy_id", self.escalation_policy);
-        if let Some(u) = &self.urgency {
-            parts.push(col("urgency").eq(lit(u.clone())));
-        }
-        if let Some(p) = &self.priority {
-            parts.push(col("priority").eq(lit(p.clone())));
-        }
-        if let Some(m) = self.major {
-            parts.push(col("major").eq(lit(m)));
-        }
-        if let Some(e) = self.escalated {
-            parts.push(col("escalation_count").gt(lit(0_i64)).eq(lit(e)));
-        }
-        if let Some(i) = self.interrupted_sleep {
-            parts.push(col("interruptions_sleep").gt(lit(0_i64)).eq(lit(i)));
-        }
-        if let Some(a) = &self.alert {
-            parts.push(noisy::fingerprint_expr(col("title")).eq(lit(a.clone())));
-        }
-        if let Some(r) = self.responder {
-            parts.push(deltalake::datafusion::functions_nested::expr_fn::array_has(
-                col("acknowledged_user_ids"),
-                lit(r),
-            ));
-        }
-        parts.into_iter().reduce(Expr::and)
-    }
-}
-
-/// How the drilldown is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    CreatedAt,
-    TimeToAck,
-    TimeToResolve,
-}
-
-impl Sort {
-    fn column(self) -> &'static str {
-        match self {
-            Sort::CreatedAt => "created_at",
-            Sort::TimeToAck => "seconds_to_first_ack",
-            Sort::TimeToResolve => "seconds_to_resolve",
-        }
-    }
-}
-
-/// A drilldown request: `sort` (with `descending`) and keyset paging by `after`, the
-/// `next` cursor of the previous page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub sort: Sort,
-    pub descending: bool,
-    pub limit: usize,
-    pub after: Option<String>,
 }
 
 /// One page of incidents and the cursor of the next (None on the last page).
@@ -601,45 +518,19 @@ impl Engine {
         let (from, to) = period.instants();
         let df = self.incidents(account, from, to, filters).await?;
         // Keys: the sort value (missing values sort last either way) and the incident id.
-        let missing = if page.descending { f64::MIN } else { f64::MAX };
-        let key = match page.sort {
-            Sort::CreatedAt => cast(
-                col("created_at"),
-                deltalake::arrow::datatypes::DataType::Int64,
-            ),
-            s => deltalake::datafusion::functions::expr_fn::coalesce(vec![
-                col(s.column()),
-                lit(missing),
-            ]),
-        };
-        let key = cast(key, deltalake::arrow::datatypes::DataType::Float64);
+        let missing = page.missing_key();
         let mut df = df
-            .with_column("sort_key", key)
+            .with_column(SORT_KEY, page.sort_key())
             .map_err(facts_err("sorting incidents"))?;
-        if let Some(cursor) = &page.after {
-            let bad = || {
-                Error::BadRequest(format!(
-                    "`after` = `{cursor}` is not a cursor this API gave out"
-                ))
-            };
-            let (v, id) = cursor.split_once('_').ok_or_else(bad)?;
-            let v: f64 = v.parse().map_err(|_| bad())?;
-            let id: i64 = id.parse().map_err(|_| bad())?;
-            let beyond = if page.descending {
-                col("sort_key").lt(lit(v)).or(col("sort_key")
-                    .eq(lit(v))
-                    .and(col("incident_id").lt(lit(id))))
-            } else {
-                col("sort_key").gt(lit(v)).or(col("sort_key")
-                    .eq(lit(v))
-                    .and(col("incident_id").gt(lit(id))))
-            };
-            df = df.filter(beyond).map_err(facts_err("paging incidents"))?;
+        if let Some(cursor) = page.cursor()? {
+            df = df
+                .filter(cursor.beyond(page.descending))
+                .map_err(facts_err("paging incidents"))?;
         }
         let asc = !page.descending;
         let batches = df
             .sort(vec![
-                col("sort_key").sort(asc, false),
+                col(SORT_KEY).sort(asc, false),
                 col("incident_id").sort(asc, false),
             ])
             .and_then(|d| d.limit(0, Some(page.limit + 1)))
@@ -652,7 +543,7 @@ impl Engine {
         for b in &batches {
             facts.extend(mttx_facts::from_batch(b).map_err(facts_err("reading incidents"))?);
             if let Some(k) = b
-                .column_by_name("sort_key")
+                .column_by_name(SORT_KEY)
                 .and_then(|c| c.as_primitive_opt::<Float64Type>())
             {
                 keys.extend(k.iter().map(|v| v.unwrap_or(missing)));
@@ -660,10 +551,13 @@ impl Engine {
         }
         let next = if facts.len() > page.limit {
             facts.truncate(page.limit);
-            facts
-                .last()
-                .zip(keys.get(page.limit - 1))
-                .map(|(f, k)| format!("{k}_{}", f.incident_id))
+            facts.last().zip(keys.get(page.limit - 1)).map(|(f, &key)| {
+                Cursor {
+                    key,
+                    id: f.incident_id,
+                }
+                .to_string()
+            })
         } else {
             None
         };
