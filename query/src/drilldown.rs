@@ -76,7 +76,6 @@ impl Engine {
         Ok(Incidents { facts, next })
     }
 
-    /// One incident's facts row, if it belongs to `account`.
     /// When the account's latest incident was created (None: it has none).
     pub async fn latest(&self, account: i64) -> Result<Option<DateTime<Utc>>> {
         let (_, df) = self.frame().await?;
@@ -108,6 +107,7 @@ impl Engine {
             .and_then(DateTime::from_timestamp_micros))
     }
 
+    /// One incident's facts row, if it belongs to `account`.
     pub async fn incident(
         &self,
         account: i64,
