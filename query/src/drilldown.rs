@@ -20,6 +20,14 @@ pub struct Incidents {
 impl Engine {
     /// The incidents behind a report's numbers: same period and filters, sorted, one page
     /// at a time (keyset paging: stable while new facts arrive).
+    #[tracing::instrument(skip_all, err, fields(
+        account = account,
+        from = %period.from,
+        to = %period.to,
+        tz = %period.tz,
+        sort = ?page.sort,
+        descending = page.descending,
+    ))]
     pub async fn drilldown(
         &self,
         account: i64,
@@ -77,6 +85,7 @@ impl Engine {
     }
 
     /// When the account's latest incident was created (None: it has none).
+    #[tracing::instrument(skip_all, err, fields(account = account))]
     pub async fn latest(&self, account: i64) -> Result<Option<DateTime<Utc>>> {
         let (_, df) = self.frame().await?;
         let batches = df
@@ -108,6 +117,7 @@ impl Engine {
     }
 
     /// One incident's facts row, if it belongs to `account`.
+    #[tracing::instrument(skip_all, err, fields(account = account, incident_id = incident_id))]
     pub async fn incident(
         &self,
         account: i64,

@@ -36,6 +36,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Opens the facts table at `location` (a path or a URL).
+    #[tracing::instrument(skip_all, err, fields(location = %location))]
     pub async fn open(location: &str) -> Result<Self> {
         let url = deltalake::ensure_table_uri(location).map_err(facts_err("naming the table"))?;
         let table = DeltaTable::try_from_url(url)
@@ -93,6 +94,7 @@ impl Engine {
     }
 
     /// Moves to the table's newest version.
+    #[tracing::instrument(skip_all, err, fields(generation = self.generation))]
     pub async fn refresh(&mut self) -> Result<()> {
         self.table
             .update_state()

@@ -104,6 +104,13 @@ impl Engine {
 
     /// The report of `account` for `period` against the previous period, with a breakdown
     /// when `group_by` is given (each group beside the account-wide norm).
+    #[tracing::instrument(skip_all, err, fields(
+        account = account,
+        from = %period.from,
+        to = %period.to,
+        tz = %period.tz,
+        group_by = ?group_by,
+    ))]
     pub async fn report(
         &self,
         account: i64,
@@ -176,6 +183,13 @@ impl Engine {
     }
 
     /// The metrics of each `unit` bucket of the period (a trend), in one pass over the facts.
+    #[tracing::instrument(skip_all, err, fields(
+        account = account,
+        from = %period.from,
+        to = %period.to,
+        tz = %period.tz,
+        unit = ?unit,
+    ))]
     pub async fn trend(
         &self,
         account: i64,
