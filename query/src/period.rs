@@ -115,3 +115,82 @@ impl std::str::FromStr for Unit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn berlin(from: &str, to: &str) -> Period {
+        Period {
+            tz: chrono_tz::Europe::Berlin,
+            from: d(from),
+            to: d(to),
+        }
+    }
+
+    #[test]
+    fn the_previous_period_has_the_same_days_and_ends_where_this_starts() {
+        let p = berlin("2026-10-26", "2026-11-02").previous();
+        assert_eq!((p.from, p.to), (d("2026-10-19"), d("2026-10-26")));
+        let p = berlin("2026-03-01", "2026-03-31").previous();
+        assert_eq!((p.from, p.to), (d("2026-01-30"), d("2026-03-01")));
+    }
+
+    /// Berlin leaves summer time on 2026-10-25: that week starts at 22:00 UTC (UTC+2) and
+    /// ends at 23:00 UTC (UTC+1), 169 hours later.
+    #[test]
+    fn instants_are_local_midnights_across_a_dst_change() {
+        let (start, end) = berlin("2026-10-19", "2026-10-26").instants();
+        assert_eq!(start.to_rfc3339(), "2026-10-18T22:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-10-25T23:00:00+00:00");
+        assert_eq!((end - start).num_hours(), 169);
+    }
+
+    #[test]
+    fn buckets_are_clipped_to_the_period() {
+        // Wednesday to Thursday: ISO weeks start on Monday 2026-10-26.
+        let p = berlin("2026-10-28", "2026-11-12");
+        assert_eq!(
+            p.buckets(Unit::Week),
+            [
+                (d("2026-10-28"), d("2026-11-02")),
+                (d("2026-11-02"), d("2026-11-09")),
+                (d("2026-11-09"), d("2026-11-12")),
+            ]
+        );
+        let p = berlin("2026-01-15", "2026-03-10");
+        assert_eq!(
+            p.buckets(Unit::Month),
+            [
+                (d("2026-01-15"), d("2026-02-01")),
+                (d("2026-02-01"), d("2026-03-01")),
+                (d("2026-03-01"), d("2026-03-10")),
+            ]
+        );
+        let p = berlin("2026-10-24", "2026-10-27");
+        assert_eq!(
+            p.buckets(Unit::Day),
+            [
+                (d("2026-10-24"), d("2026-10-25")),
+                (d("2026-10-25"), d("2026-10-26")),
+                (d("2026-10-26"), d("2026-10-27")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_period_is_at_most_max_days_long() {
+        let tz = chrono_tz::UTC;
+        assert!(Period::new(tz, d("2026-01-01"), d("2026-01-08"), 7).is_ok());
+        assert!(Period::new(tz, d("2026-01-01"), d("2026-01-09"), 7).is_err());
+        assert!(Period::new(tz, d("2026-01-01"), d("2026-01-01"), 7).is_err());
+        assert_eq!(
+            "fortnight".parse::<Unit>().err().map(|e| e.to_string()),
+            Some("unknown unit `fortnight`: use day, week or month".to_owned())
+        );
+    }
+}
