@@ -170,6 +170,12 @@ fn micros(t: i64) -> DateTime<Utc> {
 
 impl Engine {
     /// The noisy-alerts view of `account`'s incidents created in `period`.
+    #[tracing::instrument(skip_all, err, fields(
+        account = account,
+        from = %period.from,
+        to = %period.to,
+        tz = %period.tz,
+    ))]
     pub async fn noisy(
         &self,
         account: i64,

@@ -1,0 +1,157 @@
+//! The engine: one Delta facts table (a version of it) and one DataFusion session, named
+//! by the facts generation and metrics version it serves. Every query starts here, from
+//! the table's frame or the incidents of one account and period with the filters applied.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+
+use crate::{Error, Filters, Result, facts_err};
+
+/// The engine over one facts table (a clone answers from the same version until refreshed).
+#[derive(Clone)]
+pub struct Engine {
+    table: DeltaTable,
+    /// One session for every query: its runtime keeps Parquet metadata between queries.
+    ctx: SessionContext,
+    /// The facts generation the table is, and the metrics version that made it (except
+    /// the accounts reprocessed on their own, by another version).
+    generation: i64,
+    metrics_version: i32,
+    account_versions: BTreeMap<i64, i32>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("table", &self.table)
+            .field("session", &self.ctx.session_id())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the facts table at `location` (a path or a URL).
+    #[tracing::instrument(skip_all, err, fields(location = %location))]
+    pub async fn open(location: &str) -> Result<Self> {
+        let url = deltalake::ensure_table_uri(location).map_err(facts_err("naming the table"))?;
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(facts_err("opening the facts table"))?;
+        if table.version().is_none() {
+            return Err(Error::BadRequest(format!(
+                "{location} holds no facts table yet: run `mttx etl run` first"
+            )));
+        }
+        let ctx = SessionContext::new();
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(facts_err("preparing queries"))?;
+        Ok(Self {
+            table,
+            ctx,
+            generation: 0,
+            metrics_version: 1,
+            account_versions: BTreeMap::new(),
+        })
+    }
+
+    /// The table version the engine answers from.
+    pub fn version(&self) -> i64 {
+        self.table.version().map_or(-1, |v| v as i64)
+    }
+
+    /// Names the facts generation this table is and the metrics version that made it,
+    /// with the accounts made by another one (an engine opened on a bare table is
+    /// generation 0, version 1).
+    pub fn serving(
+        mut self,
+        generation: i64,
+        metrics_version: i32,
+        account_versions: BTreeMap<i64, i32>,
+    ) -> Self {
+        self.generation = generation;
+        self.metrics_version = metrics_version;
+        self.account_versions = account_versions;
+        self
+    }
+
+    /// The facts generation this engine reads.
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+
+    /// The metrics version of `account`'s facts in this engine's table.
+    pub fn metrics_version(&self, account: i64) -> i32 {
+        self.account_versions
+            .get(&account)
+            .copied()
+            .unwrap_or(self.metrics_version)
+    }
+
+    /// Moves to the table's newest version.
+    #[tracing::instrument(skip_all, err, fields(generation = self.generation))]
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.table
+            .update_state()
+            .await
+            .map_err(facts_err("refreshing the facts table"))
+    }
+
+    /// The whole facts table, to filter and aggregate.
+    pub(crate) async fn frame(&self) -> Result<(SessionContext, DataFrame)> {
+        let ctx = self.ctx.clone();
+        let provider = self
+            .table
+            .table_provider()
+            .await
+            .map_err(facts_err("preparing a query"))?;
+        let df = ctx
+            .read_table(provider)
+            .map_err(facts_err("preparing a query"))?;
+        Ok((ctx, df))
+    }
+
+    /// The incidents of `account` created in `[from, to)` that pass `filters`.
+    pub(crate) async fn incidents(
+        &self,
+        account: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filters: &Filters,
+    ) -> Result<DataFrame> {
+        // The month partitions the period touches (UTC months, as the table is cut).
+        let months = (
+            from.format("%Y-%m").to_string(),
+            (to - chrono::Duration::microseconds(1))
+                .format("%Y-%m")
+                .to_string(),
+        );
+        let (_, df) = self.frame().await?;
+        df.filter(
+            col("account_id")
+                .eq(lit(account))
+                .and(col("month").gt_eq(lit(months.0)))
+                .and(col("month").lt_eq(lit(months.1)))
+                .and(col("created_at").gt_eq(ts(from)))
+                .and(col("created_at").lt(ts(to))),
+        )
+        .and_then(|df| match filters.expr() {
+            Some(f) => df.filter(f),
+            None => Ok(df),
+        })
+        .map_err(facts_err("filtering facts"))
+    }
+}
+
+/// An instant as a literal of the facts' `created_at` type.
+pub(crate) fn ts(t: DateTime<Utc>) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(t.timestamp_micros()),
+        Some(Arc::from("UTC")),
+    ))
+}

@@ -1,0 +1,223 @@
+//! What a request selects and how a drilldown pages: [`Filters`] in, one DataFusion
+//! predicate over the facts out; a [`Page`] in, the drilldown's sort key and the keyset
+//! predicate of its `after` [`Cursor`] out, and the cursor of the next page given back.
+
+use deltalake::arrow::datatypes::DataType;
+use deltalake::datafusion::prelude::{Expr, cast, col, lit};
+
+use crate::{Error, Result};
+
+/// Which incidents count: every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub team: Option<i64>,
+    pub service: Option<i64>,
+    pub escalation_policy: Option<i64>,
+    /// A user among the incident's acknowledgers.
+    pub responder: Option<i64>,
+    pub urgency: Option<String>,
+    pub priority: Option<String>,
+    pub major: Option<bool>,
+    /// Escalated at least once (true), or never (false).
+    pub escalated: Option<bool>,
+    /// One alert of the noisy-alerts view: titles with this [`crate::noisy::fingerprint`].
+    pub alert: Option<String>,
+    /// Woke someone up (an interruption in sleep hours) at least once, or never.
+    pub interrupted_sleep: Option<bool>,
+}
+
+impl Filters {
+    /// The filters as one predicate over the facts (None: no filter given).
+    pub(crate) fn expr(&self) -> Option<Expr> {
+        let mut parts: Vec<Expr> = Vec::new();
+        let mut id = |c: &str, v: Option<i64>| {
+            if let Some(v) = v {
+                parts.push(col(c).eq(lit(v)));
+            }
+        };
+        id("team_id", self.team);
+        id("service_id", self.service);
+        id("escalation_policy_id", self.escalation_policy);
+        if let Some(u) = &self.urgency {
+            parts.push(col("urgency").eq(lit(u.clone())));
+        }
+        if let Some(p) = &self.priority {
+            parts.push(col("priority").eq(lit(p.clone())));
+        }
+        if let Some(m) = self.major {
+            parts.push(col("major").eq(lit(m)));
+        }
+        if let Some(e) = self.escalated {
+            parts.push(col("escalation_count").gt(lit(0_i64)).eq(lit(e)));
+        }
+        if let Some(i) = self.interrupted_sleep {
+            parts.push(col("interruptions_sleep").gt(lit(0_i64)).eq(lit(i)));
+        }
+        if let Some(a) = &self.alert {
+            parts.push(crate::noisy::fingerprint_expr(col("title")).eq(lit(a.clone())));
+        }
+        if let Some(r) = self.responder {
+            parts.push(deltalake::datafusion::functions_nested::expr_fn::array_has(
+                col("acknowledged_user_ids"),
+                lit(r),
+            ));
+        }
+        parts.into_iter().reduce(Expr::and)
+    }
+}
+
+/// How the drilldown is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    CreatedAt,
+    TimeToAck,
+    TimeToResolve,
+}
+
+impl Sort {
+    fn column(self) -> &'static str {
+        match self {
+            Sort::CreatedAt => "created_at",
+            Sort::TimeToAck => "seconds_to_first_ack",
+            Sort::TimeToResolve => "seconds_to_resolve",
+        }
+    }
+}
+
+/// A drilldown request: `sort` (with `descending`) and keyset paging by `after`, the
+/// `next` cursor of the previous page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub sort: Sort,
+    pub descending: bool,
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+/// The column a drilldown sorts by, added to the facts it reads.
+pub(crate) const SORT_KEY: &str = "sort_key";
+
+impl Page {
+    /// The sort key of an incident without the sorted duration: last in either direction.
+    pub(crate) fn missing_key(&self) -> f64 {
+        if self.descending { f64::MIN } else { f64::MAX }
+    }
+
+    /// The sort value as a Float64 expression (the `SORT_KEY` column); with the incident id
+    /// it orders incidents totally, which keyset paging needs.
+    pub(crate) fn sort_key(&self) -> Expr {
+        let key = match self.sort {
+            Sort::CreatedAt => cast(col("created_at"), DataType::Int64),
+            s => deltalake::datafusion::functions::expr_fn::coalesce(vec![
+                col(s.column()),
+                lit(self.missing_key()),
+            ]),
+        };
+        cast(key, DataType::Float64)
+    }
+
+    /// The position `after` names (None: the first page).
+    pub(crate) fn cursor(&self) -> Result<Option<Cursor>> {
+        self.after.as_deref().map(Cursor::parse).transpose()
+    }
+}
+
+/// A position in a drilldown's order: the sort key and incident id of a page's last row,
+/// given out as `{key}_{id}`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cursor {
+    pub(crate) key: f64,
+    pub(crate) id: i64,
+}
+
+impl Cursor {
+    fn parse(cursor: &str) -> Result<Self> {
+        let bad = || {
+            Error::BadRequest(format!(
+                "`after` = `{cursor}` is not a cursor this API gave out"
+            ))
+        };
+        let (key, id) = cursor.split_once('_').ok_or_else(bad)?;
+        Ok(Self {
+            key: key.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+
+    /// The incidents after this position, in ascending or descending order.
+    pub(crate) fn beyond(self, descending: bool) -> Expr {
+        let (key, id) = (lit(self.key), lit(self.id));
+        if descending {
+            col(SORT_KEY)
+                .lt(key.clone())
+                .or(col(SORT_KEY).eq(key).and(col("incident_id").lt(id)))
+        } else {
+            col(SORT_KEY)
+                .gt(key.clone())
+                .or(col(SORT_KEY).eq(key).and(col("incident_id").gt(id)))
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.key, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(after: &str) -> Page {
+        Page {
+            sort: Sort::TimeToAck,
+            descending: false,
+            limit: 10,
+            after: Some(after.to_owned()),
+        }
+    }
+
+    #[test]
+    fn cursors_read_back_what_they_wrote() {
+        let c = Cursor { key: 12.5, id: 7 };
+        assert_eq!(c.to_string(), "12.5_7");
+        assert_eq!(page("12.5_7").cursor().ok().flatten(), Some(c));
+        // A created_at key (microseconds) is written out in full, no exponent.
+        let c = Cursor {
+            key: 1_790_000_000_000_000.0,
+            id: 42,
+        };
+        assert_eq!(c.to_string(), "1790000000000000_42");
+        // The keys of missing durations survive the trip exactly.
+        for key in [f64::MAX, f64::MIN] {
+            let c = Cursor { key, id: -3 };
+            assert_eq!(page(&c.to_string()).cursor().ok().flatten(), Some(c));
+        }
+        let first = Page {
+            after: None,
+            ..page("")
+        };
+        assert_eq!(first.cursor().ok(), Some(None));
+    }
+
+    #[test]
+    fn foreign_cursors_say_what_is_wrong() {
+        for bad in ["", "12", "x_7", "12_y", "12_7.5", "12_7_1"] {
+            let e = page(bad).cursor().err().map(|e| e.to_string());
+            let want = format!("`after` = `{bad}` is not a cursor this API gave out");
+            assert_eq!(e, Some(want), "{bad}");
+        }
+    }
+
+    #[test]
+    fn missing_durations_sort_last_either_way() {
+        let asc = page("");
+        let desc = Page {
+            descending: true,
+            ..page("")
+        };
+        assert_eq!(asc.missing_key(), f64::MAX);
+        assert_eq!(desc.missing_key(), f64::MIN);
+    }
+}

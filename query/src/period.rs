@@ -1,0 +1,196 @@
+//! Periods: local dates `[from, to)` in an IANA time zone, in and out as dates; out as the
+//! UTC instants a query filters on, the previous period of equal length, and the day,
+//! week or month buckets of a trend.
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// A period `[from, to)` of local dates in a time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub tz: Tz,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// The instant a local date starts in `tz`.
+pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // Midnight can fall in a DST gap (a few zones switch at 00:00): take the first instant
+    // of the day that exists.
+    match tz.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.with_timezone(&Utc)
+        }
+        chrono::LocalResult::None => {
+            tz.from_utc_datetime(&naive).with_timezone(&Utc) - chrono::Duration::hours(1)
+        }
+    }
+}
+
+impl Period {
+    /// Checks a period: `from` before `to`, at most `max_days` long.
+    pub fn new(tz: Tz, from: NaiveDate, to: NaiveDate, max_days: u64) -> Result<Self> {
+        if from >= to {
+            return Err(Error::BadRequest(format!(
+                "`from` ({from}) must be before `to` ({to})"
+            )));
+        }
+        let days = (to - from).num_days() as u64;
+        if days > max_days {
+            return Err(Error::BadRequest(format!(
+                "the period is {days} days long; ask for at most {max_days}"
+            )));
+        }
+        Ok(Self { tz, from, to })
+    }
+
+    /// The period of the same number of days just before this one.
+    pub fn previous(&self) -> Self {
+        let days = Days::new((self.to - self.from).num_days() as u64);
+        Self {
+            tz: self.tz,
+            from: self.from.checked_sub_days(days).unwrap_or(self.from),
+            to: self.from,
+        }
+    }
+
+    /// The period's instants, `[start, end)`.
+    pub fn instants(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            local_midnight(self.tz, self.from),
+            local_midnight(self.tz, self.to),
+        )
+    }
+
+    /// The buckets of `unit` that cover the period, each clipped to it: `[from, to)` dates.
+    pub fn buckets(&self, unit: Unit) -> Vec<(NaiveDate, NaiveDate)> {
+        let start = match unit {
+            Unit::Day => self.from,
+            Unit::Week => {
+                self.from - Days::new(u64::from(self.from.weekday().num_days_from_monday()))
+            }
+            Unit::Month => self.from.with_day(1).unwrap_or(self.from),
+        };
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < self.to {
+            let next = match unit {
+                Unit::Day => at + Days::new(1),
+                Unit::Week => at + Days::new(7),
+                Unit::Month => at
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(self.to),
+            };
+            out.push((at.max(self.from), next.min(self.to)));
+            at = next;
+        }
+        out
+    }
+}
+
+/// The bucket of a trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Day,
+    /// ISO weeks (Monday to Monday) in the time zone.
+    Week,
+    Month,
+}
+
+impl std::str::FromStr for Unit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "day" => Ok(Unit::Day),
+            "week" => Ok(Unit::Week),
+            "month" => Ok(Unit::Month),
+            _ => Err(Error::BadRequest(format!(
+                "unknown unit `{s}`: use day, week or month"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn berlin(from: &str, to: &str) -> Period {
+        Period {
+            tz: chrono_tz::Europe::Berlin,
+            from: d(from),
+            to: d(to),
+        }
+    }
+
+    #[test]
+    fn the_previous_period_has_the_same_days_and_ends_where_this_starts() {
+        let p = berlin("2026-10-26", "2026-11-02").previous();
+        assert_eq!((p.from, p.to), (d("2026-10-19"), d("2026-10-26")));
+        let p = berlin("2026-03-01", "2026-03-31").previous();
+        assert_eq!((p.from, p.to), (d("2026-01-30"), d("2026-03-01")));
+    }
+
+    /// Berlin leaves summer time on 2026-10-25: that week starts at 22:00 UTC (UTC+2) and
+    /// ends at 23:00 UTC (UTC+1), 169 hours later.
+    #[test]
+    fn instants_are_local_midnights_across_a_dst_change() {
+        let (start, end) = berlin("2026-10-19", "2026-10-26").instants();
+        assert_eq!(start.to_rfc3339(), "2026-10-18T22:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-10-25T23:00:00+00:00");
+        assert_eq!((end - start).num_hours(), 169);
+    }
+
+    #[test]
+    fn buckets_are_clipped_to_the_period() {
+        // Wednesday to Thursday: ISO weeks start on Monday 2026-10-26.
+        let p = berlin("2026-10-28", "2026-11-12");
+        assert_eq!(
+            p.buckets(Unit::Week),
+            [
+                (d("2026-10-28"), d("2026-11-02")),
+                (d("2026-11-02"), d("2026-11-09")),
+                (d("2026-11-09"), d("2026-11-12")),
+            ]
+        );
+        let p = berlin("2026-01-15", "2026-03-10");
+        assert_eq!(
+            p.buckets(Unit::Month),
+            [
+                (d("2026-01-15"), d("2026-02-01")),
+                (d("2026-02-01"), d("2026-03-01")),
+                (d("2026-03-01"), d("2026-03-10")),
+            ]
+        );
+        let p = berlin("2026-10-24", "2026-10-27");
+        assert_eq!(
+            p.buckets(Unit::Day),
+            [
+                (d("2026-10-24"), d("2026-10-25")),
+                (d("2026-10-25"), d("2026-10-26")),
+                (d("2026-10-26"), d("2026-10-27")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_period_is_at_most_max_days_long() {
+        let tz = chrono_tz::UTC;
+        assert!(Period::new(tz, d("2026-01-01"), d("2026-01-08"), 7).is_ok());
+        assert!(Period::new(tz, d("2026-01-01"), d("2026-01-09"), 7).is_err());
+        assert!(Period::new(tz, d("2026-01-01"), d("2026-01-01"), 7).is_err());
+        assert_eq!(
+            "fortnight".parse::<Unit>().err().map(|e| e.to_string()),
+            Some("unknown unit `fortnight`: use day, week or month".to_owned())
+        );
+    }
+}
