@@ -3,7 +3,7 @@
 //! A question comes in as an account, a [`Period`] of local dates in an IANA time zone and
 //! [`Filters`]; the [`Engine`] reads that account's incidents created in the period (and,
 //! for a report, in the previous period of equal length) and answers with:
-//! - a [`Report`]: the aggregates of DESIGN.md ([`Metrics`]) beside the previous period's,
+//! - a [`Report`]: the aggregates of docs/design.md ([`Metrics`]) beside the previous period's,
 //!   with absolute and relative deltas ([`Compared`]), account-wide and per [`GroupBy`]
 //!   group with the account-wide norm;
 //! - a trend: the metrics of each day, week or month ([`Unit`]) of the period;

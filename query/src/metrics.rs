@@ -1,12 +1,12 @@
 //! The metric math, free of DataFusion: a [`Partial`] gathers what the aggregates of
-//! DESIGN.md need from a set of incidents (counts, sums, the durations themselves), partials
+//! docs/design.md need from a set of incidents (counts, sums, the durations themselves), partials
 //! of disjoint sets merge, and a partial becomes [`Metrics`]; a [`Row`] sets a period's
 //! metrics beside the previous period's as [`Compared`] values.
 
 use mttx_facts::percentile_cont;
 use serde::Serialize;
 
-/// The aggregates of DESIGN.md over a set of incidents.
+/// The aggregates of docs/design.md over a set of incidents.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Metrics {
     pub incident_count: i64,
