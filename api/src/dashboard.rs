@@ -57,15 +57,15 @@ static PAGES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     let mut env = minijinja::Environment::new();
     weekly::filters(&mut env);
     for (name, source) in [
-        ("base.html", include_str!("templates/base.html.j2")),
-        ("login.html", include_str!("templates/login.html.j2")),
-        ("message.html", include_str!("templates/message.html.j2")),
-        ("overview.html", include_str!("templates/overview.html.j2")),
+        ("base.html", include_str!("dashboard/templates/base.html.j2")),
+        ("login.html", include_str!("dashboard/templates/login.html.j2")),
+        ("message.html", include_str!("dashboard/templates/message.html.j2")),
+        ("overview.html", include_str!("dashboard/templates/overview.html.j2")),
         (
             "incidents.html",
-            include_str!("templates/incidents.html.j2"),
+            include_str!("dashboard/templates/incidents.html.j2"),
         ),
-        ("incident.html", include_str!("templates/incident.html.j2")),
+        ("incident.html", include_str!("dashboard/templates/incident.html.j2")),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
