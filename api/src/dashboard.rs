@@ -26,7 +26,7 @@ use mttx_facts::Fact;
 use mttx_query::{Filters, Page, Period};
 use serde::Serialize;
 
-use crate::openapi::{BucketBody, RowBody};
+use crate::body::{BucketBody, RowBody};
 use crate::server::{
     ApiError, App, bad, bearer, engine_error, filters, id_param, known, page, period, query_params,
     time_zone, token_account,

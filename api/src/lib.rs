@@ -1,5 +1,6 @@
 //! The outward face of mttx: the `mttx` command line (and, with issue 4, the report API).
 
+pub mod body;
 pub mod cache;
 pub mod cli;
 pub mod dashboard;

@@ -2,14 +2,14 @@
 //! annotations. The query parameters each endpoint accepts are read from the same
 //! declarations ([`accepted`]), so the document and the server cannot disagree.
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use mttx_query::{GroupBy, Noisy, Unit};
 use serde::Serialize;
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::body::{BucketBody, PeriodBody, RowBody};
 
 /// The period: local dates in a time zone.
 #[derive(Debug, IntoParams)]
@@ -157,61 +157,6 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub status: u16,
     pub message: String,
-}
-
-/// A period as answered: local dates `[from, to)` in `tz`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PeriodBody {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub tz: String,
-}
-
-/// One metric beside its previous period's value.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ComparedBody {
-    pub value: Option<f64>,
-    pub previous: Option<f64>,
-    /// value − previous.
-    pub delta: Option<f64>,
-    /// delta / previous; null where previous is null or 0.
-    pub delta_ratio: Option<f64>,
-    /// In breakdown rows: the account-wide value of the period.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<f64>)]
-    pub norm: Option<Option<f64>>,
-}
-
-/// A report row: the account or one group.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RowBody {
-    /// The group's key (team id, service id, urgency, …); null for the account, or for
-    /// incidents without a value.
-    pub key: Option<String>,
-    /// Each metric of DESIGN.md by name (incident_count, mtta_p50, …).
-    pub metrics: BTreeMap<String, ComparedBody>,
-}
-
-/// One trend bucket.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BucketBody {
-    /// First local date of the bucket (clipped to the period).
-    pub start: NaiveDate,
-    pub metrics: BTreeMap<String, Option<f64>>,
-}
-
-impl BucketBody {
-    /// A trend bucket from the engine's.
-    pub fn new(start: NaiveDate, metrics: &mttx_query::Metrics) -> Self {
-        Self {
-            start,
-            metrics: metrics
-                .values()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        }
-    }
 }
 
 /// A period report.

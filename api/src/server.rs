@@ -20,17 +20,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mttx_etl::sink::state::{Generation, State, TokenCheck};
 use mttx_etl::source::Source;
-use mttx_query::{Compared, Engine, Filters, GroupBy, NoisyOptions, Page, Period, Row, Sort};
+use mttx_query::{Engine, Filters, GroupBy, NoisyOptions, Page, Period, Sort};
 use serde::Serialize;
 use tokio::sync::RwLock;
 use utoipa::OpenApi;
 
 use crate::cache::{Answers, Tokens};
 use crate::openapi::{
-    Accepted, ApiDoc, BucketBody, ComparedBody, DetailBody, ErrorBody, ErrorDetail, FilterParams,
-    IncidentsBody, NoisyBody, NoisyParams, PageParams, PeriodBody, PeriodParams, ReportBody,
-    ReportParams, RowBody,
+    Accepted, ApiDoc, DetailBody, ErrorBody, ErrorDetail, FilterParams, IncidentsBody, NoisyBody,
+    NoisyParams, PageParams, PeriodParams, ReportBody, ReportParams,
 };
+use crate::body::{BucketBody, period_body, row_body};
 
 /// The longest period a report may cover.
 pub const MAX_DAYS: u64 = 400;
@@ -438,42 +438,6 @@ fn date(params: &HashMap<String, String>, name: &str) -> Result<chrono::NaiveDat
         .ok_or_else(|| bad(format!("`{name}` is required: a date like 2026-10-26")))?;
     v.parse()
         .map_err(|_| bad(format!("`{name}` = `{v}` is not a date like 2026-10-26")))
-}
-
-fn compared_body(c: &Compared, norm: Option<Option<f64>>) -> ComparedBody {
-    ComparedBody {
-        value: c.value,
-        previous: c.previous,
-        delta: c.delta,
-        delta_ratio: c.delta_ratio,
-        norm,
-    }
-}
-
-pub(crate) fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
-    let norms: HashMap<&str, Option<f64>> = norm
-        .map(|n| n.current.values().into_iter().collect())
-        .unwrap_or_default();
-    let metrics = row
-        .compared()
-        .into_iter()
-        .map(|(name, c)| {
-            let n = norm.map(|_| norms.get(name).copied().flatten());
-            (name.to_owned(), compared_body(&c, n))
-        })
-        .collect();
-    RowBody {
-        key: row.key.clone(),
-        metrics,
-    }
-}
-
-pub(crate) fn period_body(p: &Period) -> PeriodBody {
-    PeriodBody {
-        from: p.from,
-        to: p.to,
-        tz: p.tz.name().to_owned(),
-    }
 }
 
 /// A JSON answer, and whether it came from the cache.

@@ -9,8 +9,7 @@ use chrono_tz::Tz;
 use mttx_query::{Engine, Filters, GroupBy, Noisy, NoisyOptions, Page, Period, Sort, Unit};
 use serde::Serialize;
 
-use crate::openapi::{BucketBody, PeriodBody, RowBody};
-use crate::server::{period_body, row_body};
+use crate::body::{BucketBody, PeriodBody, RowBody, period_body, row_body};
 
 /// What `mttx report weekly` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
