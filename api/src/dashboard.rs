@@ -27,7 +27,7 @@ use mttx_query::{Filters, Page, Period};
 use serde::Serialize;
 
 use crate::body::{BucketBody, RowBody};
-use crate::server::{
+use crate::http::{
     ApiError, App, bad, bearer, engine_error, filters, id_param, known, page, period, query_params,
     time_zone, token_account,
 };
@@ -1097,9 +1097,9 @@ async fn incident_of(
 ) -> Result<Response, ApiError> {
     let params = page_params(query, &["tz"])?;
     let Week { tz, .. } = week_of(&params)?;
-    let fact = crate::server::incident_fact(app, account, id).await?;
+    let fact = crate::http::incident_fact(app, account, id).await?;
     let id = fact.incident_id;
-    let entries = crate::server::timeline(app, id).await?;
+    let entries = crate::http::timeline(app, id).await?;
     let steps: Option<Vec<Step>> = entries.as_ref().map(|es| {
         es.iter()
             .map(|e| Step {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use mttx_api::server::{App, router, serve};
+use mttx_api::http::{App, router, serve};
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
 use mttx_etl::sink::state::State;
@@ -51,7 +51,7 @@ async fn golden_server(name: &str) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::server::CACHE_BYTES,
+        mttx_api::http::CACHE_BYTES,
     )
     .await
     .unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use mttx_api::server::{App, router, serve};
+use mttx_api::http::{App, router, serve};
 use mttx_etl::source::Source;
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
@@ -260,7 +260,7 @@ async fn generated_server(pool: &PgPool) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::server::CACHE_BYTES,
+        mttx_api::http::CACHE_BYTES,
     )
     .await
     .unwrap();

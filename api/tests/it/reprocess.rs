@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mttx_api::server::{App, router, serve};
+use mttx_api::http::{App, router, serve};
 use mttx_etl::MetricsVersion;
 use mttx_etl::reprocess::reprocess;
 use mttx_etl::run::RunOptions;

@@ -246,12 +246,12 @@ impl utoipa::Modify for Bearer {
         description = "Incident analytics: MTTA/MTTR, percentiles, deltas, breakdowns, drilldown. Every token sees one account."
     ),
     paths(
-        crate::server::report,
-        crate::server::drilldown,
-        crate::server::detail,
-        crate::server::noisy,
-        crate::server::health,
-        crate::server::metrics,
+        crate::http::report,
+        crate::http::drilldown,
+        crate::http::detail,
+        crate::http::noisy,
+        crate::http::health,
+        crate::http::metrics,
     ),
     components(schemas(ErrorBody, ReportBody, IncidentsBody, DetailBody, NoisyBody)),
     modifiers(&Bearer),

@@ -6,6 +6,10 @@
 //! `/healthz` and `/metrics` need no token. Every error is JSON with a message that says
 //! what to fix.
 
+pub mod cache;
+pub mod metrics;
+pub mod openapi;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +29,8 @@ use serde::Serialize;
 use tokio::sync::RwLock;
 use utoipa::OpenApi;
 
-use crate::cache::{Answers, Tokens};
-use crate::openapi::{
+use self::cache::{Answers, Tokens};
+use self::openapi::{
     Accepted, ApiDoc, DetailBody, ErrorBody, ErrorDetail, FilterParams, IncidentsBody, NoisyBody,
     NoisyParams, PageParams, PeriodParams, ReportBody, ReportParams,
 };
@@ -88,7 +92,7 @@ impl App {
             source,
             answers: Answers::new(cache_bytes),
             tokens: Tokens::default(),
-            accepted: crate::openapi::accepted(),
+            accepted: crate::http::openapi::accepted(),
         }))
     }
 
@@ -177,7 +181,7 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .with_state(app)
-        .layer(axum::middleware::from_fn(crate::http_metrics::track))
+        .layer(axum::middleware::from_fn(crate::http::metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -218,7 +222,7 @@ pub(crate) async fn metrics() -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::http_metrics::render(),
+        crate::http::metrics::render(),
     )
 }
 
@@ -442,7 +446,7 @@ fn date(params: &HashMap<String, String>, name: &str) -> Result<chrono::NaiveDat
 
 /// A JSON answer, and whether it came from the cache.
 fn json_response(body: Bytes, hit: bool) -> Response {
-    crate::http_metrics::cache(hit);
+    crate::http::metrics::cache(hit);
     (
         [
             (
