@@ -1072,7 +1072,7 @@ async fn incidents_csv_of(
 /// One entry of the timeline as shown.
 #[derive(Debug, Serialize)]
 struct Step<'a> {
-    entry: &'a mttx_etl::transform::Entry,
+    entry: &'a crate::http::wire::Entry,
     at: String,
     since_trigger: String,
 }

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod metrics;
 pub mod openapi;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,10 +32,12 @@ use utoipa::OpenApi;
 
 use self::cache::{Answers, Tokens};
 use self::openapi::{
-    Accepted, ApiDoc, DetailBody, ErrorBody, ErrorDetail, FilterParams, IncidentsBody, NoisyBody,
-    NoisyParams, PageParams, PeriodParams, ReportBody, ReportParams,
+    Accepted, ApiDoc, FilterParams, NoisyParams, PageParams, PeriodParams, ReportParams,
 };
-use crate::body::{BucketBody, period_body, row_body};
+use self::wire::{
+    BucketBody, DetailBody, Entry, ErrorBody, ErrorDetail, IncidentsBody, NoisyBody, ReportBody,
+    period_body, row_body,
+};
 
 /// The longest period a report may cover.
 pub const MAX_DAYS: u64 = 400;
@@ -791,7 +794,7 @@ pub(crate) async fn incident_fact(
 pub(crate) async fn timeline(
     app: &App,
     id: i64,
-) -> Result<Option<Vec<mttx_etl::transform::Entry>>, ApiError> {
+) -> Result<Option<Vec<Entry>>, ApiError> {
     match &app.source {
         Some(source) => {
             let mut logs = source.logs(&[id]).await.map_err(|e| {
