@@ -27,6 +27,7 @@ use mttx_query::{Filters, Page, Period};
 use serde::Serialize;
 
 use crate::body::{BucketBody, RowBody};
+use crate::http::error::Source;
 use crate::http::{
     ApiError, App, bad, bearer, engine_error, filters, id_param, known, page, period, query_params,
     time_zone, token_account,
@@ -121,15 +122,16 @@ fn message(status: StatusCode, title: &str, text: &str, links: Vec<Link>) -> Res
 }
 
 fn error_page(e: ApiError) -> Response {
-    let title = match e.0 {
+    let (status, text) = e.answer();
+    let title = match status {
         StatusCode::BAD_REQUEST => "Check the address",
         StatusCode::NOT_FOUND => "Not found",
         _ => "Something went wrong",
     };
     message(
-        e.0,
+        status,
         title,
-        &e.1,
+        &text,
         vec![link("Back to the dashboard", "/dashboard")],
     )
 }
@@ -191,9 +193,10 @@ async fn signed_in(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<i64, Res
             .finish();
         return Err(Redirect::to(&to).into_response());
     };
-    token_account(app, token)
-        .await
-        .map_err(|ApiError(status, m)| login_page(status, Some(&m), &next, from_cookie.is_some()))
+    token_account(app, token).await.map_err(|e| {
+        let (status, m) = e.answer();
+        login_page(status, Some(&m), &next, from_cookie.is_some())
+    })
 }
 
 /// The signed-in account of a page request; not signed in, the sign-in page (saying
@@ -241,7 +244,10 @@ async fn login(AxState(app): AxState<Arc<App>>, body: Bytes) -> Response {
                 .insert(header::SET_COOKIE, session_cookie(token, SESSION_SECONDS));
             to
         }
-        Err(ApiError(status, m)) => login_page(status, Some(&m), &next, true),
+        Err(e) => {
+            let (status, m) = e.answer();
+            login_page(status, Some(&m), &next, true)
+        }
     }
 }
 
@@ -674,13 +680,10 @@ fn refused(e: anyhow::Error, tz: Tz, team: Option<i64>, latest: NaiveDate) -> Re
                 links,
             )
         }
-        None => {
-            tracing::error!(error = ?e, "gathering a dashboard failed");
-            error_page(ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the report could not be computed; the server log says why".into(),
-            ))
-        }
+        None => error_page(ApiError::internal(
+            "the report could not be computed; the server log says why",
+            e,
+        )),
     }
 }
 
@@ -705,12 +708,8 @@ fn csv_response(name: &str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn csv_error(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "writing CSV failed");
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the CSV could not be written; the server log says why".into(),
-    )
+fn csv_error(e: impl Into<Source>) -> ApiError {
+    ApiError::internal("the CSV could not be written; the server log says why", e)
 }
 
 /// One table of the dashboard as CSV: one row per key; each metric's value, last week's
@@ -732,8 +731,11 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
     let report = weekly::weekly(&*app.engine.read().await, account, team, monday, tz)
         .await
         .map_err(|e| match e.downcast_ref::<Refusal>() {
-            Some(r) => ApiError(StatusCode::NOT_FOUND, r.to_string()),
-            None => ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+            Some(r) => ApiError::NotFound(r.to_string()),
+            None => ApiError::internal(
+                "the report could not be computed; the server log says why",
+                e,
+            ),
         })?;
     let rows: Vec<&RowBody> = match table {
         "summary" => vec![&report.team],
@@ -777,7 +779,7 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         }
         w.write_record(&line).map_err(csv_error)?;
     }
-    let body = w.into_inner().map_err(csv_error)?;
+    let body = w.into_inner().map_err(|e| csv_error(e.into_error()))?;
     Ok(csv_response(&format!("{table}-{}.csv", report.week), body))
 }
 
@@ -802,7 +804,7 @@ fn trend_csv(report: &Weekly) -> Result<Response, ApiError> {
         }));
         w.write_record(&line).map_err(csv_error)?;
     }
-    let body = w.into_inner().map_err(csv_error)?;
+    let body = w.into_inner().map_err(|e| csv_error(e.into_error()))?;
     Ok(csv_response(&format!("trend-{}.csv", report.week), body))
 }
 
@@ -862,7 +864,7 @@ fn facts_csv(name: &str, facts: &[Fact], tz: Tz) -> Result<Response, ApiError> {
         ])
         .map_err(csv_error)?;
     }
-    let body = w.into_inner().map_err(csv_error)?;
+    let body = w.into_inner().map_err(|e| csv_error(e.into_error()))?;
     Ok(csv_response(name, body))
 }
 

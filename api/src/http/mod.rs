@@ -7,6 +7,7 @@
 //! what to fix.
 
 pub mod cache;
+pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod wire;
@@ -31,6 +32,8 @@ use tokio::sync::RwLock;
 use utoipa::OpenApi;
 
 use self::cache::{Answers, Tokens};
+pub use self::error::ApiError;
+pub(crate) use self::error::bad;
 use self::openapi::{
     Accepted, ApiDoc, FilterParams, NoisyParams, PageParams, PeriodParams, ReportParams,
 };
@@ -57,26 +60,6 @@ pub struct App {
     answers: Answers,
     tokens: Tokens,
     pub(crate) accepted: Accepted,
-}
-
-/// An error as the API answers it.
-#[derive(Debug)]
-pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                status: self.0.as_u16(),
-                message: self.1,
-            },
-        };
-        (self.0, axum::Json(body)).into_response()
-    }
-}
-
-pub(crate) fn bad(message: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
 impl App {
@@ -178,10 +161,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/incidents/{id}", get(detail))
         .merge(crate::dashboard::routes())
         .fallback(|uri: axum::http::Uri| async move {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("there is nothing at {uri}; the endpoints are listed at /openapi.json"),
-            )
+            ApiError::NotFound(format!(
+                "there is nothing at {uri}; the endpoints are listed at /openapi.json"
+            ))
         })
         .with_state(app)
         .layer(axum::middleware::from_fn(crate::http::metrics::track))
@@ -236,16 +218,12 @@ async fn openapi() -> impl IntoResponse {
 /// The account of the request's bearer token.
 async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError(
-            StatusCode::UNAUTHORIZED,
+        return Err(ApiError::Unauthorized(
             "send `Authorization: Bearer <token>`; create a token with `mttx token create --account <id>`".into(),
         ));
     };
     let token = bearer(value).ok_or_else(|| {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "the Authorization header must read `Bearer <token>`".into(),
-        )
+        ApiError::Unauthorized("the Authorization header must read `Bearer <token>`".into())
     })?;
     token_account(app, token).await
 }
@@ -261,7 +239,7 @@ pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
 
 /// The account of `token`, or a 401 that says why not (unknown, expired, revoked).
 pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiError> {
-    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.to_owned());
+    let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
     let check = match app.tokens.get(token) {
         Some(c) => Ok(c),
         None => app.state.check_token(token).await.inspect(|c| {
@@ -283,13 +261,10 @@ pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiErro
         Ok(TokenCheck::Revoked) => Err(unauthorized(
             "this token has been revoked; create a new one with `mttx token create`",
         )),
-        Err(e) => {
-            tracing::error!(error = %e, "token check failed");
-            Err(ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot check tokens right now; try again".into(),
-            ))
-        }
+        Err(e) => Err(ApiError::unavailable(
+            "cannot check tokens right now; try again",
+            e,
+        )),
     }
 }
 
@@ -429,13 +404,7 @@ pub(crate) fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiEr
 pub(crate) fn engine_error(e: mttx_query::Error) -> ApiError {
     match e {
         mttx_query::Error::BadRequest(m) => bad(m),
-        other => {
-            tracing::error!(error = ?other, "query failed");
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the query failed; the server log says why".into(),
-            )
-        }
+        other => ApiError::internal("the query failed; the server log says why", other),
     }
 }
 
@@ -468,10 +437,9 @@ fn json_response(body: Bytes, hit: bool) -> Response {
 
 fn to_json<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
     serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
-        tracing::error!(error = %e, "encoding an answer failed");
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the answer could not be encoded; the server log says why".into(),
+        ApiError::internal(
+            "the answer could not be encoded; the server log says why",
+            e,
         )
     })
 }
@@ -775,10 +743,9 @@ pub(crate) async fn incident_fact(
     id: &str,
 ) -> Result<mttx_facts::Fact, ApiError> {
     let not_found = || {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no incident `{id}` in this account (ids are whole numbers)"),
-        )
+        ApiError::NotFound(format!(
+            "no incident `{id}` in this account (ids are whole numbers)"
+        ))
     };
     let id: i64 = id.parse().map_err(|_| not_found())?;
     app.engine
@@ -798,11 +765,7 @@ pub(crate) async fn timeline(
     match &app.source {
         Some(source) => {
             let mut logs = source.logs(&[id]).await.map_err(|e| {
-                tracing::error!(error = %e, "reading a timeline failed");
-                ApiError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the replica cannot be read right now; try again".into(),
-                )
+                ApiError::unavailable("the replica cannot be read right now; try again", e)
             })?;
             let mut entries = logs.remove(&id).map(|(_, e)| e).unwrap_or_default();
             entries.sort_by_key(|e| (e.created_at, e.id));
