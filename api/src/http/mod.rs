@@ -10,6 +10,7 @@ pub mod cache;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -34,16 +35,15 @@ use utoipa::OpenApi;
 use self::cache::{Answers, Tokens};
 pub use self::error::ApiError;
 pub(crate) use self::error::bad;
-use self::openapi::{
-    Accepted, ApiDoc, FilterParams, NoisyParams, PageParams, PeriodParams, ReportParams,
+use self::openapi::ApiDoc;
+use self::params::{
+    Accepted, FilterParams, NoisyParams, PageParams, PeriodParams, ReportParams, bounded, filters,
+    known, page, period, query_params,
 };
 use self::wire::{
     BucketBody, DetailBody, Entry, ErrorBody, ErrorDetail, IncidentsBody, NoisyBody, ReportBody,
     period_body, row_body,
 };
-
-/// The longest period a report may cover.
-pub const MAX_DAYS: u64 = 400;
 
 /// The default size of the answer cache.
 pub const CACHE_BYTES: u64 = 256 << 20;
@@ -78,7 +78,7 @@ impl App {
             source,
             answers: Answers::new(cache_bytes),
             tokens: Tokens::default(),
-            accepted: crate::http::openapi::accepted(),
+            accepted: params::accepted(),
         }))
     }
 
@@ -268,20 +268,6 @@ pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiErro
     }
 }
 
-/// The query string's parameters (percent-decoded; bytes that are not UTF-8 become U+FFFD).
-/// A parameter given twice is refused rather than silently picked.
-pub(crate) fn query_params(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
-    let mut params = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if params.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(bad(format!(
-                "`{k}` is given twice: give each parameter once"
-            )));
-        }
-    }
-    Ok(params)
-}
-
 /// What every report and drilldown call asks: whose, which period, which incidents.
 struct Asked {
     account: i64,
@@ -308,112 +294,11 @@ async fn asked(
     })
 }
 
-/// Refuses parameters the endpoint does not declare, naming the ones it does.
-pub(crate) fn known<S: AsRef<str>>(
-    params: &HashMap<String, String>,
-    accepted: &[S],
-) -> Result<(), ApiError> {
-    match params
-        .keys()
-        .find(|k| !accepted.iter().any(|a| a.as_ref() == k.as_str()))
-    {
-        Some(k) => Err(bad(format!(
-            "unknown parameter `{k}`: use {}",
-            accepted
-                .iter()
-                .map(AsRef::as_ref)
-                .collect::<Vec<&str>>()
-                .join(", ")
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// The `tz` parameter (default UTC).
-pub(crate) fn time_zone(params: &HashMap<String, String>) -> Result<chrono_tz::Tz, ApiError> {
-    let tz_name = params.get("tz").map_or("UTC", String::as_str);
-    tz_name.parse().map_err(|_| {
-        bad(format!(
-            "unknown time zone `{tz_name}`: use an IANA name such as Europe/Berlin"
-        ))
-    })
-}
-
-pub(crate) fn period(params: &HashMap<String, String>) -> Result<Period, ApiError> {
-    let tz = time_zone(params)?;
-    let (from, to) = (date(params, "from")?, date(params, "to")?);
-    Period::new(tz, from, to, MAX_DAYS).map_err(|e| bad(e.to_string()))
-}
-
-pub(crate) fn id_param(
-    params: &HashMap<String, String>,
-    name: &str,
-) -> Result<Option<i64>, ApiError> {
-    params
-        .get(name)
-        .map(|v| {
-            v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                bad(format!(
-                    "`{name}` = `{v}` is not an id (a whole number from 1)"
-                ))
-            })
-        })
-        .transpose()
-}
-
-pub(crate) fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiError> {
-    let urgency = params.get("urgency").cloned();
-    if let Some(u) = &urgency
-        && !["high", "low"].contains(&u.as_str())
-    {
-        return Err(bad(format!("`urgency` = `{u}`: use high or low")));
-    }
-    let priority = params.get("priority").cloned();
-    if let Some(p) = &priority
-        && !["P1", "P2", "P3", "P4", "P5"].contains(&p.as_str())
-    {
-        return Err(bad(format!("`priority` = `{p}`: use P1, P2, P3, P4 or P5")));
-    }
-    let flag = |name: &str| {
-        params
-            .get(name)
-            .map(|m| match m.as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(bad(format!("`{name}` = `{m}`: use true or false"))),
-            })
-            .transpose()
-    };
-    let major = flag("major")?;
-    let escalated = flag("escalated")?;
-    let interrupted_sleep = flag("interrupted_sleep")?;
-    Ok(Filters {
-        team: id_param(params, "team")?,
-        service: id_param(params, "service")?,
-        escalation_policy: id_param(params, "escalation_policy")?,
-        responder: id_param(params, "responder")?,
-        urgency,
-        priority,
-        major,
-        escalated,
-        alert: params.get("alert").filter(|a| !a.is_empty()).cloned(),
-        interrupted_sleep,
-    })
-}
-
 pub(crate) fn engine_error(e: mttx_query::Error) -> ApiError {
     match e {
         mttx_query::Error::BadRequest(m) => bad(m),
         other => ApiError::internal("the query failed; the server log says why", other),
     }
-}
-
-fn date(params: &HashMap<String, String>, name: &str) -> Result<chrono::NaiveDate, ApiError> {
-    let v = params
-        .get(name)
-        .ok_or_else(|| bad(format!("`{name}` is required: a date like 2026-10-26")))?;
-    v.parse()
-        .map_err(|_| bad(format!("`{name}` = `{v}` is not a date like 2026-10-26")))
 }
 
 /// A JSON answer, and whether it came from the cache.
@@ -544,28 +429,6 @@ pub(crate) async fn report(
     .await
 }
 
-/// A whole number from `min` to `max`, or `default` when the parameter is absent.
-pub(crate) fn bounded(
-    params: &HashMap<String, String>,
-    name: &str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ApiError> {
-    match params.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                bad(format!(
-                    "`{name}` = `{v}`: use a whole number from {min} to {max}"
-                ))
-            }),
-    }
-}
-
 /// Noisy alerts: the services and alerts with the most incidents, the highest auto-resolve
 /// share, the most flapping, and bursts of similar incidents (titles equal once words with
 /// digits are masked) within minutes, on one service or several.
@@ -633,31 +496,6 @@ pub(crate) async fn noisy(
         })
     })
     .await
-}
-
-/// The drilldown's order and page: `sort` (a leading - for descending), `limit`, `after`.
-pub(crate) fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
-    let sort_text = params.get("sort").map_or("-created_at", String::as_str);
-    let (descending, name) = match sort_text.strip_prefix('-') {
-        Some(n) => (true, n),
-        None => (false, sort_text),
-    };
-    let sort = match name {
-        "created_at" => Sort::CreatedAt,
-        "time_to_ack" => Sort::TimeToAck,
-        "time_to_resolve" => Sort::TimeToResolve,
-        _ => {
-            return Err(bad(format!(
-                "`sort` = `{sort_text}`: use created_at, time_to_ack or time_to_resolve, with a leading - for descending"
-            )));
-        }
-    };
-    Ok(Page {
-        sort,
-        descending,
-        limit: bounded(params, "limit", 50, 1, 1000)? as usize,
-        after: params.get("after").cloned(),
-    })
 }
 
 /// The incidents behind a number: same period and filters, sorted, keyset paged.
