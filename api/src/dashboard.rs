@@ -29,7 +29,8 @@ use serde::Serialize;
 use crate::body::{BucketBody, RowBody};
 use crate::http::error::Source;
 use crate::http::params::{filters, id_param, known, page, period, query_params, time_zone};
-use crate::http::{ApiError, App, bad, bearer, engine_error, token_account};
+use crate::http::auth::{bearer, token_account};
+use crate::http::{ApiError, App, bad, engine_error};
 use crate::weekly::{self, Refusal, Weekly, duration};
 
 /// The session cookie: it holds the token, HttpOnly and SameSite=Strict.

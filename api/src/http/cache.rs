@@ -1,21 +1,13 @@
-//! What the API keeps in memory between requests.
-//!
-//! - Answers, keyed by account, endpoint, parameters and the facts table version: a repeated
-//!   dashboard query is served without touching the table, and a new table version is a new
-//!   key, so nothing stale is ever served. Bounded by bytes (S3-FIFO eviction).
-//! - Token checks, for a few seconds: a revoked or expired token stops working within
-//!   [`TOKEN_TTL`].
+//! The answer cache: answers kept by account, endpoint, parameters and the facts table
+//! version. A repeated dashboard query is served without touching the table, and a new table
+//! version is a new key, so nothing stale is ever served. Bounded by bytes (S3-FIFO
+//! eviction).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use mttx_etl::sink::state::TokenCheck;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
-
-/// How long a token check is trusted.
-pub const TOKEN_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 struct BytesWeight;
@@ -73,29 +65,3 @@ impl Answers {
     }
 }
 
-/// Token checks by token, trusted for [`TOKEN_TTL`].
-#[derive(Debug)]
-pub struct Tokens {
-    cache: Cache<String, (TokenCheck, Instant)>,
-}
-
-impl Default for Tokens {
-    fn default() -> Self {
-        Self {
-            cache: Cache::new(10_000),
-        }
-    }
-}
-
-impl Tokens {
-    pub fn get(&self, token: &str) -> Option<TokenCheck> {
-        self.cache
-            .get(token)
-            .filter(|(_, at)| at.elapsed() < TOKEN_TTL)
-            .map(|(c, _)| c)
-    }
-
-    pub fn put(&self, token: &str, check: TokenCheck) {
-        self.cache.insert(token.to_owned(), (check, Instant::now()));
-    }
-}

@@ -6,6 +6,7 @@
 //! `/healthz` and `/metrics` need no token. Every error is JSON with a message that says
 //! what to fix.
 
+pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod metrics;
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State as AxState};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mttx_etl::sink::state::{Generation, State, TokenCheck};
@@ -32,13 +33,14 @@ use serde::Serialize;
 use tokio::sync::RwLock;
 use utoipa::OpenApi;
 
-use self::cache::{Answers, Tokens};
+use self::auth::{Account, Tokens};
+use self::cache::Answers;
 pub use self::error::ApiError;
 pub(crate) use self::error::bad;
 use self::openapi::ApiDoc;
 use self::params::{
-    Accepted, FilterParams, NoisyParams, PageParams, PeriodParams, ReportParams, bounded, filters,
-    known, page, period, query_params,
+    Accepted, Asked, FilterParams, NoisyParams, PageParams, PeriodParams, ReportParams, asked,
+    bounded, page,
 };
 use self::wire::{
     BucketBody, DetailBody, Entry, ErrorBody, ErrorDetail, IncidentsBody, NoisyBody, ReportBody,
@@ -215,85 +217,6 @@ async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }
 
-/// The account of the request's bearer token.
-async fn account(app: &App, headers: &HeaderMap) -> Result<i64, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthorized(
-            "send `Authorization: Bearer <token>`; create a token with `mttx token create --account <id>`".into(),
-        ));
-    };
-    let token = bearer(value).ok_or_else(|| {
-        ApiError::Unauthorized("the Authorization header must read `Bearer <token>`".into())
-    })?;
-    token_account(app, token).await
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-/// The account of `token`, or a 401 that says why not (unknown, expired, revoked).
-pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiError> {
-    let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
-    let check = match app.tokens.get(token) {
-        Some(c) => Ok(c),
-        None => app.state.check_token(token).await.inspect(|c| {
-            // A token not known now may be created in a moment: only outcomes that last
-            // are kept.
-            if *c != TokenCheck::Unknown {
-                app.tokens.put(token, *c);
-            }
-        }),
-    };
-    match check {
-        Ok(TokenCheck::Account(a)) => Ok(a),
-        Ok(TokenCheck::Unknown) => Err(unauthorized(
-            "this token is not known; create one with `mttx token create`",
-        )),
-        Ok(TokenCheck::Expired) => Err(unauthorized(
-            "this token has expired; create a new one with `mttx token create`",
-        )),
-        Ok(TokenCheck::Revoked) => Err(unauthorized(
-            "this token has been revoked; create a new one with `mttx token create`",
-        )),
-        Err(e) => Err(ApiError::unavailable(
-            "cannot check tokens right now; try again",
-            e,
-        )),
-    }
-}
-
-/// What every report and drilldown call asks: whose, which period, which incidents.
-struct Asked {
-    account: i64,
-    params: HashMap<String, String>,
-    period: Period,
-    filters: Filters,
-}
-
-/// Checks the token, then reads the parameters `accepted` names.
-async fn asked(
-    app: &App,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    accepted: &[String],
-) -> Result<Asked, ApiError> {
-    let account = account(app, headers).await?;
-    let params = query_params(query)?;
-    known(&params, accepted)?;
-    Ok(Asked {
-        account,
-        period: period(&params)?,
-        filters: filters(&params)?,
-        params,
-    })
-}
-
 pub(crate) fn engine_error(e: mttx_query::Error) -> ApiError {
     match e {
         mttx_query::Error::BadRequest(m) => bad(m),
@@ -372,15 +295,14 @@ where
 )]
 pub(crate) async fn report(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
+    Account(account): Account,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Asked {
-        account,
         params,
         period,
         filters,
-    } = asked(&app, &headers, query.as_deref(), &app.accepted.report).await?;
+    } = asked(query.as_deref(), &app.accepted.report)?;
     let group_by = params
         .get("group_by")
         .map(|g| g.parse::<GroupBy>())
@@ -445,15 +367,14 @@ pub(crate) async fn report(
 )]
 pub(crate) async fn noisy(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
+    Account(account): Account,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Asked {
-        account,
         params,
         period,
         filters,
-    } = asked(&app, &headers, query.as_deref(), &app.accepted.noisy).await?;
+    } = asked(query.as_deref(), &app.accepted.noisy)?;
     let defaults = NoisyOptions::default();
     let flap_seconds = match params.get("flap_seconds") {
         None => defaults.flap_seconds,
@@ -512,15 +433,14 @@ pub(crate) async fn noisy(
 )]
 pub(crate) async fn drilldown(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
+    Account(account): Account,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Asked {
-        account,
         params,
         period,
         filters,
-    } = asked(&app, &headers, query.as_deref(), &app.accepted.drilldown).await?;
+    } = asked(query.as_deref(), &app.accepted.drilldown)?;
     let page = page(&params)?;
     cached(
         &app,
@@ -560,10 +480,9 @@ pub(crate) async fn drilldown(
 )]
 pub(crate) async fn detail(
     AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
+    Account(account): Account,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<axum::Json<DetailBody>, ApiError> {
-    let account = account(&app, &headers).await?;
     let id = id.map_or_else(|_| String::new(), |Path(id)| id);
     let fact = incident_fact(&app, account, &id).await?;
     let id = fact.incident_id;

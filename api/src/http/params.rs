@@ -311,3 +311,21 @@ pub(crate) fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
         after: params.get("after").cloned(),
     })
 }
+
+/// What every report and drilldown call asks: which period, which incidents.
+pub(crate) struct Asked {
+    pub params: HashMap<String, String>,
+    pub period: Period,
+    pub filters: Filters,
+}
+
+/// The parameters `accepted` names, with the period and filters read.
+pub(crate) fn asked(query: Option<&str>, accepted: &[String]) -> Result<Asked, ApiError> {
+    let params = query_params(query)?;
+    known(&params, accepted)?;
+    Ok(Asked {
+        period: period(&params)?,
+        filters: filters(&params)?,
+        params,
+    })
+}
