@@ -30,7 +30,8 @@ use crate::body::{BucketBody, RowBody};
 use crate::http::error::Source;
 use crate::http::params::{filters, id_param, known, page, period, query_params, time_zone};
 use crate::http::auth::{bearer, token_account};
-use crate::http::{ApiError, App, bad, engine_error};
+use crate::http::error::bad;
+use crate::http::{ApiError, App};
 use crate::weekly::{self, Refusal, Weekly, duration};
 
 /// The session cookie: it holds the token, HttpOnly and SameSite=Strict.
@@ -559,7 +560,7 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
     let params = page_params(query, &["week", "tz", "team"])?;
     let Week { tz, monday, team } = week_of(&params)?;
     let engine = app.engine.read().await;
-    let Some(latest) = engine.latest(account).await.map_err(engine_error)? else {
+    let Some(latest) = engine.latest(account).await? else {
         return Ok(message(
             StatusCode::OK,
             "No incidents yet",
@@ -954,14 +955,14 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
     let total = engine
         .report(account, &period, None, &filters)
         .await
-        .map_err(engine_error)?
+        ?
         .account
         .current
         .incident_count;
     let found = engine
         .drilldown(account, &period, &filters, &page)
         .await
-        .map_err(engine_error)?;
+        ?;
     drop(engine);
     let tz = period.tz;
     let rows: Vec<IncidentRow> = found
@@ -1050,7 +1051,7 @@ async fn incidents_csv_of(
         let found = engine
             .drilldown(account, &period, &filters, &page)
             .await
-            .map_err(engine_error)?;
+            ?;
         all.extend(found.facts);
         if all.len() > CSV_MAX_ROWS {
             return Err(bad(format!(
@@ -1098,9 +1099,9 @@ async fn incident_of(
 ) -> Result<Response, ApiError> {
     let params = page_params(query, &["tz"])?;
     let Week { tz, .. } = week_of(&params)?;
-    let fact = crate::http::incident_fact(app, account, id).await?;
+    let fact = crate::http::incidents::incident_fact(app, account, id).await?;
     let id = fact.incident_id;
-    let entries = crate::http::timeline(app, id).await?;
+    let entries = crate::http::incidents::timeline(app, id).await?;
     let steps: Option<Vec<Step>> = entries.as_ref().map(|es| {
         es.iter()
             .map(|e| Step {

@@ -119,6 +119,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A query the engine refuses is the client's to fix (400); any other engine failure is
+/// the server's (500).
+impl From<mttx_query::Error> for ApiError {
+    fn from(e: mttx_query::Error) -> Self {
+        match e {
+            mttx_query::Error::BadRequest(m) => bad(m),
+            other => ApiError::internal("the query failed; the server log says why", other),
+        }
+    }
+}
+
 /// An error and its sources, `outer: inner: innermost`, for the log.
 struct Chain<'a>(&'a (dyn StdError + 'static));
 

@@ -5,8 +5,9 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -106,6 +107,18 @@ pub async fn track(request: Request, next: Next) -> Response {
         .get_or_create(&RouteStatus { route, status })
         .inc();
     response
+}
+
+/// Prometheus counters of the server (and of an ETL in the same process).
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String)))]
+pub(crate) async fn scrape() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        render(),
+    )
 }
 
 /// The ETL's counters and the API's, as one OpenMetrics text.

@@ -2,6 +2,7 @@
 //! parameter declarations ([`super::params`]) and the handlers' annotations, so the
 //! document and the server cannot disagree.
 
+use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -34,12 +35,12 @@ impl utoipa::Modify for Bearer {
         description = "Incident analytics: MTTA/MTTR, percentiles, deltas, breakdowns, drilldown. Every token sees one account."
     ),
     paths(
-        crate::http::report,
-        crate::http::drilldown,
-        crate::http::detail,
-        crate::http::noisy,
-        crate::http::health,
-        crate::http::metrics,
+        super::reports::report,
+        super::incidents::drilldown,
+        super::incidents::detail,
+        super::reports::noisy,
+        super::health,
+        super::metrics::scrape,
     ),
     components(schemas(ErrorBody, ReportBody, IncidentsBody, DetailBody, NoisyBody)),
     modifiers(&Bearer),
@@ -47,3 +48,8 @@ impl utoipa::Modify for Bearer {
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
+
+/// `/openapi.json`.
+pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

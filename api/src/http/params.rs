@@ -3,9 +3,11 @@
 //! them into the engine's period, filters and page, or into a 400 that says what to fix.
 
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
 
 use chrono::NaiveDate;
-use mttx_query::{Filters, GroupBy, Page, Period, Sort, Unit};
+use mttx_query::{Filters, GroupBy, NoisyOptions, Page, Period, Sort, Unit};
 use utoipa::IntoParams;
 use utoipa::openapi::path::ParameterIn;
 
@@ -285,6 +287,51 @@ pub(crate) fn bounded(
                 ))
             }),
     }
+}
+
+/// An optional parameter parsed as `T`; the parse error is the message of the 400.
+pub(crate) fn optional<T>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    params
+        .get(name)
+        .map(|v| v.parse::<T>())
+        .transpose()
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// How the noisy-alerts view is cut: `limit`, `flap_seconds`, `burst_minutes`, `burst_min`
+/// (the engine's defaults where absent).
+pub(crate) fn noisy_options(params: &HashMap<String, String>) -> Result<NoisyOptions, ApiError> {
+    let defaults = NoisyOptions::default();
+    let flap_seconds = match params.get("flap_seconds") {
+        None => defaults.flap_seconds,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))
+            .ok_or_else(|| {
+                bad(format!(
+                    "`flap_seconds` = `{v}`: use seconds from 0 to 86400"
+                ))
+            })?,
+    };
+    Ok(NoisyOptions {
+        limit: bounded(params, "limit", defaults.limit as u64, 1, 100)? as usize,
+        flap_seconds,
+        burst_gap_seconds: 60
+            * bounded(
+                params,
+                "burst_minutes",
+                (defaults.burst_gap_seconds / 60) as u64,
+                1,
+                1440,
+            )? as i64,
+        burst_min: bounded(params, "burst_min", defaults.burst_min as u64, 2, 10_000)? as usize,
+        share_min: defaults.share_min,
+    })
 }
 
 /// The drilldown's order and page: `sort` (a leading - for descending), `limit`, `after`.
