@@ -343,7 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = location("state", &cli.places.state)?;
             ensure_parent(&state)?;
             let state = mttx_etl::sink::state::State::open(&state).await?;
-            let engine = crate::http::open_served(&state, &cli.places.facts).await?;
+            let engine = crate::open_served(&state, &cli.places.facts).await?;
             let report = crate::weekly::weekly(&engine, account, Some(team), monday, tz).await?;
             let text = crate::weekly::render(&report, format)?;
             match output {
@@ -850,9 +850,9 @@ async fn serve(
     listen: std::net::SocketAddr,
     cache_bytes: u64,
 ) -> anyhow::Result<()> {
-    let app = crate::http::App::open(facts, state, Some(source), cache_bytes).await?;
+    let app = crate::App::open(facts, state, Some(source), cache_bytes).await?;
     app.follow(std::time::Duration::from_secs(1));
-    let (bound, task) = crate::http::serve(listen, crate::http::router(app)).await?;
+    let (bound, task) = crate::serve(listen, crate::app(app)).await?;
     tracing::info!(
         "serving the report API at http://{bound}/api/v1/reports/incidents (document: /openapi.json)"
     );
@@ -902,15 +902,15 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
     .await?;
     eprintln!("etl into {}\n{summary}", facts.uri());
     let token = state.create_token(1, "demo", Some(30 * 86_400)).await?;
-    let app = crate::http::App::open(
+    let app = crate::App::open(
         &places.facts,
         state,
         Some(replica),
-        crate::http::CACHE_BYTES,
+        crate::CACHE_BYTES,
     )
     .await?;
     app.follow(std::time::Duration::from_secs(1));
-    let (bound, task) = crate::http::serve(listen, crate::http::router(app)).await?;
+    let (bound, task) = crate::serve(listen, crate::app(app)).await?;
     let monday = crate::weekly::monday_of(Utc::now().date_naive());
     let last_monday = monday - chrono::Days::new(7);
     println!(

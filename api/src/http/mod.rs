@@ -16,12 +16,11 @@ pub mod params;
 pub mod reports;
 pub mod wire;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::routing::get;
 use mttx_etl::sink::state::{Generation, State};
 use mttx_etl::source::Source;
@@ -137,8 +136,14 @@ async fn open_generation(g: &Generation) -> anyhow::Result<Engine> {
     ))
 }
 
-/// The API's routes.
-pub fn router(app: Arc<App>) -> Router {
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The server is up", body = String)))]
+pub(crate) async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// The API's routes: `/api/v1/…`, the document, liveness and the counters.
+pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics::scrape))
@@ -147,42 +152,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/reports/noisy", get(reports::noisy))
         .route("/api/v1/incidents", get(incidents::drilldown))
         .route("/api/v1/incidents/{id}", get(incidents::detail))
-        .merge(crate::dashboard::routes())
-        .fallback(|uri: axum::http::Uri| async move {
-            ApiError::NotFound(format!(
-                "there is nothing at {uri}; the endpoints are listed at /openapi.json"
-            ))
-        })
-        .with_state(app)
-        .layer(axum::middleware::from_fn(metrics::track))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
-        .layer(tower_http::compression::CompressionLayer::new())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Serves `router` at `addr` until the process ends; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {addr}: {e} (is another server using the port? pick another with --listen)")
-    })?;
-    let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the server stopped");
-        }
-    });
-    Ok((bound, task))
-}
-
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The server is up", body = String)))]
-pub(crate) async fn health() -> &'static str {
-    "ok\n"
+/// Any path no route takes: a 404 that points at the document.
+pub(crate) async fn nothing_here(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is nothing at {uri}; the endpoints are listed at /openapi.json"
+    ))
 }

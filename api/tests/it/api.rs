@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use mttx_api::http::{App, router, serve};
+use mttx_api::{App, serve};
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
 use mttx_etl::sink::state::State;
@@ -51,11 +51,11 @@ async fn golden_server(name: &str) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::http::CACHE_BYTES,
+        mttx_api::CACHE_BYTES,
     )
     .await
     .unwrap();
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app.clone()))
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), mttx_api::app(app.clone()))
         .await
         .unwrap();
     Served {
