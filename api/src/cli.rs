@@ -471,7 +471,7 @@ async fn etl(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
     );
     let retain = hours("retain-hours", args.retain_hours)?;
     if let Some(addr) = args.metrics_addr {
-        let bound = crate::metrics_server::serve(addr).await?;
+        let bound = crate::metrics_server::serve(addr, mttx_etl::metrics::render).await?;
         tracing::info!("metrics at http://{bound}/metrics");
     }
     let replica =
@@ -850,7 +850,11 @@ async fn serve(
     listen: std::net::SocketAddr,
     cache_bytes: u64,
 ) -> anyhow::Result<()> {
-    let app = crate::App::open(facts, state, Some(source), cache_bytes).await?;
+    let options = crate::AppOptions {
+        cache_bytes,
+        extra_metrics: Some(mttx_etl::metrics::render),
+    };
+    let app = crate::App::open(facts, state, Some(source), options).await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::serve(listen, crate::app(app)).await?;
     tracing::info!(
@@ -902,13 +906,11 @@ async fn demo(places: &Places, listen: std::net::SocketAddr, incidents: u64) -> 
     .await?;
     eprintln!("etl into {}\n{summary}", facts.uri());
     let token = state.create_token(1, "demo", Some(30 * 86_400)).await?;
-    let app = crate::App::open(
-        &places.facts,
-        state,
-        Some(replica),
-        crate::CACHE_BYTES,
-    )
-    .await?;
+    let options = crate::AppOptions {
+        extra_metrics: Some(mttx_etl::metrics::render),
+        ..Default::default()
+    };
+    let app = crate::App::open(&places.facts, state, Some(replica), options).await?;
     app.follow(std::time::Duration::from_secs(1));
     let (bound, task) = crate::serve(listen, crate::app(app)).await?;
     let monday = crate::weekly::monday_of(Utc::now().date_naive());

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 
-pub use http::{App, CACHE_BYTES, open_served};
+pub use http::{App, AppOptions, CACHE_BYTES, open_served};
 
 /// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
 /// for anything else, and around them the request counters, a 64 KiB body limit,

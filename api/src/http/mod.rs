@@ -35,6 +35,25 @@ use self::params::Accepted;
 /// The default size of the answer cache.
 pub const CACHE_BYTES: u64 = 256 << 20;
 
+/// How an [`App`] serves, beyond what it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct AppOptions {
+    /// The answer cache's size in bytes (0: no cache). Default [`CACHE_BYTES`].
+    pub cache_bytes: u64,
+    /// Counters that `/metrics` shows before the API's own, as OpenMetrics text: those of an
+    /// ETL running in the same process, say. Default none.
+    pub extra_metrics: Option<fn() -> String>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: CACHE_BYTES,
+            extra_metrics: None,
+        }
+    }
+}
+
 /// What the handlers share.
 #[derive(Debug)]
 pub struct App {
@@ -47,15 +66,16 @@ pub struct App {
     answers: Answers,
     tokens: Tokens,
     pub(crate) accepted: Accepted,
+    extra_metrics: Option<fn() -> String>,
 }
 
 impl App {
-    /// Opens the facts table for serving, with an answer cache of `cache_bytes` (0: none).
+    /// Opens the facts table for serving.
     pub async fn open(
         facts: &str,
         state: State,
         source: Option<Source>,
-        cache_bytes: u64,
+        options: AppOptions,
     ) -> anyhow::Result<Arc<Self>> {
         let engine = open_served(&state, facts).await?;
         Ok(Arc::new(Self {
@@ -63,9 +83,10 @@ impl App {
             base: facts.to_owned(),
             state,
             source,
-            answers: Answers::new(cache_bytes),
+            answers: Answers::new(options.cache_bytes),
             tokens: Tokens::default(),
             accepted: params::accepted(),
+            extra_metrics: options.extra_metrics,
         }))
     }
 

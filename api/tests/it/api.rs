@@ -51,7 +51,10 @@ async fn golden_server(name: &str) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::CACHE_BYTES,
+        mttx_api::AppOptions {
+            extra_metrics: Some(mttx_etl::metrics::render),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();

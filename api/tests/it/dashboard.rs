@@ -260,7 +260,7 @@ async fn generated_server(pool: &PgPool) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::CACHE_BYTES,
+        mttx_api::AppOptions::default(),
     )
     .await
     .unwrap();

@@ -84,7 +84,11 @@ async fn reports_stay_whole_through_a_reprocess_and_its_switch() {
     let source = Source::open(&replica, 4).await.unwrap();
     let token = state.create_token(1, "load", None).await.unwrap();
     // No answer cache: every call computes from the generation it is served.
-    let app = App::open(&base, state.clone(), None, 0).await.unwrap();
+    let options = mttx_api::AppOptions {
+        cache_bytes: 0,
+        ..Default::default()
+    };
+    let app = App::open(&base, state.clone(), None, options).await.unwrap();
     app.follow(Duration::from_millis(100));
     let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), mttx_api::app(app))
         .await
