@@ -54,6 +54,7 @@ pub(super) async fn table_csv(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
     let params = page_params(query, &["week", "tz", "team", "table"])?;
     let Week { tz, monday, team } = week_of(&params)?;
@@ -209,6 +210,7 @@ pub(super) async fn incidents_csv(
 }
 
 /// Every incident of the question (all pages, in the page's order), as CSV.
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn incidents_csv_of(
     app: &App,
     account: i64,

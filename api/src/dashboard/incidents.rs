@@ -70,6 +70,7 @@ pub(super) async fn incidents_page(
         .unwrap_or_else(error_page)
 }
 
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
     let Drill {
         period,
@@ -168,6 +169,7 @@ pub(super) async fn incident_page(
         .unwrap_or_else(error_page)
 }
 
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn incident_of(
     app: &App,
     account: i64,

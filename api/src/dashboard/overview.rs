@@ -264,6 +264,7 @@ pub(super) async fn overview(
         .unwrap_or_else(error_page)
 }
 
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
     let params = page_params(query, &["week", "tz", "team"])?;
     let Week { tz, monday, team } = week_of(&params)?;

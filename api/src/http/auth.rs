@@ -45,6 +45,7 @@ pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
 }
 
 /// The account of `token`, or a 401 that says why not (unknown, expired, revoked).
+#[tracing::instrument(skip_all)]
 pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiError> {
     let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
     let check = match app.tokens.get(token) {

@@ -75,6 +75,7 @@ impl Answers {
 /// Answers from the cache when the same account asked the same of the same table version;
 /// otherwise computes with `make` (under the same engine read lock, so the version in the
 /// key is the version of the answer) and keeps the answer.
+#[tracing::instrument(skip_all, fields(endpoint = endpoint, account = account))]
 pub(crate) async fn cached<T, F>(
     app: &App,
     endpoint: &str,

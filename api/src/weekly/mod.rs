@@ -116,6 +116,7 @@ pub fn iso(monday: NaiveDate) -> String {
 
 /// Gathers the team's week (or, with no team, the account's) from the engine. A week not
 /// begun or a team without incidents is a [`Refusal`].
+#[tracing::instrument(skip(engine), err(level = "info"))]
 pub async fn weekly(
     engine: &Engine,
     account: i64,
