@@ -226,10 +226,7 @@ async fn incidents_csv_of(
     let engine = app.engine.read().await;
     let mut all = Vec::new();
     loop {
-        let found = engine
-            .drilldown(account, &period, &filters, &page)
-            .await
-            ?;
+        let found = engine.drilldown(account, &period, &filters, &page).await?;
         all.extend(found.facts);
         if all.len() > CSV_MAX_ROWS {
             return Err(bad(format!(

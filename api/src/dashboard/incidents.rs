@@ -81,15 +81,11 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
     let engine = app.engine.read().await;
     let total = engine
         .report(account, &period, None, &filters)
-        .await
-        ?
+        .await?
         .account
         .current
         .incident_count;
-    let found = engine
-        .drilldown(account, &period, &filters, &page)
-        .await
-        ?;
+    let found = engine.drilldown(account, &period, &filters, &page).await?;
     drop(engine);
     let tz = period.tz;
     let rows: Vec<IncidentRow> = found

@@ -208,4 +208,3 @@ fn drill(app: &App, query: Option<&str>) -> Result<Drill, ApiError> {
         params,
     })
 }
-

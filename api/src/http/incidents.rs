@@ -124,4 +124,3 @@ pub(crate) async fn timeline(app: &App, id: i64) -> Result<Option<Vec<Entry>>, A
         None => Ok(None),
     }
 }
-

@@ -290,7 +290,10 @@ pub(crate) fn bounded(
 }
 
 /// An optional parameter parsed as `T`; the parse error is the message of the 400.
-pub(crate) fn optional<T>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError>
+pub(crate) fn optional<T>(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError>
 where
     T: FromStr,
     T::Err: Display,

@@ -222,4 +222,3 @@ pub async fn weekly(
         noisy,
     })
 }
-

@@ -89,8 +89,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         async move { oneshot_json(&router, &path, token.as_deref()).await }
     };
     // Account 1, week 44 against week 43, by team: the golden README's numbers.
-    let (status, body) = call(format!("{WEEK}&group_by=team"), Some(one.clone()))
-        .await;
+    let (status, body) = call(format!("{WEEK}&group_by=team"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["account_id"], 1);
     let m = &body["total"]["metrics"];
@@ -170,15 +169,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
             "unknown parameter `bucket`",
         ),
     ] {
-        let (status, body) = call(format!("{base}{query}"), Some(one.clone()))
-            .await;
+        let (status, body) = call(format!("{base}{query}"), Some(one.clone())).await;
         assert_eq!(status, 400, "{query}: {body}");
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{query}: {msg}");
     }
     // A daily trend of week 44: seven buckets that add up to the week.
-    let (status, body) = call(format!("{WEEK}&unit=day"), Some(one.clone()))
-        .await;
+    let (status, body) = call(format!("{WEEK}&unit=day"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     let days = body["buckets"].as_array().unwrap();
     assert_eq!(days.len(), 7);
@@ -187,13 +184,11 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         .map(|d| d["metrics"]["incident_count"].as_f64().unwrap())
         .sum();
     assert_near(&Value::from(total), 6.0);
-    let (status, _) = call(format!("{WEEK}&unit=fortnight"), Some(one.clone()))
-        .await;
+    let (status, _) = call(format!("{WEEK}&unit=fortnight"), Some(one.clone())).await;
     assert_eq!(status, 400);
 
     // Filters: team 2's week 44 is incident 6 alone.
-    let (status, body) = call(format!("{WEEK}&team=2"), Some(one.clone()))
-        .await;
+    let (status, body) = call(format!("{WEEK}&team=2"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_near(&body["total"]["metrics"]["incident_count"]["value"], 1.0);
 
@@ -212,8 +207,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
     };
     let mut all = ids(&body);
     let next = body["next"].as_str().unwrap().to_owned();
-    let (_, body) = call(format!("{list}&after={next}"), Some(one.clone()))
-        .await;
+    let (_, body) = call(format!("{list}&after={next}"), Some(one.clone())).await;
     all.extend(ids(&body));
     assert!(body["next"].is_null(), "{body}");
     let mut by_time: Vec<(String, i64)> = golden::expected_facts()
@@ -224,15 +218,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         .collect();
     by_time.sort();
     assert_eq!(all, by_time.iter().map(|p| p.1).collect::<Vec<_>>());
-    let (status, body) = call(format!("{week}&sort=-time_to_resolve"), Some(one.clone()))
-        .await;
+    let (status, body) = call(format!("{week}&sort=-time_to_resolve"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     // Slowest resolve first: incident 5 (3600 s).
     assert_eq!(ids(&body)[0], 5);
 
     // Detail: facts and the timeline from the replica; another account's id is a 404.
-    let (status, body) = call("/api/v1/incidents/5".into(), Some(one.clone()))
-        .await;
+    let (status, body) = call("/api/v1/incidents/5".into(), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["facts"]["incident_id"], 5);
     let entries = golden::dataset()
@@ -265,8 +257,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         assert!(msg.contains(needle), "{query}: {msg}");
     }
 
-    let (status, body) = call("/api/v2/nothing".into(), Some(one.clone()))
-        .await;
+    let (status, body) = call("/api/v2/nothing".into(), Some(one.clone())).await;
     assert_eq!(status, 404, "{body}");
     assert!(
         body["error"]["message"]
@@ -343,15 +334,13 @@ async fn document_cache_freshness_noise_and_no_500() {
         ("/api/v1/reports/noisy", params("/api/v1/reports/noisy")),
     ] {
         for p in params {
-            let (_, _, body) = call(format!("{path}?{p}=1"), Some(one.clone()))
-                .await;
+            let (_, _, body) = call(format!("{path}?{p}=1"), Some(one.clone())).await;
             assert!(
                 !body.contains("unknown parameter"),
                 "{path} refuses {p}: {body}"
             );
         }
-        let (status, _, body) = call(format!("{path}?colour=1"), Some(one.clone()))
-            .await;
+        let (status, _, body) = call(format!("{path}?colour=1"), Some(one.clone())).await;
         assert_eq!(status, 400);
         assert!(body.contains("unknown parameter `colour`"), "{body}");
     }
@@ -469,8 +458,7 @@ async fn document_cache_freshness_noise_and_no_500() {
         ("&burst_min=1", "`burst_min`"),
         ("&team=1&team=2", "given twice"),
     ] {
-        let (status, _, body) = call(format!("{noisy}{query}"), Some(one.clone()))
-            .await;
+        let (status, _, body) = call(format!("{noisy}{query}"), Some(one.clone())).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(needle), "{query}: {body}");
     }
@@ -544,8 +532,7 @@ async fn document_cache_freshness_noise_and_no_500() {
         "5%00",
         &"1".repeat(3000),
     ] {
-        let (status, _, body) = call(format!("/api/v1/incidents/{id}"), Some(one.clone()))
-            .await;
+        let (status, _, body) = call(format!("/api/v1/incidents/{id}"), Some(one.clone())).await;
         assert_eq!(status, 404, "{id}: {body}");
         assert!(serde_json::from_str::<Value>(&body).is_ok(), "{id}: {body}");
     }
@@ -670,8 +657,7 @@ async fn the_weekly_report_holds_the_api_numbers() {
             compared += 1;
         }
     }
-    let (_, by_service) = api(format!("{WEEK}&group_by=service&team=1"))
-        .await;
+    let (_, by_service) = api(format!("{WEEK}&group_by=service&team=1")).await;
     for g in by_service["groups"].as_array().unwrap() {
         let key = g["key"].as_str().unwrap().to_owned();
         for (metric, c) in g["metrics"].as_object().unwrap() {

@@ -88,7 +88,9 @@ async fn reports_stay_whole_through_a_reprocess_and_its_switch() {
         cache_bytes: 0,
         ..Default::default()
     };
-    let app = App::open(&base, state.clone(), None, options).await.unwrap();
+    let app = App::open(&base, state.clone(), None, options)
+        .await
+        .unwrap();
     app.follow(Duration::from_millis(100));
     let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), mttx_api::app(app))
         .await
