@@ -5,6 +5,13 @@
 //! relative deltas) and, with `group_by`, one row per group with the account-wide norm.
 //! `/healthz` and `/metrics` need no token. Every error is JSON with a message that says
 //! what to fix.
+//!
+//! A request flows through [`routes`] to a handler of its resource ([`reports`],
+//! [`incidents`]): [`auth::Account`] turns its bearer token into an account, [`params`]
+//! reads its query string, the handler asks the engine that [`App`] holds (through the
+//! answer [`cache`]) and answers with [`wire`] types; any failure is an [`ApiError`]
+//! ([`error`]). This module holds [`App`], which opens the served facts generation and
+//! follows the table and the state for new versions and generations.
 
 pub mod auth;
 pub mod cache;
@@ -35,7 +42,7 @@ use self::params::Accepted;
 /// The default size of the answer cache.
 pub const CACHE_BYTES: u64 = 256 << 20;
 
-/// How an [`App`] serves, beyond what it serves.
+/// How an [`App`] serves: the size of its answer cache and what `/metrics` adds.
 #[derive(Debug, Clone, Copy)]
 pub struct AppOptions {
     /// The answer cache's size in bytes (0: no cache). Default [`CACHE_BYTES`].
