@@ -144,3 +144,25 @@ impl fmt::Display for Chain<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_error_answers_its_message_never_its_source() {
+        let source = std::io::Error::other("password authentication failed for user mttx");
+        let e = ApiError::unavailable("cannot check tokens right now; try again", source);
+        assert_eq!(e.to_string(), "cannot check tokens right now; try again");
+        let answer = e.into_response();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"status": 503, "message": "cannot check tokens right now; try again"}})
+        );
+    }
+}
