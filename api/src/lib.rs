@@ -1,9 +1,57 @@
-//! The outward face of mttx: the `mttx` command line (and, with issue 4, the report API).
+//! mttx's outward face: the report API ([`http`]), the dashboard ([`dashboard`]) and the
+//! weekly report ([`weekly`]), all over one facts engine held by an [`App`]. [`app`] is
+//! the whole server as one router; [`serve`] puts a router on a socket. The `mttx`
+//! binary (crate `mttx`) calls these.
+//!
+//! Dependencies point one way: `dashboard → http, weekly`; `http` and `weekly` know
+//! neither of the others; the report shapes all three answer in are in [`body`].
 
-pub mod cache;
+pub mod body;
 pub mod dashboard;
-pub mod http_metrics;
+pub mod http;
 pub mod metrics_server;
-pub mod openapi;
-pub mod server;
 pub mod weekly;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+
+pub use http::{App, AppOptions, CACHE_BYTES, open_served};
+
+/// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
+/// for anything else, and around them the request counters, a 64 KiB body limit,
+/// compression, a 30 s timeout (503) and request tracing.
+pub fn app(app: Arc<App>) -> Router {
+    http::routes()
+        .merge(dashboard::routes())
+        .fallback(http::nothing_here)
+        .with_state(app)
+        .layer(axum::middleware::from_fn(http::metrics::track))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves `router` at `addr` until the process ends; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (is another server using the port? pick another with --listen)")
+    })?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the server stopped");
+        }
+    });
+    Ok((bound, task))
+}

@@ -1,4 +1,5 @@
-//! The ETL's Prometheus endpoint (`--metrics-addr`): `/metrics` and `/healthz`.
+//! A bare Prometheus endpoint, `/metrics` and `/healthz`, for a process that serves no API
+//! (the ETL's `--metrics-addr`): `/metrics` answers what the given renderer writes.
 
 use std::net::SocketAddr;
 
@@ -7,9 +8,9 @@ use axum::Router;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 
-/// Serves the counters at `addr` in the background; returns the bound address (port 0
-/// picks a free one).
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+/// Serves the counters `render` writes (OpenMetrics text) at `addr` in the background;
+/// returns the bound address (port 0 picks a free one).
+pub async fn serve(addr: SocketAddr, render: fn() -> String) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))?;
@@ -17,13 +18,13 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let app = Router::new()
         .route(
             "/metrics",
-            get(|| async {
+            get(move || async move {
                 (
                     [(
                         CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    mttx_etl::metrics::render(),
+                    render(),
                 )
             }),
         )

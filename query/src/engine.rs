@@ -2,13 +2,13 @@
 //! by the facts generation and metrics version it serves. Every query starts here, from
 //! the table's frame or the incidents of one account and period with the filters applied.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use mttx_facts::{MetricsVersion, Versions};
 
 use crate::{Error, Filters, Result, facts_err};
 
@@ -21,8 +21,7 @@ pub struct Engine {
     /// The facts generation the table is, and the metrics version that made it (except
     /// the accounts reprocessed on their own, by another version).
     generation: i64,
-    metrics_version: i32,
-    account_versions: BTreeMap<i64, i32>,
+    versions: Versions,
 }
 
 impl std::fmt::Debug for Engine {
@@ -55,8 +54,7 @@ impl Engine {
             table,
             ctx,
             generation: 0,
-            metrics_version: 1,
-            account_versions: BTreeMap::new(),
+            versions: MetricsVersion::V1.into(),
         })
     }
 
@@ -68,15 +66,9 @@ impl Engine {
     /// Names the facts generation this table is and the metrics version that made it,
     /// with the accounts made by another one (an engine opened on a bare table is
     /// generation 0, version 1).
-    pub fn serving(
-        mut self,
-        generation: i64,
-        metrics_version: i32,
-        account_versions: BTreeMap<i64, i32>,
-    ) -> Self {
+    pub fn serving(mut self, generation: i64, versions: Versions) -> Self {
         self.generation = generation;
-        self.metrics_version = metrics_version;
-        self.account_versions = account_versions;
+        self.versions = versions;
         self
     }
 
@@ -86,11 +78,8 @@ impl Engine {
     }
 
     /// The metrics version of `account`'s facts in this engine's table.
-    pub fn metrics_version(&self, account: i64) -> i32 {
-        self.account_versions
-            .get(&account)
-            .copied()
-            .unwrap_or(self.metrics_version)
+    pub fn metrics_version(&self, account: i64) -> MetricsVersion {
+        self.versions.of(account)
     }
 
     /// Moves to the table's newest version.

@@ -1,9 +1,9 @@
-//! The report API over a real HTTP server: tokens, tenant isolation, the golden numbers, and
-//! a 400 with what to fix for every bad parameter.
+//! The report API, called in the process through its router (one smoke test over a real
+//! socket): tokens, tenant isolation, the golden numbers, and a 400 with what to fix for
+//! every bad parameter.
 
-use std::net::SocketAddr;
-
-use mttx_api::server::{App, router, serve};
+use axum::Router;
+use mttx_api::{App, serve};
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{golden, load_dataset};
@@ -12,7 +12,7 @@ use mttx_replica::Source;
 use mttx_state::State;
 use serde_json::Value;
 
-use crate::common::{folded, get, request, scratch};
+use crate::common::{folded, get, oneshot, oneshot_json, scratch};
 
 fn assert_near(v: &Value, want: f64) {
     let got = v.as_f64().unwrap_or(f64::NAN);
@@ -24,9 +24,9 @@ fn assert_near(v: &Value, want: f64) {
 
 const WEEK: &str = "/api/v1/reports/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin";
 
-/// A server over the golden set, with tokens of accounts 1 and 2 and a revoked one.
+/// The router over the golden set, with tokens of accounts 1 and 2 and a revoked one.
 struct Served {
-    addr: SocketAddr,
+    router: Router,
     one: String,
     two: String,
     revoked: String,
@@ -51,15 +51,15 @@ async fn golden_server(name: &str) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::server::CACHE_BYTES,
+        mttx_api::AppOptions {
+            extra_metrics: Some(mttx_etl::metrics::render),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app.clone()))
-        .await
-        .unwrap();
     Served {
-        addr,
+        router: mttx_api::app(app.clone()),
         one,
         two,
         revoked,
@@ -73,7 +73,7 @@ async fn golden_server(name: &str) -> Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_api_serves_each_account_its_own_numbers() {
     let Served {
-        addr,
+        router,
         one,
         two,
         revoked,
@@ -81,18 +81,15 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         ..
     } = golden_server("api").await;
 
-    let (status, body) = tokio::task::spawn_blocking(move || get(addr, "/healthz", None))
-        .await
-        .unwrap();
+    let (status, body) = oneshot_json(&router, "/healthz", None).await;
     assert_eq!(status, 200, "{body}");
 
-    let call = move |path: String, token: Option<String>| {
-        tokio::task::spawn_blocking(move || get(addr, &path, token.as_deref()))
+    let call = |path: String, token: Option<String>| {
+        let router = router.clone();
+        async move { oneshot_json(&router, &path, token.as_deref()).await }
     };
     // Account 1, week 44 against week 43, by team: the golden README's numbers.
-    let (status, body) = call(format!("{WEEK}&group_by=team"), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, body) = call(format!("{WEEK}&group_by=team"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["account_id"], 1);
     let m = &body["total"]["metrics"];
@@ -129,7 +126,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
                         .unwrap()
         })
         .count();
-    let (status, body) = call(WEEK.into(), Some(two.clone())).await.unwrap();
+    let (status, body) = call(WEEK.into(), Some(two.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["account_id"], 2);
     assert_eq!(
@@ -143,7 +140,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         (Some("mttx_nope".to_owned()), "not known"),
         (Some(revoked.clone()), "revoked"),
     ] {
-        let (status, body) = call(WEEK.into(), token).await.unwrap();
+        let (status, body) = call(WEEK.into(), token).await;
         assert_eq!(status, 401, "{body}");
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{msg}");
@@ -172,17 +169,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
             "unknown parameter `bucket`",
         ),
     ] {
-        let (status, body) = call(format!("{base}{query}"), Some(one.clone()))
-            .await
-            .unwrap();
+        let (status, body) = call(format!("{base}{query}"), Some(one.clone())).await;
         assert_eq!(status, 400, "{query}: {body}");
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{query}: {msg}");
     }
     // A daily trend of week 44: seven buckets that add up to the week.
-    let (status, body) = call(format!("{WEEK}&unit=day"), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, body) = call(format!("{WEEK}&unit=day"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     let days = body["buckets"].as_array().unwrap();
     assert_eq!(days.len(), 7);
@@ -191,22 +184,18 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         .map(|d| d["metrics"]["incident_count"].as_f64().unwrap())
         .sum();
     assert_near(&Value::from(total), 6.0);
-    let (status, _) = call(format!("{WEEK}&unit=fortnight"), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, _) = call(format!("{WEEK}&unit=fortnight"), Some(one.clone())).await;
     assert_eq!(status, 400);
 
     // Filters: team 2's week 44 is incident 6 alone.
-    let (status, body) = call(format!("{WEEK}&team=2"), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, body) = call(format!("{WEEK}&team=2"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_near(&body["total"]["metrics"]["incident_count"]["value"], 1.0);
 
     // Drilldown: week 44 holds incidents 5-10; pages of 4 by creation time.
     let week = "/api/v1/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin&limit=4";
     let list = format!("{week}&sort=created_at");
-    let (status, body) = call(list.clone(), Some(one.clone())).await.unwrap();
+    let (status, body) = call(list.clone(), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     let ids = |b: &Value| -> Vec<i64> {
         b["incidents"]
@@ -218,9 +207,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
     };
     let mut all = ids(&body);
     let next = body["next"].as_str().unwrap().to_owned();
-    let (_, body) = call(format!("{list}&after={next}"), Some(one.clone()))
-        .await
-        .unwrap();
+    let (_, body) = call(format!("{list}&after={next}"), Some(one.clone())).await;
     all.extend(ids(&body));
     assert!(body["next"].is_null(), "{body}");
     let mut by_time: Vec<(String, i64)> = golden::expected_facts()
@@ -231,17 +218,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         .collect();
     by_time.sort();
     assert_eq!(all, by_time.iter().map(|p| p.1).collect::<Vec<_>>());
-    let (status, body) = call(format!("{week}&sort=-time_to_resolve"), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, body) = call(format!("{week}&sort=-time_to_resolve"), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     // Slowest resolve first: incident 5 (3600 s).
     assert_eq!(ids(&body)[0], 5);
 
     // Detail: facts and the timeline from the replica; another account's id is a 404.
-    let (status, body) = call("/api/v1/incidents/5".into(), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, body) = call("/api/v1/incidents/5".into(), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["facts"]["incident_id"], 5);
     let entries = golden::dataset()
@@ -256,7 +239,7 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         ("/api/v1/incidents/abc", one.clone()),
         ("/api/v1/incidents/99999", one.clone()),
     ] {
-        let (status, body) = call(path.into(), Some(token)).await.unwrap();
+        let (status, body) = call(path.into(), Some(token)).await;
         assert_eq!(status, 404, "{path}: {body}");
     }
     for (query, needle) in [
@@ -268,15 +251,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         ("major=yes", "true or false"),
     ] {
         let path = format!("/api/v1/incidents?from=2026-10-26&to=2026-11-02&{query}");
-        let (status, body) = call(path, Some(one.clone())).await.unwrap();
+        let (status, body) = call(path, Some(one.clone())).await;
         assert_eq!(status, 400, "{query}: {body}");
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{query}: {msg}");
     }
 
-    let (status, body) = call("/api/v2/nothing".into(), Some(one.clone()))
-        .await
-        .unwrap();
+    let (status, body) = call("/api/v2/nothing".into(), Some(one.clone())).await;
     assert_eq!(status, 404, "{body}");
     assert!(
         body["error"]["message"]
@@ -293,14 +274,15 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_cache_freshness_noise_and_no_500() {
     let served = golden_server("api-more").await;
-    let (addr, one, two) = (served.addr, served.one.clone(), served.two.clone());
-    let call = move |path: String, token: Option<String>| {
-        tokio::task::spawn_blocking(move || request(addr, &path, token.as_deref()))
+    let (one, two) = (served.one.clone(), served.two.clone());
+    let call = |path: String, token: Option<String>| {
+        let router = served.router.clone();
+        async move { oneshot(&router, &path, token.as_deref()).await }
     };
 
-    // The document: every endpoint of docs/design.md, bearer security, and each parameter it
+    // The document: every endpoint of DESIGN.md, bearer security, and each parameter it
     // declares is one the server accepts (an undeclared one is refused).
-    let (status, _, doc) = call("/openapi.json".into(), None).await.unwrap();
+    let (status, _, doc) = call("/openapi.json".into(), None).await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(&doc).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -352,17 +334,13 @@ async fn document_cache_freshness_noise_and_no_500() {
         ("/api/v1/reports/noisy", params("/api/v1/reports/noisy")),
     ] {
         for p in params {
-            let (_, _, body) = call(format!("{path}?{p}=1"), Some(one.clone()))
-                .await
-                .unwrap();
+            let (_, _, body) = call(format!("{path}?{p}=1"), Some(one.clone())).await;
             assert!(
                 !body.contains("unknown parameter"),
                 "{path} refuses {p}: {body}"
             );
         }
-        let (status, _, body) = call(format!("{path}?colour=1"), Some(one.clone()))
-            .await
-            .unwrap();
+        let (status, _, body) = call(format!("{path}?colour=1"), Some(one.clone())).await;
         assert_eq!(status, 400);
         assert!(body.contains("unknown parameter `colour`"), "{body}");
     }
@@ -370,8 +348,8 @@ async fn document_cache_freshness_noise_and_no_500() {
 
     // Cache: the same question again is a hit with the same bytes; another account's is not.
     let week = format!("{WEEK}&group_by=service");
-    let (s1, h1, b1) = call(week.clone(), Some(one.clone())).await.unwrap();
-    let (s2, h2, b2) = call(week.clone(), Some(one.clone())).await.unwrap();
+    let (s1, h1, b1) = call(week.clone(), Some(one.clone())).await;
+    let (s2, h2, b2) = call(week.clone(), Some(one.clone())).await;
     let header = |h: &Vec<(String, String)>| {
         h.iter()
             .find(|(k, _)| k == "x-mttx-cache")
@@ -384,7 +362,7 @@ async fn document_cache_freshness_noise_and_no_500() {
         ("miss", "hit")
     );
     assert_eq!(b1, b2);
-    let (_, h3, b3) = call(week.clone(), Some(two.clone())).await.unwrap();
+    let (_, h3, b3) = call(week.clone(), Some(two.clone())).await;
     assert_eq!(header(&h3), "miss");
     assert_ne!(b1, b3);
 
@@ -434,7 +412,7 @@ async fn document_cache_freshness_noise_and_no_500() {
     assert_eq!(count(&b1), 6.0);
     let mut seen = None;
     while committed.elapsed() < std::time::Duration::from_secs(10) {
-        let (_, h, b) = call(week.clone(), Some(one.clone())).await.unwrap();
+        let (_, h, b) = call(week.clone(), Some(one.clone())).await;
         if count(&b) == 7.0 {
             seen = Some(header(&h));
             break;
@@ -446,7 +424,7 @@ async fn document_cache_freshness_noise_and_no_500() {
         Some("miss"),
         "the new incident never showed"
     );
-    let (_, h, b) = call(week.clone(), Some(one.clone())).await.unwrap();
+    let (_, h, b) = call(week.clone(), Some(one.clone())).await;
     assert_eq!((header(&h).as_str(), count(&b)), ("hit", 7.0));
 
     // Noisy alerts keep to the account: account 1's services are account 1's.
@@ -463,7 +441,7 @@ async fn document_cache_freshness_noise_and_no_500() {
         v
     };
     for (token, account) in [(one.clone(), 1), (two.clone(), 2)] {
-        let (status, _, body) = call(noisy.into(), Some(token)).await.unwrap();
+        let (status, _, body) = call(noisy.into(), Some(token)).await;
         assert_eq!(status, 200, "{body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         let mine = services_of(account);
@@ -480,9 +458,7 @@ async fn document_cache_freshness_noise_and_no_500() {
         ("&burst_min=1", "`burst_min`"),
         ("&team=1&team=2", "given twice"),
     ] {
-        let (status, _, body) = call(format!("{noisy}{query}"), Some(one.clone()))
-            .await
-            .unwrap();
+        let (status, _, body) = call(format!("{noisy}{query}"), Some(one.clone())).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(needle), "{query}: {body}");
     }
@@ -531,7 +507,7 @@ async fn document_cache_freshness_noise_and_no_500() {
                 } else {
                     format!("{path}?from=2026-10-26&to=2026-11-02&{p}={v}")
                 };
-                let (status, _, body) = call(q.clone(), Some(one.clone())).await.unwrap();
+                let (status, _, body) = call(q.clone(), Some(one.clone())).await;
                 assert!([200, 400].contains(&status), "{q}: {status} {body}");
                 let body: Value =
                     serde_json::from_str(&body).unwrap_or_else(|_| panic!("{q}: not JSON: {body}"));
@@ -556,16 +532,14 @@ async fn document_cache_freshness_noise_and_no_500() {
         "5%00",
         &"1".repeat(3000),
     ] {
-        let (status, _, body) = call(format!("/api/v1/incidents/{id}"), Some(one.clone()))
-            .await
-            .unwrap();
+        let (status, _, body) = call(format!("/api/v1/incidents/{id}"), Some(one.clone())).await;
         assert_eq!(status, 404, "{id}: {body}");
         assert!(serde_json::from_str::<Value>(&body).is_ok(), "{id}: {body}");
     }
     assert!(checked > 500, "{checked}");
 
     // The server's own counters: requests by route and status, cache hits.
-    let (_, _, metrics) = call("/metrics".into(), None).await.unwrap();
+    let (_, _, metrics) = call("/metrics".into(), None).await;
     assert!(
         metrics.contains(
             "mttx_api_requests_total{route=\"/api/v1/reports/incidents\",status=\"4xx\"}"
@@ -575,5 +549,34 @@ async fn document_cache_freshness_noise_and_no_500() {
     assert!(metrics.contains("mttx_api_cache_hits_total"), "{metrics}");
     assert!(metrics.contains("mttx_etl_entries_read_total"), "{metrics}");
     assert_eq!(metrics.matches("# EOF").count(), 1);
+    let _ = std::fs::remove_dir_all(&served.dir);
+}
+
+/// The one test over a real socket: the same router, bound by `serve`, answers liveness, the
+/// token's account's report and a JSON 404 to raw HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_over_a_real_socket() {
+    let served = golden_server("api-socket").await;
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), served.router.clone())
+        .await
+        .unwrap();
+    let one = served.one.clone();
+    let (health, report, nothing) = tokio::task::spawn_blocking(move || {
+        (
+            get(addr, "/healthz", None),
+            get(addr, WEEK, Some(&one)),
+            get(addr, "/api/v2/nothing", Some(&one)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(health, (200, Value::String("ok\n".into())));
+    let (status, body) = report;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["account_id"], 1);
+    assert_near(&body["total"]["metrics"]["incident_count"]["value"], 6.0);
+    let (status, body) = nothing;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["status"], 404);
     let _ = std::fs::remove_dir_all(&served.dir);
 }

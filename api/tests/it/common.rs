@@ -4,9 +4,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
 use serde_json::Value;
-
 use sqlx::PgPool;
+use tower::ServiceExt;
 
 /// A fresh folder under the system's temp dir.
 pub fn scratch(name: &str) -> PathBuf {
@@ -72,6 +75,48 @@ pub fn request(
 
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
     let (status, _, body) = request(addr, path, token);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// One GET through `app` in the process, no socket: status, headers (lower-case names),
+/// body.
+pub async fn oneshot(
+    app: &Router,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut request = Request::get(path);
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// [`oneshot`], with the body as JSON (or as a JSON string when it is not JSON).
+pub async fn oneshot_json(app: &Router, path: &str, token: Option<&str>) -> (u16, Value) {
+    let (status, _, body) = oneshot(app, path, token).await;
     (
         status,
         serde_json::from_str(&body).unwrap_or(Value::String(body)),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use mttx_api::server::{App, router, serve};
+use mttx_api::{App, serve};
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
 use mttx_replica::Source;
@@ -260,11 +260,11 @@ async fn generated_server(pool: &PgPool) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::server::CACHE_BYTES,
+        mttx_api::AppOptions::default(),
     )
     .await
     .unwrap();
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app))
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), mttx_api::app(app))
         .await
         .unwrap();
     Served {

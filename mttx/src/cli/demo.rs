@@ -51,13 +51,12 @@ pub async fn run(places: &Places, args: DemoArgs) -> anyhow::Result<()> {
     let summary = mttx_etl::run::run(&replica, &mut facts, &state, &Default::default()).await?;
     eprintln!("etl into {}\n{summary}", facts.uri());
     let token = state.create_token(1, "demo", Some(30 * 86_400)).await?;
-    let app = mttx_api::server::App::open(
-        &places.facts,
-        state,
-        Some(replica),
-        mttx_api::server::CACHE_BYTES,
-    )
-    .await?;
+    // The ETL ran in this process: its counters are served beside the API's.
+    let options = mttx_api::AppOptions {
+        extra_metrics: Some(mttx_etl::metrics::render),
+        ..Default::default()
+    };
+    let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;
     let (bound, task) = start(app, listen).await?;
     let monday = mttx_api::weekly::monday_of(Utc::now().date_naive());
     let last_monday = monday - chrono::Days::new(7);

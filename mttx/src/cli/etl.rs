@@ -124,7 +124,7 @@ pub async fn run(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
     };
     let mut opts = args.options()?;
     if let Some(addr) = args.metrics_addr {
-        let bound = mttx_api::metrics_server::serve(addr).await?;
+        let bound = mttx_api::metrics_server::serve(addr, mttx_etl::metrics::render).await?;
         tracing::info!("metrics at http://{bound}/metrics");
     }
     let replica = places.replica((args.workers as u32 + 2).min(16)).await?;

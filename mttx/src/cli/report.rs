@@ -46,7 +46,7 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         None => mttx_api::weekly::last_week(tz),
     };
     let state = places.open_state().await?;
-    let engine = mttx_api::server::open_served(&state, &places.facts).await?;
+    let engine = mttx_api::open_served(&state, &places.facts).await?;
     let report = mttx_api::weekly::weekly(&engine, account, Some(team), monday, tz).await?;
     let text = mttx_api::weekly::render(&report, format)?;
     match output {

@@ -21,9 +21,11 @@ pub struct ServeArgs {
 pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     let state = places.open_state().await?;
     let replica = places.replica(4).await?;
-    let app =
-        mttx_api::server::App::open(&places.facts, state, Some(replica), args.cache_mib << 20)
-            .await?;
+    let options = mttx_api::AppOptions {
+        cache_bytes: args.cache_mib << 20,
+        extra_metrics: Some(mttx_etl::metrics::render),
+    };
+    let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;
     let (bound, task) = start(app, args.listen).await?;
     tracing::info!(
         "serving the report API at http://{bound}/api/v1/reports/incidents (document: /openapi.json)"
@@ -35,11 +37,11 @@ pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
 
 /// Serves `app` at `listen`, following the served facts: the bound address and the task.
 pub async fn start(
-    app: std::sync::Arc<mttx_api::server::App>,
+    app: std::sync::Arc<mttx_api::App>,
     listen: SocketAddr,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     app.follow(Duration::from_secs(1));
-    mttx_api::server::serve(listen, mttx_api::server::router(app)).await
+    mttx_api::serve(listen, mttx_api::app(app)).await
 }
 
 /// Until SIGINT/SIGTERM, or the server stops by itself.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mttx_api::server::{App, router, serve};
+use mttx_api::{App, serve};
 use mttx_etl::MetricsVersion;
 use mttx_etl::reprocess::reprocess;
 use mttx_etl::run::RunOptions;
@@ -84,9 +84,15 @@ async fn reports_stay_whole_through_a_reprocess_and_its_switch() {
     let source = Source::open(&replica, 4).await.unwrap();
     let token = state.create_token(1, "load", None).await.unwrap();
     // No answer cache: every call computes from the generation it is served.
-    let app = App::open(&base, state.clone(), None, 0).await.unwrap();
+    let options = mttx_api::AppOptions {
+        cache_bytes: 0,
+        ..Default::default()
+    };
+    let app = App::open(&base, state.clone(), None, options)
+        .await
+        .unwrap();
     app.follow(Duration::from_millis(100));
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app))
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), mttx_api::app(app))
         .await
         .unwrap();
 

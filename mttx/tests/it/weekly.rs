@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use mttx_api::server::{App, router, serve};
+use mttx_api::{App, AppOptions, app, serve};
 use mttx_fixtures::{golden, load_dataset};
 use mttx_migrations::Location;
 use serde_json::Value;
@@ -27,8 +27,12 @@ async fn golden_server(name: &str) -> Served {
         .unwrap();
     let (facts, state) = folded(&dir, &replica).await;
     let one = state.create_token(1, "test", None).await.unwrap();
-    let app = App::open(&facts, state, None, 0).await.unwrap();
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), router(app))
+    let options = AppOptions {
+        cache_bytes: 0,
+        ..AppOptions::default()
+    };
+    let served = App::open(&facts, state, None, options).await.unwrap();
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), app(served))
         .await
         .unwrap();
     Served {

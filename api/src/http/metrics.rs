@@ -1,17 +1,21 @@
 //! Prometheus counters of the API server: requests by route and status class, latency by
-//! route, answer-cache hits and misses. `/metrics` shows them after the ETL's.
+//! route, answer-cache hits and misses. `/metrics` shows them after the counters of the
+//! App's extra renderer, if it has one (an ETL in the same process).
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::App;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
@@ -108,9 +112,21 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// The ETL's counters and the API's, as one OpenMetrics text.
-pub fn render() -> String {
-    let mut out = mttx_etl::metrics::render();
+/// Prometheus counters of the server (and of an ETL in the same process).
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String)))]
+pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        render(app.extra_metrics),
+    )
+}
+
+/// `extra`'s counters (if any) and the API's, as one OpenMetrics text.
+pub fn render(extra: Option<fn() -> String>) -> String {
+    let mut out = extra.map_or_else(String::new, |render| render());
     // One text has one end marker: the API's registry writes it.
     if out.ends_with("# EOF\n") {
         out.truncate(out.len() - "# EOF\n".len());

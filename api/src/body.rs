@@ -1,0 +1,105 @@
+//! The report numbers as every output writes them: a period, a row of metrics each beside
+//! the previous period (and, in a breakdown, the account-wide norm), a trend bucket. The
+//! JSON API, the dashboard and the weekly report all answer in these shapes, made from the
+//! engine's rows by the conversions here, so one question gives the same numbers everywhere.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use mttx_query::{Compared, Period, Row};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A period as answered: local dates `[from, to)` in `tz`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PeriodBody {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub tz: String,
+}
+
+/// One metric beside its previous period's value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComparedBody {
+    pub value: Option<f64>,
+    pub previous: Option<f64>,
+    /// value − previous.
+    pub delta: Option<f64>,
+    /// delta / previous; null where previous is null or 0.
+    pub delta_ratio: Option<f64>,
+    /// In breakdown rows: the account-wide value of the period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub norm: Option<Option<f64>>,
+}
+
+/// A report row: the account or one group.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowBody {
+    /// The group's key (team id, service id, urgency, …); null for the account, or for
+    /// incidents without a value.
+    pub key: Option<String>,
+    /// Each metric of DESIGN.md by name (incident_count, mtta_p50, …).
+    pub metrics: BTreeMap<String, ComparedBody>,
+}
+
+/// One trend bucket.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BucketBody {
+    /// First local date of the bucket (clipped to the period).
+    pub start: NaiveDate,
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+impl BucketBody {
+    /// A trend bucket from the engine's.
+    pub fn new(start: NaiveDate, metrics: &mttx_query::Metrics) -> Self {
+        Self {
+            start,
+            metrics: metrics
+                .values()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    }
+}
+
+/// The period as answered.
+pub fn period_body(p: &Period) -> PeriodBody {
+    PeriodBody {
+        from: p.from,
+        to: p.to,
+        tz: p.tz.name().to_owned(),
+    }
+}
+
+/// An engine row as answered; with `norm` (the account's row), each metric carries the
+/// account-wide value beside it.
+pub fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
+    let norms: HashMap<&str, Option<f64>> = norm
+        .map(|n| n.current.values().into_iter().collect())
+        .unwrap_or_default();
+    let metrics = row
+        .compared()
+        .into_iter()
+        .map(|(name, c)| {
+            let n = norm.map(|_| norms.get(name).copied().flatten());
+            (name.to_owned(), compared_body(&c, n))
+        })
+        .collect();
+    RowBody {
+        key: row.key.clone(),
+        metrics,
+    }
+}
+
+fn compared_body(c: &Compared, norm: Option<Option<f64>>) -> ComparedBody {
+    ComparedBody {
+        value: c.value,
+        previous: c.previous,
+        delta: c.delta,
+        delta_ratio: c.delta_ratio,
+        norm,
+    }
+}

@@ -1,0 +1,216 @@
+//! `/dashboard/incidents`: the incidents behind a number (the API's drilldown, one page at
+//! a time, with links to sort, page and download), and `/dashboard/incidents/{id}`: one
+//! incident's facts and its timeline from the replica, in the page's time zone.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Days;
+use mttx_facts::Fact;
+use mttx_query::Filters;
+use serde::Serialize;
+
+use super::session::SignedIn;
+use super::{Drill, Week, dashboard_href, drill, error_page, html, local, page_params, week_of};
+use crate::http::incidents::{incident_fact, timeline};
+use crate::http::wire::Entry;
+use crate::http::{ApiError, App};
+use crate::weekly::{self, duration};
+
+/// The filters in words, for the page's heading.
+fn describe(f: &Filters) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut id = |what: &str, v: Option<i64>| {
+        if let Some(v) = v {
+            out.push(format!("{what} {v}"));
+        }
+    };
+    id("team", f.team);
+    id("service", f.service);
+    id("escalation policy", f.escalation_policy);
+    id("acknowledged by user", f.responder);
+    if let Some(u) = &f.urgency {
+        out.push(format!("{u} urgency"));
+    }
+    if let Some(p) = &f.priority {
+        out.push(format!("priority {p}"));
+    }
+    let mut flag = |v: Option<bool>, yes: &str, no: &str| {
+        if let Some(v) = v {
+            out.push(if v { yes } else { no }.to_owned());
+        }
+    };
+    flag(f.major, "major", "not major");
+    flag(f.escalated, "escalated", "never escalated");
+    flag(f.interrupted_sleep, "woke someone up", "woke nobody up");
+    if let Some(a) = &f.alert {
+        out.push(format!("alert “{a}”"));
+    }
+    out
+}
+
+/// One incident as a row of the incidents page.
+#[derive(Debug, Serialize)]
+struct IncidentRow<'a> {
+    fact: &'a Fact,
+    created: String,
+    href: String,
+}
+
+pub(super) async fn incidents_page(
+    State(app): State<Arc<App>>,
+    SignedIn(account): SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
+    incidents_of(&app, account, query.as_deref())
+        .await
+        .unwrap_or_else(error_page)
+}
+
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
+async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
+    let Drill {
+        period,
+        filters,
+        page,
+        params,
+    } = drill(app, query)?;
+    let engine = app.engine.read().await;
+    let total = engine
+        .report(account, &period, None, &filters)
+        .await?
+        .account
+        .current
+        .incident_count;
+    let found = engine.drilldown(account, &period, &filters, &page).await?;
+    drop(engine);
+    let tz = period.tz;
+    let rows: Vec<IncidentRow> = found
+        .facts
+        .iter()
+        .map(|f| IncidentRow {
+            fact: f,
+            created: f
+                .created_at
+                .with_timezone(&tz)
+                .format("%a %Y-%m-%d %H:%M")
+                .to_string(),
+            href: format!("/dashboard/incidents/{}?tz={}", f.incident_id, tz.name()),
+        })
+        .collect();
+    // The same question without order or page: the base of sort, CSV and next links.
+    let mut base = url::form_urlencoded::Serializer::new(String::new());
+    let mut keys: Vec<&String> = params
+        .keys()
+        .filter(|k| !["sort", "after", "limit"].contains(&k.as_str()))
+        .collect();
+    keys.sort();
+    for k in keys {
+        base.append_pair(k, &params[k]);
+    }
+    let base = base.finish();
+    let sort = params.get("sort").map_or("-created_at", String::as_str);
+    let next_href = found.next.as_ref().map(|n| {
+        let mut q = url::form_urlencoded::Serializer::new(format!("/dashboard/incidents?{base}&"));
+        q.append_pair("sort", sort).append_pair("after", n);
+        if let Some(l) = params.get("limit") {
+            q.append_pair("limit", l);
+        }
+        q.finish()
+    });
+    let days = (period.to - period.from).num_days();
+    let back_href = (days == 7 && chrono::Datelike::weekday(&period.from) == chrono::Weekday::Mon)
+        .then(|| dashboard_href(period.from, tz, filters.team));
+    Ok(html(
+        StatusCode::OK,
+        "incidents.html",
+        minijinja::context! {
+            signed_in => true,
+            account_id => account,
+            from => period.from.to_string(),
+            to => (period.to - Days::new(1)).to_string(),
+            tz => tz.name(),
+            what => describe(&filters),
+            total,
+            rows,
+            sort,
+            base,
+            next_href,
+            back_href,
+            first_page => page.after.is_none(),
+        },
+    ))
+}
+
+/// One entry of the timeline as shown.
+#[derive(Debug, Serialize)]
+struct Step<'a> {
+    entry: &'a Entry,
+    at: String,
+    since_trigger: String,
+}
+
+pub(super) async fn incident_page(
+    State(app): State<Arc<App>>,
+    SignedIn(account): SignedIn,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let id = id.map_or_else(|_| String::new(), |Path(id)| id);
+    incident_of(&app, account, &id, query.as_deref())
+        .await
+        .unwrap_or_else(error_page)
+}
+
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
+async fn incident_of(
+    app: &App,
+    account: i64,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let params = page_params(query, &["tz"])?;
+    let Week { tz, .. } = week_of(&params)?;
+    let fact = incident_fact(app, account, id).await?;
+    let id = fact.incident_id;
+    let entries = timeline(app, id).await?;
+    let steps: Option<Vec<Step>> = entries.as_ref().map(|es| {
+        es.iter()
+            .map(|e| Step {
+                entry: e,
+                at: e
+                    .created_at
+                    .with_timezone(&tz)
+                    .format("%a %Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                since_trigger: {
+                    let s = (e.created_at - fact.created_at).num_milliseconds() as f64 / 1000.0;
+                    if s < 0.0 {
+                        format!("−{}", duration(Some(-s)))
+                    } else {
+                        format!("+{}", duration(Some(s)))
+                    }
+                },
+            })
+            .collect()
+    });
+    let monday = weekly::monday_of(fact.created_at.with_timezone(&tz).date_naive());
+    Ok(html(
+        StatusCode::OK,
+        "incident.html",
+        minijinja::context! {
+            signed_in => true,
+            account_id => account,
+            tz => tz.name(),
+            fact => &fact,
+            created => local(fact.created_at, tz),
+            acknowledged => fact.acknowledged_at.map(|t| local(t, tz)),
+            resolved => fact.resolved_at.map(|t| local(t, tz)),
+            steps,
+            week_href => dashboard_href(monday, tz, fact.team_id),
+        },
+    ))
+}

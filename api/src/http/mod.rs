@@ -1,0 +1,188 @@
+//! The report API: JSON over HTTP, bearer tokens scoped to one account.
+//!
+//! `GET /api/v1/reports/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin&group_by=team`
+//! answers the period's aggregates beside the previous period of equal length (absolute and
+//! relative deltas) and, with `group_by`, one row per group with the account-wide norm.
+//! `/healthz` and `/metrics` need no token. Every error is JSON with a message that says
+//! what to fix.
+//!
+//! A request flows through [`routes`] to a handler of its resource ([`reports`],
+//! [`incidents`]): [`auth::Account`] turns its bearer token into an account, [`params`]
+//! reads its query string, the handler asks the engine that [`App`] holds (through the
+//! answer [`cache`]) and answers with [`wire`] types; any failure is an [`ApiError`]
+//! ([`error`]). This module holds [`App`], which opens the served facts generation and
+//! follows the table and the state for new versions and generations.
+
+pub mod auth;
+pub mod cache;
+pub mod error;
+pub mod incidents;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod reports;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Uri;
+use axum::routing::get;
+use mttx_query::Engine;
+use mttx_replica::Source;
+use mttx_state::{Generation, State};
+use tokio::sync::RwLock;
+
+use self::auth::Tokens;
+use self::cache::Answers;
+pub use self::error::ApiError;
+use self::params::Accepted;
+
+/// The default size of the answer cache.
+pub const CACHE_BYTES: u64 = 256 << 20;
+
+/// How an [`App`] serves: the size of its answer cache and what `/metrics` adds.
+#[derive(Debug, Clone, Copy)]
+pub struct AppOptions {
+    /// The answer cache's size in bytes (0: no cache). Default [`CACHE_BYTES`].
+    pub cache_bytes: u64,
+    /// Counters that `/metrics` shows before the API's own, as OpenMetrics text: those of an
+    /// ETL running in the same process, say. Default none.
+    pub extra_metrics: Option<fn() -> String>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: CACHE_BYTES,
+            extra_metrics: None,
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct App {
+    pub(crate) engine: RwLock<Engine>,
+    /// The `--facts` location: generation 1, and where new generations are built beside.
+    base: String,
+    state: State,
+    /// The replica, for incident timelines (None: detail without timeline).
+    pub(crate) source: Option<Source>,
+    answers: Answers,
+    tokens: Tokens,
+    pub(crate) accepted: Accepted,
+    extra_metrics: Option<fn() -> String>,
+}
+
+impl App {
+    /// Opens the facts table for serving.
+    pub async fn open(
+        facts: &str,
+        state: State,
+        source: Option<Source>,
+        options: AppOptions,
+    ) -> anyhow::Result<Arc<Self>> {
+        let engine = open_served(&state, facts).await?;
+        Ok(Arc::new(Self {
+            engine: RwLock::new(engine),
+            base: facts.to_owned(),
+            state,
+            source,
+            answers: Answers::new(options.cache_bytes),
+            tokens: Tokens::default(),
+            accepted: params::accepted(),
+            extra_metrics: options.extra_metrics,
+        }))
+    }
+
+    /// Follows the table: new facts are served within `every` of their commit. The table is
+    /// re-read on a copy, outside the lock, so requests never wait for the listing; only a
+    /// new version is swapped in. When another facts generation starts being served (a
+    /// reprocess switched), its table is opened and swapped in whole: every answer comes
+    /// from one generation.
+    pub fn follow(self: &Arc<Self>, every: Duration) {
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(app) = app.upgrade() else { return };
+                let serving = app.engine.read().await.generation();
+                match app.state.serving(&app.base).await {
+                    Ok(g) if g.id != serving => match open_generation(&g).await {
+                        Ok(next) => {
+                            tracing::info!(
+                                generation = next.generation(),
+                                metrics_version = g.describe_versions(),
+                                "serving another facts generation"
+                            );
+                            *app.engine.write().await = next;
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not open the served facts generation")
+                        }
+                    },
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read which facts generation is served")
+                    }
+                }
+                let mut next = app.engine.read().await.clone();
+                let before = next.version();
+                match next.refresh().await {
+                    Ok(()) if next.version() != before => {
+                        let mut engine = app.engine.write().await;
+                        // A generation switch may have happened meanwhile; it wins.
+                        if engine.generation() == next.generation() {
+                            *engine = next;
+                        }
+                    }
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not refresh the facts table"),
+                }
+            }
+        });
+    }
+}
+
+/// An engine over the facts generation the state says is served (the first time:
+/// `facts` itself, as generation 1).
+pub async fn open_served(state: &State, facts: &str) -> anyhow::Result<Engine> {
+    open_generation(&state.serving(facts).await?).await
+}
+
+/// An engine over one facts generation.
+async fn open_generation(g: &Generation) -> anyhow::Result<Engine> {
+    // Registers the object stores compiled in, or says which feature a URL needs.
+    let url = mttx_facts::table_url(&g.location)?;
+    Ok(Engine::open(url.as_str())
+        .await?
+        .serving(g.id, g.versions()))
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The server is up", body = String)))]
+pub(crate) async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// The API's routes: `/api/v1/…`, the document, liveness and the counters.
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics::scrape))
+        .route("/openapi.json", get(openapi::document))
+        .route("/api/v1/reports/incidents", get(reports::report))
+        .route("/api/v1/reports/noisy", get(reports::noisy))
+        .route("/api/v1/incidents", get(incidents::drilldown))
+        .route("/api/v1/incidents/{id}", get(incidents::detail))
+}
+
+/// Any path no route takes: a 404 that points at the document.
+pub(crate) async fn nothing_here(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is nothing at {uri}; the endpoints are listed at /openapi.json"
+    ))
+}

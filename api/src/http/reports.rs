@@ -1,0 +1,116 @@
+//! `/api/v1/reports/*`: a token's account, a period and filters in; the period's metrics
+//! beside the previous period's (with a breakdown and a trend), or the noisy-alerts view,
+//! out as JSON, computed by the engine or served from the answer cache.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use mttx_query::{Engine, GroupBy, Unit};
+
+use super::auth::Account;
+use super::cache::cached;
+use super::params::{
+    Asked, FilterParams, NoisyParams, PeriodParams, ReportParams, asked, noisy_options, optional,
+};
+use super::wire::{BucketBody, ErrorBody, NoisyBody, ReportBody, period_body, row_body};
+use super::{ApiError, App};
+
+/// A report of the period against the previous period of equal length.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/incidents",
+    tag = "reports",
+    params(PeriodParams, FilterParams, ReportParams),
+    responses(
+        (status = 200, description = "The period's metrics, breakdown and trend", body = ReportBody),
+        (status = 400, description = "A parameter to fix", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
+pub(crate) async fn report(
+    State(app): State<Arc<App>>,
+    Account(account): Account,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let Asked {
+        params,
+        period,
+        filters,
+    } = asked(query.as_deref(), &app.accepted.report)?;
+    let group_by = optional::<GroupBy>(&params, "group_by")?;
+    let unit = optional::<Unit>(&params, "unit")?;
+    cached(&app, "report", account, &params, async |engine: &Engine| {
+        let report = engine.report(account, &period, group_by, &filters).await?;
+        let buckets = match unit {
+            None => None,
+            Some(unit) => Some(
+                engine
+                    .trend(account, &period, unit, &filters)
+                    .await?
+                    .iter()
+                    .map(|(start, m)| BucketBody::new(*start, m))
+                    .collect(),
+            ),
+        };
+        Ok(ReportBody {
+            account_id: account,
+            period: period_body(&period),
+            previous_period: period_body(&period.previous()),
+            facts_version: engine.version(),
+            generation: engine.generation(),
+            metrics_version: engine.metrics_version(account).number(),
+            total: row_body(&report.account, None),
+            group_by: report.group_by,
+            groups: report
+                .groups
+                .iter()
+                .map(|g| row_body(g, Some(&report.account)))
+                .collect(),
+            unit,
+            buckets,
+        })
+    })
+    .await
+}
+
+/// Noisy alerts: the services and alerts with the most incidents, the highest auto-resolve
+/// share, the most flapping, and bursts of similar incidents (titles equal once words with
+/// digits are masked) within minutes, on one service or several.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/noisy",
+    tag = "reports",
+    params(PeriodParams, FilterParams, NoisyParams),
+    responses(
+        (status = 200, description = "The noisy-alerts view", body = NoisyBody),
+        (status = 400, description = "A parameter to fix", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
+pub(crate) async fn noisy(
+    State(app): State<Arc<App>>,
+    Account(account): Account,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let Asked {
+        params,
+        period,
+        filters,
+    } = asked(query.as_deref(), &app.accepted.noisy)?;
+    let options = noisy_options(&params)?;
+    cached(&app, "noisy", account, &params, async |engine: &Engine| {
+        let view = engine.noisy(account, &period, &filters, &options).await?;
+        Ok(NoisyBody {
+            account_id: account,
+            period: period_body(&period),
+            facts_version: engine.version(),
+            generation: engine.generation(),
+            metrics_version: engine.metrics_version(account).number(),
+            view,
+        })
+    })
+    .await
+}
