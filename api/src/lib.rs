@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod dashboard;
+mod error;
 pub mod http;
 pub mod metrics_server;
 pub mod weekly;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 
+pub use error::{Error, Result};
 pub use http::{App, AppOptions, CACHE_BYTES, open_served};
 
 /// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
@@ -43,11 +45,10 @@ pub fn app(app: Arc<App>) -> Router {
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {addr}: {e} (is another server using the port? pick another with --listen)")
-    })?;
-    let bound = listener.local_addr()?;
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listen = |source| Error::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "the server stopped");

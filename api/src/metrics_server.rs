@@ -3,18 +3,16 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 
 /// Serves the counters `render` writes (OpenMetrics text) at `addr` in the background;
 /// returns the bound address (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, render: fn() -> String) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))?;
-    let bound = listener.local_addr()?;
+pub async fn serve(addr: SocketAddr, render: fn() -> String) -> crate::Result<SocketAddr> {
+    let listen = |source| crate::Error::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let app = Router::new()
         .route(
             "/metrics",

@@ -15,7 +15,7 @@ use super::{Drill, Week, drill, local, page_params, week_of};
 use crate::body::RowBody;
 use crate::http::error::{Source, bad};
 use crate::http::{ApiError, App};
-use crate::weekly::{self, Refusal, Weekly};
+use crate::weekly::{self, Weekly};
 
 /// The most incidents one CSV export holds.
 const CSV_MAX_ROWS: usize = 1_000_000;
@@ -61,9 +61,9 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
     let table = params.get("table").map_or("", String::as_str);
     let report = weekly::weekly(&*app.engine.read().await, account, team, monday, tz)
         .await
-        .map_err(|e| match e.downcast_ref::<Refusal>() {
-            Some(r) => ApiError::NotFound(r.to_string()),
-            None => ApiError::internal(
+        .map_err(|e| match e {
+            crate::Error::Refused(r) => ApiError::NotFound(r.to_string()),
+            e => ApiError::internal(
                 "the report could not be computed; the server log says why",
                 e,
             ),

@@ -351,9 +351,9 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
 }
 
 /// The page for a week not begun or a team without incidents.
-fn refused(e: anyhow::Error, tz: Tz, team: Option<i64>, latest: NaiveDate) -> Response {
-    match e.downcast_ref::<Refusal>() {
-        Some(r @ Refusal::Future { .. }) => message(
+fn refused(e: crate::Error, tz: Tz, team: Option<i64>, latest: NaiveDate) -> Response {
+    match e {
+        crate::Error::Refused(r @ Refusal::Future { .. }) => message(
             StatusCode::NOT_FOUND,
             "That week has not begun",
             &r.to_string(),
@@ -371,7 +371,10 @@ fn refused(e: anyhow::Error, tz: Tz, team: Option<i64>, latest: NaiveDate) -> Re
                 ),
             ],
         ),
-        Some(r @ Refusal::UnknownTeam { known, week, .. }) => {
+        crate::Error::Refused(r @ Refusal::UnknownTeam { .. }) => {
+            let Refusal::UnknownTeam { known, week, .. } = &r else {
+                unreachable!("matched above")
+            };
             let monday = weekly::parse_week(week).unwrap_or(latest);
             let mut links = vec![link(
                 format!("The whole account in {week}"),
@@ -389,7 +392,7 @@ fn refused(e: anyhow::Error, tz: Tz, team: Option<i64>, latest: NaiveDate) -> Re
                 links,
             )
         }
-        None => error_page(ApiError::internal(
+        e => error_page(ApiError::internal(
             "the report could not be computed; the server log says why",
             e,
         )),

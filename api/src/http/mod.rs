@@ -83,7 +83,7 @@ impl App {
         state: State,
         source: Option<Source>,
         options: AppOptions,
-    ) -> anyhow::Result<Arc<Self>> {
+    ) -> crate::Result<Arc<Self>> {
         let engine = open_served(&state, facts).await?;
         Ok(Arc::new(Self {
             engine: RwLock::new(engine),
@@ -149,12 +149,12 @@ impl App {
 
 /// An engine over the facts generation the state says is served (the first time:
 /// `facts` itself, as generation 1).
-pub async fn open_served(state: &State, facts: &str) -> anyhow::Result<Engine> {
+pub async fn open_served(state: &State, facts: &str) -> crate::Result<Engine> {
     open_generation(&state.serving(facts).await?).await
 }
 
 /// An engine over one facts generation.
-async fn open_generation(g: &Generation) -> anyhow::Result<Engine> {
+async fn open_generation(g: &Generation) -> crate::Result<Engine> {
     // Registers the object stores compiled in, or says which feature a URL needs.
     let url = mttx_facts::table_url(&g.location)?;
     Ok(Engine::open(url.as_str())

@@ -43,16 +43,19 @@ pub struct Weekly {
 }
 
 /// Parses `2026-W44` (or `2026-w44`) into its Monday.
-pub fn parse_week(text: &str) -> anyhow::Result<NaiveDate> {
-    let bad = || anyhow::anyhow!("--week `{text}`: write an ISO week like 2026-W44");
+pub fn parse_week(text: &str) -> crate::Result<NaiveDate> {
+    let bad = || crate::Error::BadWeek(text.to_owned());
     let (year, week) = text
         .split_once(['W', 'w'])
         .map(|(y, w)| (y.trim_end_matches('-'), w))
         .ok_or_else(bad)?;
     let year: i32 = year.parse().map_err(|_| bad())?;
     let week: u32 = week.parse().map_err(|_| bad())?;
-    NaiveDate::from_isoywd_opt(year, week, Weekday::Mon)
-        .ok_or_else(|| anyhow::anyhow!("--week `{text}`: {year} has no ISO week {week}"))
+    NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).ok_or_else(|| crate::Error::NoSuchWeek {
+        text: text.to_owned(),
+        year,
+        week,
+    })
 }
 
 /// Why a week cannot be reported; the message says what to pick instead.
@@ -123,7 +126,7 @@ pub async fn weekly(
     team: Option<i64>,
     monday: NaiveDate,
     tz: Tz,
-) -> anyhow::Result<Weekly> {
+) -> crate::Result<Weekly> {
     let today = Utc::now().with_timezone(&tz).date_naive();
     if monday > today {
         return Err(Refusal::Future {
@@ -165,7 +168,7 @@ pub async fn weekly(
         team,
         ..Filters::default()
     };
-    let breakdown = async |g: GroupBy| -> anyhow::Result<Vec<RowBody>> {
+    let breakdown = async |g: GroupBy| -> crate::Result<Vec<RowBody>> {
         let r = engine.report(account, &period, Some(g), &mine).await?;
         Ok(r.groups
             .iter()

@@ -2,13 +2,11 @@
 //! from the templates beside this file; and the template filters (`duration`, `pct`,
 //! `rate`, `num`) the dashboard's pages share.
 
-use anyhow::Context;
-
 use super::Weekly;
 use crate::body::RowBody;
 
 /// What `mttx report weekly` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Html,
     Md,
@@ -16,18 +14,35 @@ pub enum Format {
     Json,
 }
 
+/// Maps a writer's error to [`crate::Error::Render`] of `format`.
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    format: &'static str,
+) -> impl FnOnce(E) -> crate::Error {
+    move |e| crate::Error::Render {
+        format,
+        source: Box::new(e),
+    }
+}
+
 /// The report in `format`.
-pub fn render(report: &Weekly, format: Format) -> anyhow::Result<String> {
+pub fn render(report: &Weekly, format: Format) -> crate::Result<String> {
     match format {
-        Format::Json => Ok(serde_json::to_string_pretty(report)? + "\n"),
-        Format::Csv => csv(report),
-        Format::Md => template("weekly.md", include_str!("weekly.md.j2"), report),
-        Format::Html => template("weekly.html", include_str!("weekly.html.j2"), report),
+        Format::Json => Ok(serde_json::to_string_pretty(report).map_err(failed("JSON"))? + "\n"),
+        Format::Csv => csv(report).map_err(|source| crate::Error::Render {
+            format: "CSV",
+            source,
+        }),
+        Format::Md => {
+            template("weekly.md", include_str!("weekly.md.j2"), report).map_err(failed("Markdown"))
+        }
+        Format::Html => {
+            template("weekly.html", include_str!("weekly.html.j2"), report).map_err(failed("HTML"))
+        }
     }
 }
 
 /// One row per number: section, key, metric, value, previous, delta, delta_ratio, norm.
-fn csv(report: &Weekly) -> anyhow::Result<String> {
+fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "section",
@@ -40,7 +55,7 @@ fn csv(report: &Weekly) -> anyhow::Result<String> {
         "norm",
     ])?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    let mut rows = |section: &str, row: &RowBody| -> anyhow::Result<()> {
+    let mut rows = |section: &str, row: &RowBody| -> csv::Result<()> {
         for (metric, c) in &row.metrics {
             w.write_record([
                 section,
@@ -94,7 +109,9 @@ fn csv(report: &Weekly) -> anyhow::Result<String> {
             ])?;
         }
     }
-    Ok(String::from_utf8(w.into_inner().context("writing CSV")?)?)
+    Ok(String::from_utf8(
+        w.into_inner().map_err(csv::IntoInnerError::into_error)?,
+    )?)
 }
 
 /// Seconds as a short duration: 45s, 12m 05s, 3h 20m, 2d 4h.
@@ -130,9 +147,9 @@ pub(crate) fn filters(env: &mut minijinja::Environment<'_>) {
     });
 }
 
-fn template(name: &str, source: &str, report: &Weekly) -> anyhow::Result<String> {
+fn template(name: &str, source: &str, report: &Weekly) -> Result<String, minijinja::Error> {
     let mut env = minijinja::Environment::new();
     filters(&mut env);
     env.add_template(name, source)?;
-    Ok(env.get_template(name)?.render(report)?)
+    env.get_template(name)?.render(report)
 }

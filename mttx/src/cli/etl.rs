@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use mttx_etl::run::RunOptions;
 
@@ -124,7 +125,9 @@ pub async fn run(places: &Places, command: EtlCommand) -> anyhow::Result<()> {
     };
     let mut opts = args.options()?;
     if let Some(addr) = args.metrics_addr {
-        let bound = mttx_api::metrics_server::serve(addr, mttx_etl::metrics::render).await?;
+        let bound = mttx_api::metrics_server::serve(addr, mttx_etl::metrics::render)
+            .await
+            .context("--metrics-addr")?;
         tracing::info!("metrics at http://{bound}/metrics");
     }
     let replica = places.replica((args.workers as u32 + 2).min(16)).await?;

@@ -1,6 +1,8 @@
 //! `mttx report weekly`: one team's ISO week, written to a file or stdout.
 
+use anyhow::Context as _;
 use clap::Subcommand;
+use mttx_api::weekly::Format;
 
 use super::Places;
 
@@ -22,11 +24,31 @@ pub enum ReportCommand {
         #[arg(long, default_value = "UTC")]
         tz: String,
         #[arg(long, value_enum, default_value = "html")]
-        format: mttx_api::weekly::Format,
+        format: FormatArg,
         /// Write here instead of stdout.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
+}
+
+/// The formats of `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Html,
+    Md,
+    Csv,
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Html => Format::Html,
+            FormatArg::Md => Format::Md,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Json => Format::Json,
+        }
+    }
 }
 
 pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> {
@@ -42,13 +64,13 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         anyhow::anyhow!("--tz `{tz}` is not an IANA time zone such as Europe/Berlin")
     })?;
     let monday = match week {
-        Some(w) => mttx_api::weekly::parse_week(&w)?,
+        Some(w) => mttx_api::weekly::parse_week(&w).context("--week")?,
         None => mttx_api::weekly::last_week(tz),
     };
     let state = places.open_state().await?;
     let engine = mttx_api::open_served(&state, &places.facts).await?;
     let report = mttx_api::weekly::weekly(&engine, account, Some(team), monday, tz).await?;
-    let text = mttx_api::weekly::render(&report, format)?;
+    let text = mttx_api::weekly::render(&report, format.into())?;
     match output {
         Some(path) => {
             std::fs::write(&path, text)

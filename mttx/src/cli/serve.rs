@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::{Places, shutdown_on_signal};
@@ -41,7 +42,9 @@ pub async fn start(
     listen: SocketAddr,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     app.follow(Duration::from_secs(1));
-    mttx_api::serve(listen, mttx_api::app(app)).await
+    mttx_api::serve(listen, mttx_api::app(app))
+        .await
+        .context("--listen")
 }
 
 /// Until SIGINT/SIGTERM, or the server stops by itself.
