@@ -136,10 +136,10 @@ pub async fn ensure_plan(
     opts: &BackfillOptions,
 ) -> Result<Plan> {
     let parse = |text: &str| {
-        serde_json::from_str::<Plan>(text).map_err(|e| {
-            Error::Config(format!(
-                "the facts table's backfill plan ({PLAN_PROPERTY}) is unreadable: {e}"
-            ))
+        serde_json::from_str::<Plan>(text).map_err(|source| Error::Stored {
+            what: "backfill plan",
+            doing: "read",
+            source,
         })
     };
     if let Some(text) = facts.property(PLAN_PROPERTY) {
@@ -163,8 +163,11 @@ pub async fn ensure_plan(
         range_incidents: opts.range_incidents.max(1),
         planned_at: now.timestamp(),
     };
-    let text = serde_json::to_string(&plan)
-        .map_err(|e| Error::Config(format!("cannot encode the backfill plan: {e}")))?;
+    let text = serde_json::to_string(&plan).map_err(|source| Error::Stored {
+        what: "backfill plan",
+        doing: "written",
+        source,
+    })?;
     let stored = facts.set_property_once(PLAN_PROPERTY, &text).await?;
     let plan = parse(&stored)?;
     tracing::info!(
@@ -434,10 +437,7 @@ fn range_of(lease: &Lease) -> Result<(i64, i64)> {
     };
     match (get("start"), get("end")) {
         (Some(s), Some(e)) => Ok((s, e)),
-        _ => Err(Error::Config(format!(
-            "backfill lease {} has no range in its payload",
-            lease.name
-        ))),
+        _ => Err(Error::LeaseWithoutRange(lease.name.clone())),
     }
 }
 

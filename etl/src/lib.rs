@@ -28,9 +28,26 @@ pub use tokio_util::sync::CancellationToken as Shutdown;
 /// Errors of the ETL.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A setting or stored value that cannot be used as it is.
-    #[error("{0}")]
-    Config(String),
+    /// What the ETL keeps in the facts table (its progress, the backfill plan) cannot be
+    /// read or written as JSON.
+    #[error("the {what} in the facts table cannot be {doing}")]
+    Stored {
+        what: &'static str,
+        doing: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("backfill lease {0} has no range in its payload")]
+    LeaseWithoutRange(String),
+    #[error("cannot {doing} of the facts table at {location}")]
+    Files {
+        doing: &'static str,
+        location: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("a retention of {0:?} is out of range")]
+    Retention(std::time::Duration),
     #[error(transparent)]
     Replica(#[from] mttx_replica::Error),
     #[error(transparent)]

@@ -241,8 +241,11 @@ async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progres
         ..Progress::default()
     };
     if let Some(text) = facts.property(backfill::PLAN_PROPERTY) {
-        let plan: backfill::Plan = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("unreadable backfill plan: {e}")))?;
+        let plan: backfill::Plan = serde_json::from_str(&text).map_err(|source| Error::Stored {
+            what: "backfill plan",
+            doing: "read",
+            source,
+        })?;
         progress.high_water = plan.high_water;
         // Awaited from now: the backfill itself may have taken longer than the gaps' TTL.
         let now = chrono::Utc::now().timestamp();

@@ -132,8 +132,10 @@ pub async fn delete_table(location: &str) -> Result<u64> {
             return Ok(0);
         }
         let files = walkdir_count(path);
-        std::fs::remove_dir_all(path).map_err(|e| {
-            Error::Config(format!("cannot remove the facts folder {location}: {e}"))
+        std::fs::remove_dir_all(path).map_err(|e| Error::Files {
+            doing: "remove the folder",
+            location: location.to_owned(),
+            source: Box::new(e),
         })?;
         return Ok(files);
     }
@@ -147,15 +149,20 @@ pub async fn delete_table(location: &str) -> Result<u64> {
         .map_ok(|m| m.location)
         .try_collect()
         .await
-        .map_err(|e| Error::Config(format!("listing the files of {location}: {e}")))?;
+        .map_err(|e| Error::Files {
+            doing: "list the files",
+            location: location.to_owned(),
+            source: Box::new(e),
+        })?;
     // Data files first, the log last: an interrupted deletion leaves a table whose log
     // still says what it held (and the next drop finishes it).
     paths.sort_by_key(|p| p.as_ref().contains("_delta_log"));
     for p in &paths {
-        store
-            .delete(p)
-            .await
-            .map_err(|e| Error::Config(format!("deleting {p} of {location}: {e}")))?;
+        store.delete(p).await.map_err(|e| Error::Files {
+            doing: "delete a file",
+            location: location.to_owned(),
+            source: Box::new(e),
+        })?;
     }
     Ok(paths.len() as u64)
 }
@@ -249,9 +256,12 @@ impl FactsTable {
             .map_err(delta_err("reading the facts table's history"))?;
         for info in infos {
             if let Some(v) = info.info.get(PROGRESS_KEY) {
-                let p: Progress = serde_json::from_value(v.clone()).map_err(|e| {
-                    Error::Config(format!("unreadable ETL progress in the facts table: {e}"))
-                })?;
+                let p: Progress =
+                    serde_json::from_value(v.clone()).map_err(|source| Error::Stored {
+                        what: "ETL progress",
+                        doing: "read",
+                        source,
+                    })?;
                 return Ok(Some(p));
             }
         }
@@ -283,8 +293,11 @@ impl FactsTable {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let progress_json = serde_json::to_value(progress)
-            .map_err(|e| Error::Config(format!("cannot encode the ETL progress: {e}")))?;
+        let progress_json = serde_json::to_value(progress).map_err(|source| Error::Stored {
+            what: "ETL progress",
+            doing: "written",
+            source,
+        })?;
         let commit = CommitProperties::default()
             .with_metadata([(PROGRESS_KEY.to_owned(), progress_json)])
             .with_application_transaction(Transaction::new(APP_ID, progress.high_water))
@@ -482,8 +495,7 @@ impl FactsTable {
         } else {
             deltalake::operations::vacuum::VacuumMode::Lite
         };
-        let retention = chrono::Duration::from_std(retain)
-            .map_err(|e| Error::Config(format!("retention out of range: {e}")))?;
+        let retention = chrono::Duration::from_std(retain).map_err(|_| Error::Retention(retain))?;
         let (table, metrics) = self
             .table
             .clone()
