@@ -101,6 +101,10 @@ fn same_event(a: &Entry, b: &Entry) -> bool {
         && a.details == b.details
 }
 
+/// One escalation as the log shows it: its time, agent (type and id) and channel. Its
+/// entries (one per assignee) share all four.
+type Escalation<'a> = (Ts, Option<&'a str>, Option<i64>, Option<&'a str>);
+
 /// Folds one incident's entries into its facts row under `version`'s definitions.
 pub fn fold(
     version: MetricsVersion,
@@ -200,7 +204,19 @@ pub fn fold(
 
     let mut first_ack_by_user: BTreeMap<i64, Ts> = BTreeMap::new();
     let mut assigned: BTreeSet<i64> = BTreeSet::new();
-    let mut assignments = 0i64;
+    // Actions, not entries: PagerDuty writes one entry per assignee, and a delegation
+    // writes its `assign` entries in the same second, so the entries of one action share
+    // their time. Escalations are told apart by time, agent and channel; assignments by
+    // time alone (a user's delegate and the service's assigns are one action).
+    let mut escalations: BTreeMap<Escalation<'_>, bool> = BTreeMap::new();
+    let mut assignments: BTreeSet<Ts> = BTreeSet::new();
+    // Who acknowledged when: the service's `assign` of someone who acknowledges without
+    // being assigned is part of that acknowledgement, not an assignment.
+    let acked_at: BTreeSet<(Ts, i64)> = kept
+        .iter()
+        .filter(|e| e.entry_type == "acknowledge")
+        .filter_map(|e| Some((e.created_at, e.agent_id?)))
+        .collect();
     // (user, time) of every interrupting notification, in time order.
     let mut pages: Vec<(i64, Ts)> = Vec::new();
 
@@ -254,22 +270,37 @@ pub fn fold(
                 };
             }
             "escalate" => {
-                fact.escalation_count += 1;
-                if e.channel.as_deref() == Some("timeout") {
-                    fact.timeout_escalations += 1;
-                } else {
-                    if e.channel.is_none() {
-                        issue(e.id, Reason::NullField, null("channel"));
-                    }
-                    fact.manual_escalations += 1;
+                if e.channel.is_none() {
+                    issue(e.id, Reason::NullField, null("channel"));
                 }
+                // A timeout: channel `timeout`, or the service acting on its own (`auto`).
+                let timeout = match e.channel.as_deref() {
+                    Some("timeout") => true,
+                    Some("auto") => e.agent_type.as_deref().is_some_and(|a| a != "user"),
+                    _ => false,
+                };
+                let action = (
+                    e.created_at,
+                    e.agent_type.as_deref(),
+                    e.agent_id,
+                    e.channel.as_deref(),
+                );
+                escalations.entry(action).or_insert(timeout);
                 match &e.assignee_ids {
                     Some(ids) => assigned.extend(ids),
                     None => issue(e.id, Reason::NullField, null("assignee_ids")),
                 }
             }
             "assign" | "delegate" => {
-                assignments += 1;
+                let part_of_an_ack = e.entry_type == "assign"
+                    && e.agent_type.as_deref() != Some("user")
+                    && e.assignee_ids.as_ref().is_some_and(|ids| {
+                        !ids.is_empty()
+                            && ids.iter().all(|u| acked_at.contains(&(e.created_at, *u)))
+                    });
+                if !part_of_an_ack {
+                    assignments.insert(e.created_at);
+                }
                 match &e.assignee_ids {
                     Some(ids) => assigned.extend(ids),
                     None => issue(e.id, Reason::NullField, null("assignee_ids")),
@@ -299,7 +330,10 @@ pub fn fold(
         }
     }
 
-    fact.reassignment_count = (assignments - 1).max(0);
+    fact.escalation_count = escalations.len() as i64;
+    fact.timeout_escalations = escalations.values().filter(|t| **t).count() as i64;
+    fact.manual_escalations = fact.escalation_count - fact.timeout_escalations;
+    fact.reassignment_count = (assignments.len() as i64 - 1).max(0);
     fact.seconds_to_first_ack = fact.acknowledged_at.map(|t| seconds(created_at, t));
     fact.seconds_to_resolve = fact.resolved_at.map(|t| seconds(created_at, t));
     fact.acknowledged_user_ids = first_ack_by_user.keys().copied().collect();

@@ -6,6 +6,7 @@ mod fold_properties;
 mod generations;
 mod leases;
 mod oracle;
+mod pagerduty;
 mod pipeline;
 mod reprocess;
 

@@ -51,11 +51,32 @@ res AS (
     FROM e JOIN base b ON b.id = e.incident_id WHERE e.type = 'resolve'
     ORDER BY e.incident_id, e.created_at, e.id
 ),
-esc AS (
-    SELECT incident_id, count(*) AS n, count(*) FILTER (WHERE channel = 'timeout') AS by_timeout
-    FROM e WHERE type = 'escalate' GROUP BY 1
+-- Escalations are actions: the entries of one (one per assignee) share time, agent and
+-- channel. A timeout: channel `timeout`, or a non-user agent on channel `auto`.
+esc_actions AS (
+    SELECT DISTINCT incident_id, created_at, agent_type, agent_id, channel,
+           (channel = 'timeout' OR (channel = 'auto' AND agent_type <> 'user')) AS by_timeout
+    FROM e WHERE type = 'escalate'
 ),
-asg AS (SELECT incident_id, count(*) AS n FROM e WHERE type IN ('assign', 'delegate') GROUP BY 1),
+esc AS (
+    SELECT incident_id, count(*) AS n, count(*) FILTER (WHERE by_timeout) AS by_timeout
+    FROM esc_actions GROUP BY 1
+),
+-- Assignments are actions too: assign and delegate entries at one time are one. A
+-- non-user's assign whose assignees all acknowledge at that time is part of the ack.
+asg AS (
+    SELECT incident_id, count(DISTINCT created_at) AS n FROM e
+    WHERE type IN ('assign', 'delegate')
+      AND NOT (type = 'assign' AND agent_type IS DISTINCT FROM 'user'
+               AND COALESCE(cardinality(assignee_ids), 0) > 0
+               AND NOT EXISTS (
+                   SELECT 1 FROM unnest(e.assignee_ids) AS u
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM e a
+                       WHERE a.incident_id = e.incident_id AND a.type = 'acknowledge'
+                         AND a.created_at = e.created_at AND a.agent_id = u)))
+    GROUP BY 1
+),
 assignees AS (
     SELECT incident_id, array_agg(DISTINCT u ORDER BY u) AS ids
     FROM e CROSS JOIN LATERAL unnest(e.assignee_ids) AS u

@@ -40,6 +40,11 @@ pub struct GenerateArgs {
     /// Share of incidents carrying one kind of bad input (0 to 0.5).
     #[arg(long, default_value_t = 0.01)]
     pub bad_rate: f64,
+    /// Share of incidents whose log is written the way PagerDuty writes it (one entry per
+    /// assignee, a delegation's assigns in the same second, the service assigning whoever
+    /// acknowledges unassigned), 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub pagerduty_share: f64,
     /// Empty the replica first if it holds data.
     #[arg(long)]
     pub replace: bool,
@@ -67,6 +72,7 @@ pub async fn run(places: &Places, command: FixturesCommand) -> anyhow::Result<()
                 weeks: args.weeks,
                 until: parse_until(&args.until)?,
                 bad_rate: args.bad_rate,
+                pagerduty_share: args.pagerduty_share,
                 ..Config::default()
             };
             let summary = mttx_fixtures::generate_into(cfg, &source, args.replace).await?;
