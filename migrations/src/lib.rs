@@ -1,9 +1,9 @@
 //! The schemas mttx creates and the one way it opens a database.
 //!
 //! A database is named by a [`Location`]: a PostgreSQL URL or an SQLite file. The replica
-//! contract (`source/`) and the service's own state (`state/`) each have a migration set per
-//! backend; both may live in one PostgreSQL database because each keeps its own migrations
-//! table.
+//! contract (`source/`), the service's own state (`state/`) and what an importer keeps in a
+//! replica it builds (`import/`) each have a migration set per backend; they may share one
+//! database because each keeps its own migrations table.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -192,10 +192,14 @@ pub fn sqlite_options(path: &Path, create: bool) -> SqliteConnectOptions {
 /// Which schema a migration set creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schema {
-    /// The replica contract (tests, fixtures and the demo only: mttx never migrates a replica).
+    /// The replica contract: for tests, fixtures, the demo and a replica an importer builds
+    /// (mttx never migrates a replica it only reads).
     Source,
     /// The service's own tables.
     State,
+    /// What an importer keeps beside the contract in a replica it builds (id mapping,
+    /// progress, quarantine).
+    Import,
 }
 
 impl Schema {
@@ -203,6 +207,7 @@ impl Schema {
         match self {
             Schema::Source => "source",
             Schema::State => "state",
+            Schema::Import => "import",
         }
     }
 
@@ -214,10 +219,13 @@ impl Schema {
             (Schema::Source, false) => sqlx::migrate!("source/sqlite"),
             (Schema::State, true) => sqlx::migrate!("state/postgres"),
             (Schema::State, false) => sqlx::migrate!("state/sqlite"),
+            (Schema::Import, true) => sqlx::migrate!("import/postgres"),
+            (Schema::Import, false) => sqlx::migrate!("import/sqlite"),
         };
         migrator.dangerous_set_table_name(match self {
             Schema::Source => "_mttx_source_migrations",
             Schema::State => "_mttx_state_migrations",
+            Schema::Import => "_mttx_import_migrations",
         });
         migrator
     }

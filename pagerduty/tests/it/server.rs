@@ -1,0 +1,220 @@
+//! A local PagerDuty: the REST v2 listings an import uses (`/users`, `/teams`,
+//! `/escalation_policies`, `/services`, `/incidents`, `/incidents/{id}`, `/log_entries`),
+//! with PagerDuty's documented limits: a token in `Authorization: Token token=…` (401
+//! without), `limit` at most 100 and `offset + limit` at most 10,000 (400 beyond), `more`
+//! and `total`, windows by `since`/`until` on `created_at`; and, when asked, a 429 with
+//! `ratelimit-reset` every so many requests and a 500 every so many others.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token-not-real";
+
+/// What the account holds.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub users: Vec<Value>,
+    pub teams: Vec<Value>,
+    pub escalation_policies: Vec<Value>,
+    pub services: Vec<Value>,
+    pub incidents: Vec<Value>,
+    pub log_entries: Vec<Value>,
+}
+
+/// Injected trouble.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trouble {
+    /// Every n-th request is answered 429.
+    pub throttle_every: Option<u64>,
+    /// Every n-th request is answered 500.
+    pub fail_every: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct Server {
+    pub account: Mutex<Account>,
+    trouble: Trouble,
+    pub requests: AtomicU64,
+    pub throttled: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+fn error(status: StatusCode, message: &str, code: u32) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"message": message, "code": code}})),
+    )
+        .into_response()
+}
+
+fn params(query: Option<String>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn created(v: &Value) -> Option<DateTime<Utc>> {
+    v["created_at"].as_str()?.parse().ok()
+}
+
+impl Server {
+    /// The checks every request goes through: the token, then injected trouble.
+    fn gate(&self, headers: &HeaderMap) -> Option<Response> {
+        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if auth != Some(&format!("Token token={TOKEN}")) {
+            return Some(error(
+                StatusCode::UNAUTHORIZED,
+                "Authentication required",
+                2006,
+            ));
+        }
+        if self
+            .trouble
+            .throttle_every
+            .is_some_and(|k| n.is_multiple_of(k))
+        {
+            self.throttled.fetch_add(1, Ordering::SeqCst);
+            return Some(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [
+                        ("ratelimit-limit", "960"),
+                        ("ratelimit-remaining", "0"),
+                        ("ratelimit-reset", "0"),
+                    ],
+                    axum::Json(json!({"error": {"message": "Too many requests", "code": 2020}})),
+                )
+                    .into_response(),
+            );
+        }
+        if self.trouble.fail_every.is_some_and(|k| n.is_multiple_of(k)) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Some(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                2000,
+            ));
+        }
+        None
+    }
+
+    fn listing(&self, key: &str, items: Vec<Value>, q: &HashMap<String, String>) -> Response {
+        let number = |name: &str, default: u64| -> Option<u64> {
+            q.get(name).map_or(Some(default), |v| v.parse().ok())
+        };
+        let (Some(limit), Some(offset)) = (number("limit", 25), number("offset", 0)) else {
+            return error(StatusCode::BAD_REQUEST, "Invalid limit or offset", 2001);
+        };
+        if limit > 100 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Invalid Input Provided: limit must be at most 100",
+                2001,
+            );
+        }
+        if offset + limit > 10_000 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Invalid Input Provided: Offset must be less than 10000",
+                2001,
+            );
+        }
+        let window = |v: &Value| {
+            let at = created(v);
+            let after = q
+                .get("since")
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                .is_none_or(|s| at.is_none_or(|t| t >= s));
+            let before = q
+                .get("until")
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                .is_none_or(|u| at.is_none_or(|t| t < u));
+            after && before
+        };
+        let mut items: Vec<Value> = items.into_iter().filter(window).collect();
+        items.sort_by_key(|v| (created(v), v["id"].as_str().map(str::to_owned)));
+        let total = items.len() as u64;
+        let page: Vec<Value> = items
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        let mut body = json!({
+            key: page, "limit": limit, "offset": offset, "more": offset + limit < total,
+            "total": Value::Null,
+        });
+        if q.get("total").is_some_and(|t| t == "true") {
+            body["total"] = json!(total);
+        }
+        axum::Json(body).into_response()
+    }
+}
+
+type Shared = Arc<Server>;
+
+macro_rules! listing {
+    ($field:ident) => {
+        get(
+            |State(s): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery| async move {
+                if let Some(r) = s.gate(&headers) {
+                    return r;
+                }
+                let items = s.account.lock().unwrap().$field.clone();
+                s.listing(stringify!($field), items, &params(q))
+            },
+        )
+    };
+}
+
+async fn incident(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Some(r) = s.gate(&headers) {
+        return r;
+    }
+    let found = s
+        .account
+        .lock()
+        .unwrap()
+        .incidents
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+        .cloned();
+    match found {
+        Some(i) => axum::Json(json!({ "incident": i })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found", 2100),
+    }
+}
+
+/// Serves `account` on a free local port until the test ends.
+pub async fn serve(account: Account, trouble: Trouble) -> (SocketAddr, Shared) {
+    let server = Arc::new(Server {
+        account: Mutex::new(account),
+        trouble,
+        requests: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    let app = Router::new()
+        .route("/users", listing!(users))
+        .route("/teams", listing!(teams))
+        .route("/escalation_policies", listing!(escalation_policies))
+        .route("/services", listing!(services))
+        .route("/incidents", listing!(incidents))
+        .route("/incidents/{id}", get(incident))
+        .route("/log_entries", listing!(log_entries))
+        .with_state(server.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, server)
+}
