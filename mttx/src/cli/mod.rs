@@ -16,6 +16,7 @@ mod demo;
 mod etl;
 mod fixtures;
 mod generations;
+mod import;
 mod report;
 mod reprocess;
 mod serve;
@@ -82,6 +83,11 @@ pub enum Command {
     Fixtures {
         #[command(subcommand)]
         command: fixtures::FixturesCommand,
+    },
+    /// Bring incident data from another system into a replica at --source.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
     },
     /// Fold the replica's incident log into the facts table.
     Etl {
@@ -173,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let places = &cli.places;
     match cli.command {
         Command::Fixtures { command } => fixtures::run(places, command).await,
+        Command::Import { command } => import::run(places, command).await,
         Command::Etl { command } => etl::run(places, command).await,
         Command::Reprocess(args) => reprocess::run(places, args).await,
         Command::Generations { command } => generations::run(places, command).await,

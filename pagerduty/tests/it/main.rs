@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
 mod devlake;
+mod generated;
 
 mod server;
