@@ -332,6 +332,7 @@ async fn write_incident(tx: &mut Tx, v: &Value, s: &mut Summary) -> Result<bool>
             raw(v),
         )
         .await?;
+        s.quarantined += 1;
     }
     let policy = policy_id(tx, &i.policy).await?;
     let service = service_id(tx, &i.service, policy).await?;

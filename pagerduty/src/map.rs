@@ -4,8 +4,8 @@
 //!
 //! A log entry: `<type>_log_entry` → `<type>`; its agent's type without `_reference`; on a
 //! notify, the channel is the notification's method (`channel.notification.type`, present
-//! with `include[]=channels`), else `channel.type`; the notify's `user`; `assignees` of
-//! assign, escalate and delegate entries; `escalation_policy` where given; the summary is
+//! with `include[]=channels`), else `channel.type`; the notify's `user`; `assignees` (or
+//! `assigned_user`) of assign, escalate and delegate entries; `escalation_policy` where given; the summary is
 //! kept in `details`. Types and channels outside the contract's lists are kept as they are.
 //! Where a listing leaves out `assignees`, `user` or the notification (log entries embedded
 //! in an incident, or fetched without `include[]=channels`), they are read from PagerDuty's
@@ -283,8 +283,15 @@ pub fn entry(v: &Value) -> Result<Entry, Problem> {
     });
     let summary = text(v, "summary");
     let said = summary.as_deref().unwrap_or("");
-    let assignees = match v.get("assignees").and_then(Value::as_array) {
-        Some(list) => Some(list.iter().filter_map(reference).collect::<Vec<_>>()),
+    // `assignees` (as PagerDuty's own clients read it), or the one `assigned_user` of its
+    // OpenAPI description.
+    let listed = v
+        .get("assignees")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(reference).collect::<Vec<_>>())
+        .or_else(|| v.get("assigned_user").and_then(reference).map(|r| vec![r]));
+    let assignees = match listed {
+        Some(list) => Some(list),
         None => match entry_type.as_str() {
             "assign" | "escalate" => between(said, " to ", &[" by ", " through ", "."])
                 .map(|name| vec![Reference::by_name(name)]),

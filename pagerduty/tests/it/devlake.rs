@@ -72,6 +72,7 @@ async fn the_devlake_account_imports_and_folds_to_the_hand_worked_numbers() {
     let trouble = Trouble {
         throttle_every: Some(5),
         fail_every: Some(7),
+        ..Trouble::default()
     };
     let (addr, server) = serve(devlake(), trouble).await;
     let dir = mttx_fixtures::testing::scratch("pagerduty-devlake").unwrap();

@@ -155,6 +155,7 @@ async fn a_generated_account_imports_to_the_same_facts() {
     let trouble = Trouble {
         throttle_every: Some(97),
         fail_every: Some(89),
+        ..Trouble::default()
     };
     let (addr, _server) = serve(render(&data), trouble).await;
     let imported = Location::Sqlite(dir.join("imported.sqlite"));

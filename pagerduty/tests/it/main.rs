@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
 mod devlake;
+mod follow;
 mod generated;
 
 mod server;

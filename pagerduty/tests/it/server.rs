@@ -38,6 +38,8 @@ pub struct Trouble {
     pub throttle_every: Option<u64>,
     /// Every n-th request is answered 500.
     pub fail_every: Option<u64>,
+    /// Every answer is a body that is not JSON.
+    pub malformed: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +99,9 @@ impl Server {
                 )
                     .into_response(),
             );
+        }
+        if self.trouble.malformed {
+            return Some((StatusCode::OK, "<html>maintenance</html>").into_response());
         }
         if self.trouble.fail_every.is_some_and(|k| n.is_multiple_of(k)) {
             self.failed.fetch_add(1, Ordering::SeqCst);
