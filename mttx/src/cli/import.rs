@@ -39,6 +39,10 @@ pub struct PagerdutyArgs {
     /// The account's name in the replica (and so in every report).
     #[arg(long, default_value = "PagerDuty")]
     account_name: String,
+    /// The longest span of history asked for (and committed) at once, in hours: smaller
+    /// windows lose less work to a crash; PagerDuty lists incidents over 6 months at most.
+    #[arg(long, default_value_t = 720)]
+    window_hours: u32,
 }
 
 /// The token: from `--token-file`, else `PAGERDUTY_TOKEN`; never printed.
@@ -63,6 +67,10 @@ pub async fn run(places: &Places, command: ImportCommand) -> anyhow::Result<()> 
         args.poll_seconds > 0.0 && args.poll_seconds <= 3600.0,
         "--poll-seconds must be between 0 and 3600"
     );
+    anyhow::ensure!(
+        (1..=4320).contains(&args.window_hours),
+        "--window-hours must be between 1 and 4320 (6 months)"
+    );
     let source = places.source()?;
     ensure_parent(&source)?;
     let since = match args.since {
@@ -73,6 +81,7 @@ pub async fn run(places: &Places, command: ImportCommand) -> anyhow::Result<()> 
         follow: args.follow,
         poll: Duration::from_secs_f64(args.poll_seconds),
         account_name: args.account_name,
+        window: chrono::Duration::hours(i64::from(args.window_hours)),
         shutdown: shutdown_on_signal("finishing the current window"),
         ..Options::new(&args.api_url, token(args.token_file.as_ref())?, since)
     };

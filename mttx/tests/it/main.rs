@@ -4,6 +4,10 @@
 mod cli;
 mod common;
 mod crash;
+mod import;
 mod metrics;
+/// The local PagerDuty of the import's own tests.
+#[path = "../../../pagerduty/tests/it/server.rs"]
+mod pd_server;
 mod reprocess;
 mod weekly;

@@ -15,7 +15,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use mttx_fixtures::model::Dataset;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-token-not-real";
@@ -222,4 +223,121 @@ pub async fn serve(account: Account, trouble: Trouble) -> (SocketAddr, Shared) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, server)
+}
+
+fn reference(prefix: &str, id: i64) -> Value {
+    json!({ "id": format!("{prefix}{id}") })
+}
+
+/// The dataset's first account as PagerDuty's REST API shows it.
+pub fn render(data: &Dataset) -> Account {
+    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let teams = data
+        .org
+        .teams
+        .iter()
+        .map(|t| json!({"id": format!("PT{}", t.id), "name": t.name}))
+        .collect();
+    let users = data
+        .org
+        .users
+        .iter()
+        .map(|u| {
+            let teams: Vec<Value> = data
+                .org
+                .team_members
+                .iter()
+                .filter(|m| m.user_id == u.id)
+                .map(|m| reference("PT", m.team_id))
+                .collect();
+            json!({"id": format!("PU{}", u.id), "name": u.name, "email": u.email,
+                   "time_zone": u.time_zone, "teams": teams})
+        })
+        .collect();
+    let escalation_policies = data
+        .org
+        .escalation_policies
+        .iter()
+        .map(|p| {
+            json!({"id": format!("PE{}", p.id), "name": p.name,
+                   "teams": p.team_id.map(|t| vec![reference("PT", t)]).unwrap_or_default()})
+        })
+        .collect();
+    let services = data
+        .org
+        .services
+        .iter()
+        .map(|s| {
+            json!({"id": format!("PS{}", s.id), "name": s.name,
+                   "escalation_policy": reference("PE", s.escalation_policy_id),
+                   "teams": s.team_id.map(|t| vec![reference("PT", t)]).unwrap_or_default()})
+        })
+        .collect();
+    let incidents = data
+        .incidents
+        .iter()
+        .map(|i| {
+            json!({"id": format!("PI{}", i.id), "type": "incident", "incident_number": i.incident_number,
+                   "title": i.title, "created_at": ts(&i.created_at), "status": &*i.status,
+                   "urgency": &*i.urgency,
+                   "priority": i.priority.as_deref().map(|p| json!({"id": format!("PP{p}"), "summary": p})),
+                   "service": reference("PS", i.service_id),
+                   "escalation_policy": reference("PE", i.escalation_policy_id)})
+        })
+        .collect();
+    let log_entries = data
+        .entries
+        .iter()
+        .map(|e| {
+            let mut v = json!({
+                "id": format!("PL{:08}", e.id),
+                "type": format!("{}_log_entry", e.entry_type),
+                "created_at": ts(&e.created_at),
+                "incident": reference("PI", e.incident_id),
+            });
+            let prefix = match e.agent_type.as_deref() {
+                Some("user") | None => "PU",
+                Some("service") => "PS",
+                Some(_) => "PX",
+            };
+            let mut agent = serde_json::Map::new();
+            if let Some(t) = &e.agent_type {
+                agent.insert("type".into(), json!(format!("{t}_reference")));
+            }
+            if let Some(id) = e.agent_id {
+                agent.insert("id".into(), json!(format!("{prefix}{id}")));
+            }
+            if !agent.is_empty() {
+                v["agent"] = Value::Object(agent);
+            }
+            if let Some(c) = &e.channel {
+                v["channel"] = if e.entry_type == "notify" {
+                    json!({"type": "auto", "notification": {"type": &**c}})
+                } else {
+                    json!({"type": &**c})
+                };
+            }
+            if let Some(u) = e.user_id {
+                v["user"] = reference("PU", u);
+            }
+            if let Some(ids) = &e.assignee_ids {
+                v["assignees"] = ids.iter().map(|u| reference("PU", *u)).collect();
+            }
+            if let Some(p) = e.escalation_policy_id {
+                v["escalation_policy"] = reference("PE", p);
+            }
+            if let Some(d) = &e.details {
+                v["summary"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    Account {
+        users,
+        teams,
+        escalation_policies,
+        services,
+        incidents,
+        log_entries,
+    }
 }
