@@ -525,7 +525,7 @@ async fn write_entry(tx: &mut Tx, e: &map::Entry, incident: i64) -> Result<()> {
     let (id, _) = tx
         .id_for("log_entry", "incident_log_entries", &e.id)
         .await?;
-    let postgres = matches!(tx, Tx::Postgres(_));
+    let postgres = tx.postgres();
     let array = assignees.map(|ids| {
         let list: Vec<String> = ids.iter().map(i64::to_string).collect();
         if postgres {

@@ -49,9 +49,17 @@ pub struct Store {
     pool: Pool,
 }
 
-/// One transaction on either backend.
+/// One transaction on either backend, with the ids it has looked up or given (a window
+/// names the same people and incidents many times).
 #[derive(Debug)]
-pub enum Tx {
+pub struct Tx {
+    db: Db,
+    ids: std::collections::HashMap<(String, String), i64>,
+    next: std::collections::HashMap<String, i64>,
+}
+
+#[derive(Debug)]
+enum Db {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
 }
@@ -126,9 +134,14 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match &self.pool {
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await.map_err(err("starting a write"))?),
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await.map_err(err("starting a write"))?),
+        let db = match &self.pool {
+            Pool::Postgres(p) => Db::Postgres(p.begin().await.map_err(err("starting a write"))?),
+            Pool::Sqlite(p) => Db::Sqlite(p.begin().await.map_err(err("starting a write"))?),
+        };
+        Ok(Tx {
+            db,
+            ids: Default::default(),
+            next: Default::default(),
         })
     }
 
@@ -147,19 +160,20 @@ impl Store {
 }
 
 impl Tx {
-    fn postgres(&self) -> bool {
-        matches!(self, Tx::Postgres(_))
+    /// Whether this is PostgreSQL (arrays are written `{1,2}` there, `[1,2]` in SQLite).
+    pub fn postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     /// Runs a statement.
     pub async fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
         let sql = dialect(self.postgres(), sql);
-        let done = match self {
-            Tx::Postgres(tx) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), params)
+        let done = match &mut self.db {
+            Db::Postgres(tx) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), params)
                 .execute(&mut **tx)
                 .await
                 .map(|r| r.rows_affected()),
-            Tx::Sqlite(tx) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), params)
+            Db::Sqlite(tx) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), params)
                 .execute(&mut **tx)
                 .await
                 .map(|r| r.rows_affected()),
@@ -170,13 +184,13 @@ impl Tx {
     /// The first column of the first row, as a whole number.
     pub async fn int(&mut self, sql: &str, params: &[Param]) -> Result<Option<i64>> {
         let sql = dialect(self.postgres(), sql);
-        let row: Option<(Option<i64>,)> = match self {
-            Tx::Postgres(tx) => {
+        let row: Option<(Option<i64>,)> = match &mut self.db {
+            Db::Postgres(tx) => {
                 bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
                     .fetch_optional(&mut **tx)
                     .await
             }
-            Tx::Sqlite(tx) => {
+            Db::Sqlite(tx) => {
                 bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
                     .fetch_optional(&mut **tx)
                     .await
@@ -189,13 +203,13 @@ impl Tx {
     /// The first column of the first row, as text.
     pub async fn text(&mut self, sql: &str, params: &[Param]) -> Result<Option<String>> {
         let sql = dialect(self.postgres(), sql);
-        let row: Option<(Option<String>,)> = match self {
-            Tx::Postgres(tx) => {
+        let row: Option<(Option<String>,)> = match &mut self.db {
+            Db::Postgres(tx) => {
                 bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
                     .fetch_optional(&mut **tx)
                     .await
             }
-            Tx::Sqlite(tx) => {
+            Db::Sqlite(tx) => {
                 bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
                     .fetch_optional(&mut **tx)
                     .await
@@ -206,20 +220,29 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Postgres(tx) => tx.commit().await,
-            Tx::Sqlite(tx) => tx.commit().await,
+        match self.db {
+            Db::Postgres(tx) => tx.commit().await,
+            Db::Sqlite(tx) => tx.commit().await,
         }
         .map_err(err("committing to the replica"))
     }
 
     /// The contract id of an outside id of `kind`, if it has one.
     pub async fn id_of(&mut self, kind: &str, external: &str) -> Result<Option<i64>> {
-        self.int(
-            "SELECT id FROM import_ids WHERE source = $1 AND kind = $2 AND external_id = $3",
-            &[SOURCE.into(), kind.into(), external.into()],
-        )
-        .await
+        let key = (kind.to_owned(), external.to_owned());
+        if let Some(id) = self.ids.get(&key) {
+            return Ok(Some(*id));
+        }
+        let id = self
+            .int(
+                "SELECT id FROM import_ids WHERE source = $1 AND kind = $2 AND external_id = $3",
+                &[SOURCE.into(), kind.into(), external.into()],
+            )
+            .await?;
+        if let Some(id) = id {
+            self.ids.insert(key, id);
+        }
+        Ok(id)
     }
 
     /// The contract id of an outside id of `kind`, given one (above every id of `kind` and
@@ -228,16 +251,22 @@ impl Tx {
         if let Some(id) = self.id_of(kind, external).await? {
             return Ok((id, false));
         }
-        let next = self
-            .int(
-                &format!(
+        let next = match self.next.get(kind) {
+            Some(n) => *n,
+            None => self
+                .int(
+                    &format!(
                     "SELECT MAX(m) + 1 FROM (SELECT COALESCE(MAX(id), 0) AS m FROM {table} \
                      UNION ALL SELECT COALESCE(MAX(id), 0) FROM import_ids WHERE source = $1 AND kind = $2) x"
                 ),
-                &[SOURCE.into(), kind.into()],
-            )
-            .await?
-            .unwrap_or(1);
+                    &[SOURCE.into(), kind.into()],
+                )
+                .await?
+                .unwrap_or(1),
+        };
+        self.next.insert(kind.to_owned(), next + 1);
+        self.ids
+            .insert((kind.to_owned(), external.to_owned()), next);
         self.exec(
             "INSERT INTO import_ids (source, kind, external_id, id) VALUES ($1, $2, $3, $4)",
             &[SOURCE.into(), kind.into(), external.into(), next.into()],

@@ -69,14 +69,29 @@ pub async fn folded(dir: &std::path::Path, replica: &Location) -> HashMap<i64, F
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_devlake_account_imports_and_folds_to_the_hand_worked_numbers() {
+    let dir = mttx_fixtures::testing::scratch("pagerduty-devlake").unwrap();
+    let replica = Location::Sqlite(dir.join("replica.sqlite"));
+    devlake_into(&dir, &replica).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same into a PostgreSQL replica.
+#[sqlx::test(migrations = false)]
+async fn the_devlake_account_imports_into_postgresql(pool: sqlx::PgPool) {
+    let url = mttx_fixtures::testing::database_url(&pool).await.unwrap();
+    let dir = mttx_fixtures::testing::scratch("pagerduty-devlake-pg").unwrap();
+    devlake_into(&dir, &Location::Postgres(url)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn devlake_into(dir: &std::path::Path, replica: &Location) {
+    let replica = replica.clone();
     let trouble = Trouble {
         throttle_every: Some(5),
         fail_every: Some(7),
         ..Trouble::default()
     };
     let (addr, server) = serve(devlake(), trouble).await;
-    let dir = mttx_fixtures::testing::scratch("pagerduty-devlake").unwrap();
-    let replica = Location::Sqlite(dir.join("replica.sqlite"));
     let since = chrono::Utc.with_ymd_and_hms(2022, 11, 1, 0, 0, 0).unwrap();
     let opts = Options {
         // One window from 2022 to now (this server sets no span).
@@ -99,7 +114,7 @@ async fn the_devlake_account_imports_and_folds_to_the_hand_worked_numbers() {
     let again = import(&all_over, &replica, |_| {}).await.unwrap();
     assert_eq!((again.entries, again.entries_known), (0, 44), "{again}");
 
-    let facts = folded(&dir, &replica).await;
+    let facts = folded(dir, &replica).await;
     let f = |n: i64| &facts[&n];
     // #4: 8 escalate entries are 5 escalations (2 by timeout); 7 assign/delegate entries
     // are 3 assignments, so 2 reassignments; first ack after 1 s; 12 email notifications.
@@ -133,7 +148,6 @@ async fn the_devlake_account_imports_and_folds_to_the_hand_worked_numbers() {
     for n in [4, 5, 6] {
         assert_eq!(f(n).acknowledged_user_ids.len(), 1, "#{n}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -115,7 +115,8 @@ impl Server {
         None
     }
 
-    fn listing(&self, key: &str, items: Vec<Value>, q: &HashMap<String, String>) -> Response {
+    /// One page of `items` (those created in the asked window, in time order).
+    fn listing(&self, key: &str, items: &[Value], q: &HashMap<String, String>) -> Response {
         let number = |name: &str, default: u64| -> Option<u64> {
             q.get(name).map_or(Some(default), |v| v.parse().ok())
         };
@@ -136,25 +137,23 @@ impl Server {
                 2001,
             );
         }
-        let window = |v: &Value| {
-            let at = created(v);
-            let after = q
-                .get("since")
-                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-                .is_none_or(|s| at.is_none_or(|t| t >= s));
-            let before = q
-                .get("until")
-                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-                .is_none_or(|u| at.is_none_or(|t| t < u));
-            after && before
-        };
-        let mut items: Vec<Value> = items.into_iter().filter(window).collect();
-        items.sort_by_key(|v| (created(v), v["id"].as_str().map(str::to_owned)));
-        let total = items.len() as u64;
-        let page: Vec<Value> = items
-            .into_iter()
+        let bound = |name: &str| q.get(name).and_then(|s| s.parse::<DateTime<Utc>>().ok());
+        let (since, until) = (bound("since"), bound("until"));
+        let mut listed: Vec<(Option<DateTime<Utc>>, &str, &Value)> = items
+            .iter()
+            .map(|v| (created(v), v["id"].as_str().unwrap_or(""), v))
+            .filter(|(at, _, _)| match at {
+                Some(t) => since.is_none_or(|s| *t >= s) && until.is_none_or(|u| *t < u),
+                None => true,
+            })
+            .collect();
+        listed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let total = listed.len() as u64;
+        let page: Vec<Value> = listed
+            .iter()
             .skip(offset as usize)
             .take(limit as usize)
+            .map(|(_, _, v)| (*v).clone())
             .collect();
         let mut body = json!({
             key: page, "limit": limit, "offset": offset, "more": offset + limit < total,
@@ -176,8 +175,8 @@ macro_rules! listing {
                 if let Some(r) = s.gate(&headers) {
                     return r;
                 }
-                let items = s.account.lock().unwrap().$field.clone();
-                s.listing(stringify!($field), items, &params(q))
+                let account = s.account.lock().unwrap();
+                s.listing(stringify!($field), &account.$field, &params(q))
             },
         )
     };
