@@ -199,7 +199,19 @@ async fn organisation(
         .list("escalation_policies", "escalation_policies", &[])
         .await?;
     let services = client.list("services", "services", &[]).await?;
+    // Accounts without priorities answer 404 (or 403 where the plan has none).
+    let priorities = match client.list("priorities", "priorities", &[]).await {
+        Ok(p) => p,
+        Err(Error::NotFound(_) | Error::Unauthorized { status: 403 }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
     let mut tx = store.begin().await?;
+    // Their names by id, for incidents whose priority reference carries none.
+    for p in &priorities {
+        if let (Ok(id), Some(name)) = (map::id(p), p.get("name").and_then(Value::as_str)) {
+            tx.set_progress(&format!("priority:{id}"), name).await?;
+        }
+    }
     // The account's time zone: its people's most common one.
     let mut zones: HashMap<String, usize> = HashMap::new();
     for u in users.iter().filter_map(|u| map::user(u).ok()) {
@@ -315,6 +327,24 @@ async fn organisation(
 
 /// Writes one incident (new, or its current state over the old); false if quarantined.
 async fn write_incident(tx: &mut Tx, v: &Value, s: &mut Summary) -> Result<bool> {
+    // A priority reference without its name: the name /priorities gave.
+    let named;
+    let v = match v["priority"]["id"].as_str() {
+        Some(pid)
+            if v["priority"].get("summary").is_none() && v["priority"].get("name").is_none() =>
+        {
+            match tx.progress(&format!("priority:{pid}")).await? {
+                Some(name) => {
+                    let mut with = v.clone();
+                    with["priority"]["summary"] = Value::String(name);
+                    named = with;
+                    &named
+                }
+                None => v,
+            }
+        }
+        _ => v,
+    };
     let i = match map::incident(v) {
         Ok(i) => i,
         Err(p) => {

@@ -148,12 +148,7 @@ impl Store {
     /// A progress value (`None` before the first import).
     pub async fn progress(&self, name: &str) -> Result<Option<String>> {
         let mut tx = self.begin().await?;
-        let v = tx
-            .text(
-                "SELECT value FROM import_progress WHERE source = $1 AND name = $2",
-                &[SOURCE.into(), name.into()],
-            )
-            .await?;
+        let v = tx.progress(name).await?;
         tx.commit().await?;
         Ok(v)
     }
@@ -299,6 +294,15 @@ impl Tx {
         )
         .await
         .map(drop)
+    }
+
+    /// A progress value, in this transaction.
+    pub async fn progress(&mut self, name: &str) -> Result<Option<String>> {
+        self.text(
+            "SELECT value FROM import_progress WHERE source = $1 AND name = $2",
+            &[SOURCE.into(), name.into()],
+        )
+        .await
     }
 
     /// Sets a progress value, in this transaction.

@@ -29,6 +29,7 @@ fn account(now: chrono::DateTime<Utc>) -> Account {
         services: vec![
             json!({"id": "PS1", "name": "identity-db", "escalation_policy": {"id": "PE1"}, "teams": [{"id": "PT1"}]}),
         ],
+        priorities: vec![],
         incidents: vec![
             json!({"id": "PI1", "incident_number": 1, "title": "Disk full", "created_at": at(day_ago),
             "status": "acknowledged", "urgency": "high", "priority": {"id": "PP", "summary": "SEV-1"},

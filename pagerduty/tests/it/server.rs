@@ -28,6 +28,7 @@ pub struct Account {
     pub teams: Vec<Value>,
     pub escalation_policies: Vec<Value>,
     pub services: Vec<Value>,
+    pub priorities: Vec<Value>,
     pub incidents: Vec<Value>,
     pub log_entries: Vec<Value>,
 }
@@ -214,6 +215,7 @@ pub async fn serve(account: Account, trouble: Trouble) -> (SocketAddr, Shared) {
         .route("/teams", listing!(teams))
         .route("/escalation_policies", listing!(escalation_policies))
         .route("/services", listing!(services))
+        .route("/priorities", listing!(priorities))
         .route("/incidents", listing!(incidents))
         .route("/incidents/{id}", get(incident))
         .route("/log_entries", listing!(log_entries))
@@ -279,7 +281,8 @@ pub fn render(data: &Dataset) -> Account {
             json!({"id": format!("PI{}", i.id), "type": "incident", "incident_number": i.incident_number,
                    "title": i.title, "created_at": ts(&i.created_at), "status": &*i.status,
                    "urgency": &*i.urgency,
-                   "priority": i.priority.as_deref().map(|p| json!({"id": format!("PP{p}"), "summary": p})),
+                   // A bare reference: the name comes from /priorities.
+                   "priority": i.priority.as_deref().map(|p| json!({"id": format!("PP{p}"), "type": "priority_reference"})),
                    "service": reference("PS", i.service_id),
                    "escalation_policy": reference("PE", i.escalation_policy_id)})
         })
@@ -336,6 +339,10 @@ pub fn render(data: &Dataset) -> Account {
         teams,
         escalation_policies,
         services,
+        priorities: ["P1", "P2", "P3", "P4", "P5"]
+            .iter()
+            .map(|p| json!({"id": format!("PP{p}"), "name": p, "summary": p}))
+            .collect(),
         incidents,
         log_entries,
     }
