@@ -5,7 +5,7 @@
 //! repeats nothing: log entries are deduplicated by PagerDuty's id and get ids above every
 //! id in the replica, so `mttx etl run` follows them as usual. With `follow`, it polls.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -16,12 +16,14 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, rfc3339};
-use crate::map::{self, Problem, Reference};
-use crate::store::{Param, Store, Tx};
+use crate::entries::entries_window;
+use crate::map::{self, Problem};
+use crate::org::{organisation, policy_id, service_id};
+use crate::store::{Store, Tx};
 use crate::{Error, Result};
 
 /// The one account an import fills.
-const ACCOUNT: i64 = 1;
+pub(crate) const ACCOUNT: i64 = 1;
 
 /// How an import runs.
 #[derive(Debug, Clone)]
@@ -107,12 +109,17 @@ impl std::fmt::Display for Summary {
     }
 }
 
-fn raw(v: &Value) -> Option<String> {
+pub(crate) fn raw(v: &Value) -> Option<String> {
     Some(v.to_string())
 }
 
 /// Writes `problem` about `v` to the quarantine.
-async fn quarantine(tx: &mut Tx, kind: &str, v: &Value, problem: &Problem) -> Result<()> {
+pub(crate) async fn quarantine(
+    tx: &mut Tx,
+    kind: &str,
+    v: &Value,
+    problem: &Problem,
+) -> Result<()> {
     let external = map::id(v).unwrap_or_else(|_| format!("(no id) {}", short(v)));
     tx.quarantine(kind, &external, problem.reason, &problem.detail, raw(v))
         .await
@@ -122,211 +129,8 @@ fn short(v: &Value) -> String {
     v.to_string().chars().take(80).collect()
 }
 
-/// The contract id of the policy `r`, made from the reference if it is not imported (a
-/// policy deleted since, say).
-async fn policy_id(tx: &mut Tx, r: &Reference) -> Result<i64> {
-    let (id, new) = tx
-        .id_for("escalation_policy", "escalation_policies", &r.id)
-        .await?;
-    if new {
-        tx.exec(
-            "INSERT INTO escalation_policies (id, account_id, team_id, name) VALUES ($1, $2, NULL, $3)",
-            &[id.into(), ACCOUNT.into(), r.summary.clone().unwrap_or_else(|| r.id.clone()).into()],
-        )
-        .await?;
-    }
-    Ok(id)
-}
-
-/// The contract id of the service `r` (made from the reference, on `policy`, if unknown).
-async fn service_id(tx: &mut Tx, r: &Reference, policy: i64) -> Result<i64> {
-    let (id, new) = tx.id_for("service", "services", &r.id).await?;
-    if new {
-        tx.exec(
-            "INSERT INTO services (id, account_id, team_id, escalation_policy_id, name) VALUES ($1, $2, NULL, $3, $4)",
-            &[
-                id.into(),
-                ACCOUNT.into(),
-                policy.into(),
-                r.summary.clone().unwrap_or_else(|| r.id.clone()).into(),
-            ],
-        )
-        .await?;
-    }
-    Ok(id)
-}
-
-/// The contract id of the user `r` (made from the reference, in UTC, if unknown: a user
-/// deleted since still has a name in the log). A person named in a summary is the user of
-/// that name.
-async fn user_id(tx: &mut Tx, r: &Reference) -> Result<i64> {
-    if let Some(name) = r.id.strip_prefix(Reference::BY_NAME)
-        && let Some(id) = tx
-            .int(
-                "SELECT MIN(id) FROM users WHERE account_id = $1 AND name = $2",
-                &[ACCOUNT.into(), name.into()],
-            )
-            .await?
-    {
-        return Ok(id);
-    }
-    let (id, new) = tx.id_for("user", "users", &r.id).await?;
-    if new {
-        tx.exec(
-            "INSERT INTO users (id, account_id, name, email, time_zone) VALUES ($1, $2, $3, '', 'UTC')",
-            &[id.into(), ACCOUNT.into(), r.summary.clone().unwrap_or_else(|| r.id.clone()).into()],
-        )
-        .await?;
-    }
-    Ok(id)
-}
-
-async fn team_id(tx: &mut Tx, external: &str) -> Result<Option<i64>> {
-    tx.id_of("team", external).await
-}
-
-/// The organisation, in one transaction: account, teams, users and their teams, policies,
-/// services. Returns each priority's name by id.
-async fn organisation(
-    client: &Client,
-    store: &Store,
-    opts: &Options,
-    s: &mut Summary,
-) -> Result<()> {
-    let teams = client.list("teams", "teams", &[]).await?;
-    let users = client.list("users", "users", &[]).await?;
-    let policies = client
-        .list("escalation_policies", "escalation_policies", &[])
-        .await?;
-    let services = client.list("services", "services", &[]).await?;
-    // Accounts without priorities answer 404 (or 403 where the plan has none).
-    let priorities = match client.list("priorities", "priorities", &[]).await {
-        Ok(p) => p,
-        Err(Error::NotFound(_) | Error::Unauthorized { status: 403 }) => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    let mut tx = store.begin().await?;
-    // Their names by id, for incidents whose priority reference carries none.
-    for p in &priorities {
-        if let (Ok(id), Some(name)) = (map::id(p), p.get("name").and_then(Value::as_str)) {
-            tx.set_progress(&format!("priority:{id}"), name).await?;
-        }
-    }
-    // The account's time zone: its people's most common one.
-    let mut zones: HashMap<String, usize> = HashMap::new();
-    for u in users.iter().filter_map(|u| map::user(u).ok()) {
-        *zones.entry(u.time_zone).or_default() += 1;
-    }
-    let tz = zones
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map_or_else(|| "UTC".to_owned(), |(tz, _)| tz);
-    tx.exec(
-        "INSERT INTO accounts (id, name, time_zone) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, time_zone = excluded.time_zone",
-        &[ACCOUNT.into(), opts.account_name.as_str().into(), tz.into()],
-    )
-    .await?;
-    for v in &teams {
-        match map::team(v) {
-            Ok(t) => {
-                let (id, _) = tx.id_for("team", "teams", &t.id).await?;
-                tx.exec(
-                    "INSERT INTO teams (id, account_id, name) VALUES ($1, $2, $3) \
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                    &[id.into(), ACCOUNT.into(), t.name.into()],
-                )
-                .await?;
-                s.teams += 1;
-            }
-            Err(p) => {
-                quarantine(&mut tx, "team", v, &p).await?;
-                s.quarantined += 1;
-            }
-        }
-    }
-    for v in &users {
-        match map::user(v) {
-            Ok(u) => {
-                let (id, _) = tx.id_for("user", "users", &u.id).await?;
-                tx.exec(
-                    "INSERT INTO users (id, account_id, name, email, time_zone) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, \
-                     time_zone = excluded.time_zone",
-                    &[id.into(), ACCOUNT.into(), u.name.into(), u.email.into(), u.time_zone.into()],
-                )
-                .await?;
-                for t in &u.teams {
-                    if let Some(team) = team_id(&mut tx, t).await? {
-                        tx.exec(
-                            "INSERT INTO team_members (account_id, team_id, user_id) VALUES ($1, $2, $3) \
-                             ON CONFLICT (team_id, user_id) DO NOTHING",
-                            &[ACCOUNT.into(), team.into(), id.into()],
-                        )
-                        .await?;
-                    }
-                }
-                s.users += 1;
-            }
-            Err(p) => {
-                quarantine(&mut tx, "user", v, &p).await?;
-                s.quarantined += 1;
-            }
-        }
-    }
-    for v in &policies {
-        match map::policy(v) {
-            Ok(p) => {
-                let (id, _) = tx
-                    .id_for("escalation_policy", "escalation_policies", &p.id)
-                    .await?;
-                let team = match &p.team {
-                    Some(t) => team_id(&mut tx, t).await?,
-                    None => None,
-                };
-                tx.exec(
-                    "INSERT INTO escalation_policies (id, account_id, team_id, name) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, name = excluded.name",
-                    &[id.into(), ACCOUNT.into(), team.into(), p.name.into()],
-                )
-                .await?;
-                s.escalation_policies += 1;
-            }
-            Err(p) => {
-                quarantine(&mut tx, "escalation_policy", v, &p).await?;
-                s.quarantined += 1;
-            }
-        }
-    }
-    for v in &services {
-        match map::service(v) {
-            Ok(svc) => {
-                let policy = policy_id(&mut tx, &svc.policy).await?;
-                let (id, _) = tx.id_for("service", "services", &svc.id).await?;
-                let team = match &svc.team {
-                    Some(t) => team_id(&mut tx, t).await?,
-                    None => None,
-                };
-                tx.exec(
-                    "INSERT INTO services (id, account_id, team_id, escalation_policy_id, name) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, \
-                     escalation_policy_id = excluded.escalation_policy_id, name = excluded.name",
-                    &[id.into(), ACCOUNT.into(), team.into(), policy.into(), svc.name.into()],
-                )
-                .await?;
-                s.services += 1;
-            }
-            Err(p) => {
-                quarantine(&mut tx, "service", v, &p).await?;
-                s.quarantined += 1;
-            }
-        }
-    }
-    tx.commit().await
-}
-
 /// Writes one incident (new, or its current state over the old); false if quarantined.
-async fn write_incident(tx: &mut Tx, v: &Value, s: &mut Summary) -> Result<bool> {
+pub(crate) async fn write_incident(tx: &mut Tx, v: &Value, s: &mut Summary) -> Result<bool> {
     // A priority reference without its name: the name /priorities gave.
     let named;
     let v = match v["priority"]["id"].as_str() {
@@ -393,198 +197,8 @@ async fn write_incident(tx: &mut Tx, v: &Value, s: &mut Summary) -> Result<bool>
 }
 
 /// A time as the replica keeps it (SQLite compares the text: six fractional digits).
-fn replica_ts(t: DateTime<Utc>) -> String {
+pub(crate) fn replica_ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-/// Entry types whose arrival may change an incident's current state.
-const STATE_CHANGES: [&str; 8] = [
-    "acknowledge",
-    "unacknowledge",
-    "resolve",
-    "escalate",
-    "delegate",
-    "urgency_change",
-    "priority_change",
-    "reassign",
-];
-
-/// One window of log entries: the incidents they need first (fetched where the replica
-/// does not have them), then the new entries in time order, with the progress. Returns the
-/// incidents whose state may have changed since they were written: those with a
-/// state-changing entry made after `written_before` (when the rows were read).
-async fn entries_window(
-    client: &Client,
-    store: &Store,
-    (from, to): (DateTime<Utc>, DateTime<Utc>),
-    written_before: DateTime<Utc>,
-    s: &mut Summary,
-) -> Result<BTreeSet<String>> {
-    let query = [
-        ("include[]", "channels".to_owned()),
-        ("is_overview", "false".to_owned()),
-        ("time_zone", "UTC".to_owned()),
-    ];
-    let listed = client
-        .list_window("log_entries", "log_entries", &query, from, to)
-        .await?;
-    // Read first, outside the write: which incidents the replica lacks.
-    let mut read = store.begin().await?;
-    let mut missing = BTreeSet::new();
-    for v in &listed {
-        if let Some(incident) = v.get("incident").and_then(map::reference)
-            && read.id_of("incident", &incident.id).await?.is_none()
-        {
-            missing.insert(incident.id);
-        }
-    }
-    read.commit().await?;
-    let mut fetched = Vec::new();
-    for id in &missing {
-        match client.get(&format!("incidents/{id}"), &[]).await {
-            Ok(body) => fetched.push((id.clone(), Some(body["incident"].clone()))),
-            Err(Error::NotFound(_)) => fetched.push((id.clone(), None)),
-            Err(e) => return Err(e),
-        }
-    }
-    let mut entries: Vec<(map::Entry, &Value)> = Vec::new();
-    let mut tx = store.begin().await?;
-    let mut gone = BTreeSet::new();
-    for (id, incident) in &fetched {
-        let written = match incident {
-            Some(v) if v.is_object() => write_incident(&mut tx, v, s).await?,
-            _ => false,
-        };
-        if !written {
-            gone.insert(id.clone());
-        }
-    }
-    for v in &listed {
-        match map::entry(v) {
-            Ok(e) => entries.push((e, v)),
-            Err(p) => {
-                quarantine(&mut tx, "log_entry", v, &p).await?;
-                s.quarantined += 1;
-            }
-        }
-    }
-    entries.sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
-    let mut touched = BTreeSet::new();
-    for (e, v) in entries {
-        if tx.id_of("log_entry", &e.id).await?.is_some() {
-            s.entries_known += 1;
-            continue;
-        }
-        let Some(incident) = tx.id_of("incident", &e.incident).await? else {
-            let problem = Problem {
-                reason: "unknown_incident",
-                detail: format!(
-                    "incident {} cannot be read from PagerDuty{}",
-                    e.incident,
-                    if gone.contains(&e.incident) {
-                        " (or is not importable)"
-                    } else {
-                        ""
-                    }
-                ),
-            };
-            quarantine(&mut tx, "log_entry", v, &problem).await?;
-            s.quarantined += 1;
-            continue;
-        };
-        if STATE_CHANGES.contains(&e.entry_type.as_str()) && e.created_at >= written_before {
-            touched.insert(e.incident.clone());
-        }
-        write_entry(&mut tx, &e, incident).await?;
-        s.entries += 1;
-    }
-    tx.set_progress("log_entries_until", &rfc3339(to)).await?;
-    tx.commit().await?;
-    Ok(touched)
-}
-
-async fn write_entry(tx: &mut Tx, e: &map::Entry, incident: i64) -> Result<()> {
-    let (agent_type, agent_id) = match &e.agent {
-        Some(a) => {
-            let kind = a.kind.clone();
-            let id = match (a.kind.as_deref(), &a.id) {
-                (Some("user"), Some(id)) => Some(
-                    user_id(
-                        tx,
-                        &Reference {
-                            id: id.clone(),
-                            summary: a.summary.clone(),
-                        },
-                    )
-                    .await?,
-                ),
-                (Some("service"), Some(id)) => tx.id_of("service", id).await?,
-                (None, Some(id)) => tx.id_of("user", id).await?,
-                _ => None,
-            };
-            (kind, id)
-        }
-        None => (None, None),
-    };
-    let user = match &e.user {
-        Some(u) => Some(user_id(tx, u).await?),
-        None => None,
-    };
-    let assignees = match &e.assignees {
-        Some(list) => {
-            let mut ids = Vec::with_capacity(list.len());
-            for r in list {
-                ids.push(user_id(tx, r).await?);
-            }
-            Some(ids)
-        }
-        None => None,
-    };
-    let policy = match &e.policy {
-        Some(p) => Some(policy_id(tx, p).await?),
-        // The policy at trigger, where the trigger does not name it: the incident's.
-        None if e.entry_type == "trigger" => {
-            tx.int(
-                "SELECT escalation_policy_id FROM incidents WHERE id = $1",
-                &[incident.into()],
-            )
-            .await?
-        }
-        None => None,
-    };
-    let (id, _) = tx
-        .id_for("log_entry", "incident_log_entries", &e.id)
-        .await?;
-    let postgres = tx.postgres();
-    let array = assignees.map(|ids| {
-        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-        if postgres {
-            format!("{{{}}}", list.join(","))
-        } else {
-            format!("[{}]", list.join(","))
-        }
-    });
-    tx.exec(
-        "INSERT INTO incident_log_entries (id, account_id, incident_id, type, created_at, agent_type, \
-           agent_id, channel, user_id, assignee_ids, escalation_policy_id, details) \
-         VALUES ($1, $2, $3, $4, {ts $5}, $6, $7, $8, $9, {arr $10}, $11, {json $12})",
-        &[
-            id.into(),
-            ACCOUNT.into(),
-            incident.into(),
-            e.entry_type.as_str().into(),
-            replica_ts(e.created_at).into(),
-            agent_type.into(),
-            agent_id.into(),
-            e.channel.clone().into(),
-            user.into(),
-            Param::Text(array),
-            policy.into(),
-            e.details.clone().into(),
-        ],
-    )
-    .await
-    .map(drop)
 }
 
 /// One window of incidents (created in it), with the progress.

@@ -5,12 +5,15 @@
 //! - [`client`]: GETs with the token, retries, rate limits, pagination and windows.
 //! - [`map`]: PagerDuty's JSON read into the contract's rows (pure).
 //! - [`store`]: the replica, with stable ids, progress and quarantine beside the contract.
-//! - [`import`]: the orchestration — the organisation, then incidents and log entries
-//!   window by window, each window committed with its progress; `--follow` keeps going.
+//! - [`import`]: the orchestration — the organisation (`org`), then incidents and log
+//!   entries (`entries`) window by window, each window committed with its progress;
+//!   `--follow` keeps going.
 
 pub mod client;
+mod entries;
 pub mod import;
 pub mod map;
+mod org;
 pub mod store;
 
 pub use import::{Options, Summary, import};
