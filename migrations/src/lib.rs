@@ -24,6 +24,13 @@ pub enum Error {
          or an SQLite file path (./mttx.sqlite or sqlite://./mttx.sqlite)"
     )]
     BadLocation(String),
+    #[error("cannot create {}, the folder of {location}", path.display())]
+    Folder {
+        location: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open {location}")]
     Connect {
         location: String,
@@ -128,7 +135,8 @@ pub struct ConnectOptions {
     /// Shown in `pg_stat_activity`, so a replica's operators can tell who is reading.
     pub application_name: String,
     pub max_connections: u32,
-    /// Create the SQLite file if it does not exist (never for a replica that should exist).
+    /// Create the SQLite file, and its folder, if they do not exist (never for a replica
+    /// that should exist).
     pub create_sqlite: bool,
 }
 
@@ -167,6 +175,17 @@ pub async fn connect(location: &Location, options: &ConnectOptions) -> Result<Po
             Ok(Pool::Postgres(pool))
         }
         Location::Sqlite(path) => {
+            // So the defaults (`.mttx/…`) work in a fresh checkout.
+            if options.create_sqlite
+                && let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Folder {
+                    location: location.to_string(),
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
                 .connect_with(sqlite_options(path, options.create_sqlite))

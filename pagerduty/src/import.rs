@@ -243,13 +243,17 @@ async fn refresh(
     tx.commit().await
 }
 
-async fn since_of(store: &Store, name: &str, opts: &Options) -> Result<DateTime<Utc>> {
-    match store.progress(name).await? {
-        Some(t) => DateTime::parse_from_rfc3339(&t)
-            .map(|t| t.with_timezone(&Utc) - opts.overlap)
-            .map_err(|_| Error::Progress(t)),
-        None => Ok(opts.since),
-    }
+/// Up to when `name` (incidents or log entries) is imported, if it has been.
+async fn imported_until(store: &Store, name: &str) -> Result<Option<DateTime<Utc>>> {
+    store
+        .progress(name)
+        .await?
+        .map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| Error::Progress(t))
+        })
+        .transpose()
 }
 
 fn bar(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<ProgressBar> {
@@ -286,15 +290,12 @@ pub async fn import(
         let now = Utc::now();
         // Incident rows written before this round show their state as of then: entries
         // made since may have changed it.
-        let written_before = match store.progress("log_entries_until").await? {
-            Some(t) => DateTime::parse_from_rfc3339(&t)
-                .map(|t| t.with_timezone(&Utc) - opts.overlap)
-                .map_err(|_| Error::Progress(t))?,
-            None => now - opts.overlap,
-        };
-        let start = since_of(&store, "log_entries_until", opts)
-            .await?
-            .min(since_of(&store, "incidents_until", opts).await?);
+        let logged = imported_until(&store, "log_entries_until").await?;
+        let listed = imported_until(&store, "incidents_until").await?;
+        let written_before = logged.unwrap_or(now) - opts.overlap;
+        // From where the last round stopped, less the overlap (or from `since`).
+        let resume = |until: Option<DateTime<Utc>>| until.map_or(opts.since, |t| t - opts.overlap);
+        let start = resume(logged).min(resume(listed));
         let bar = if rounds == 0 { bar(start, now) } else { None };
         let mut touched = BTreeSet::new();
         let mut from = start;

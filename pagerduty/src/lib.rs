@@ -55,12 +55,6 @@ pub enum Error {
     Http(String),
     #[error(transparent)]
     Open(#[from] mttx_migrations::Error),
-    #[error("cannot create {}, the folder of the replica", path.display())]
-    Folder {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("replica error while {doing}")]
     Replica {
         doing: &'static str,

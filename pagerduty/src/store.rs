@@ -105,19 +105,10 @@ macro_rules! bind_all {
 }
 
 impl Store {
-    /// Opens the replica at `location`, creating it (and the contract's and the import's
-    /// tables) where needed.
+    /// Opens the replica at `location`, creating it (its folder, the contract's and the
+    /// import's tables) where needed.
     #[tracing::instrument(skip_all, fields(%location), err)]
     pub async fn open(location: &Location) -> Result<Self> {
-        if let Location::Sqlite(path) = location
-            && let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Folder {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
         let options = mttx_migrations::ConnectOptions {
             application_name: "mttx-import".into(),
             max_connections: 2,
@@ -176,10 +167,18 @@ impl Tx {
         done.map_err(err("writing the replica"))
     }
 
-    /// The first column of the first row, as a whole number.
-    pub async fn int(&mut self, sql: &str, params: &[Param]) -> Result<Option<i64>> {
+    /// The first column of the first row (`None` without a row, or where it is NULL).
+    async fn scalar<T>(&mut self, sql: &str, params: &[Param]) -> Result<Option<T>>
+    where
+        T: Send
+            + Unpin
+            + sqlx::Type<sqlx::Postgres>
+            + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'r> sqlx::Decode<'r, sqlx::Sqlite>,
+    {
         let sql = dialect(self.postgres(), sql);
-        let row: Option<(Option<i64>,)> = match &mut self.db {
+        let row: Option<(Option<T>,)> = match &mut self.db {
             Db::Postgres(tx) => {
                 bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
                     .fetch_optional(&mut **tx)
@@ -195,23 +194,14 @@ impl Tx {
         Ok(row.and_then(|r| r.0))
     }
 
+    /// The first column of the first row, as a whole number.
+    pub async fn int(&mut self, sql: &str, params: &[Param]) -> Result<Option<i64>> {
+        self.scalar(sql, params).await
+    }
+
     /// The first column of the first row, as text.
     pub async fn text(&mut self, sql: &str, params: &[Param]) -> Result<Option<String>> {
-        let sql = dialect(self.postgres(), sql);
-        let row: Option<(Option<String>,)> = match &mut self.db {
-            Db::Postgres(tx) => {
-                bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-            Db::Sqlite(tx) => {
-                bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), params)
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-        }
-        .map_err(err("reading the replica"))?;
-        Ok(row.and_then(|r| r.0))
+        self.scalar(sql, params).await
     }
 
     pub async fn commit(self) -> Result<()> {

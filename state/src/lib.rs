@@ -33,12 +33,6 @@ pub use mttx_facts::{MetricsVersion, Versions};
 pub enum Error {
     #[error(transparent)]
     Open(#[from] mttx_migrations::Error),
-    #[error("cannot create {}, the folder of the state file", path.display())]
-    Folder {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("state database error while {doing}")]
     Sql {
         doing: &'static str,
@@ -101,20 +95,10 @@ fn racing(e: &mttx_migrations::Error) -> bool {
 }
 
 impl State {
-    /// Opens (creating and migrating where needed) the state database. The one place mttx
-    /// opens its state: an SQLite file's folder is created too, so the defaults work in a
-    /// fresh checkout.
+    /// Opens (creating and migrating where needed, an SQLite file's folder included) the
+    /// state database.
     #[tracing::instrument(skip_all, fields(%location), err)]
     pub async fn open(location: &Location) -> Result<Self> {
-        if let Location::Sqlite(path) = location
-            && let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Folder {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
         let options = mttx_migrations::ConnectOptions {
             application_name: "mttx-state".into(),
             max_connections: 2,

@@ -8,8 +8,8 @@ use clap::Args;
 use mttx_fixtures::Config;
 use mttx_migrations::Location;
 
+use super::Places;
 use super::serve::{start, until_stopped};
-use super::{Places, ensure_parent};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -24,7 +24,6 @@ pub struct DemoArgs {
 pub async fn run(places: &Places, args: DemoArgs) -> anyhow::Result<()> {
     let DemoArgs { listen, incidents } = args;
     let source = places.source()?;
-    ensure_parent(&source)?;
     let fresh = match &source {
         Location::Sqlite(path) => !path.exists(),
         Location::Postgres(_) => false,

@@ -72,6 +72,15 @@ pub fn check_workers(workers: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--poll-seconds`: more than 0, at most an hour.
+pub fn check_poll(seconds: f64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        seconds > 0.0 && seconds <= 3600.0,
+        "--poll-seconds must be between 0 and 3600"
+    );
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 /// `--range-incidents`: 1 or more.
 pub fn check_range(range_incidents: i64) -> anyhow::Result<()> {
     anyhow::ensure!(range_incidents > 0, "--range-incidents must be at least 1");
@@ -84,10 +93,7 @@ impl EtlRunArgs {
         anyhow::ensure!(self.batch_entries > 0, "--batch-entries must be at least 1");
         check_range(self.range_incidents)?;
         check_workers(self.workers)?;
-        anyhow::ensure!(
-            self.poll_seconds > 0.0 && self.poll_seconds <= 3600.0,
-            "--poll-seconds must be between 0 and 3600"
-        );
+        let poll = check_poll(self.poll_seconds)?;
         anyhow::ensure!(
             (1..=3600).contains(&self.lease_seconds),
             "--lease-seconds must be between 1 and 3600"
@@ -99,7 +105,7 @@ impl EtlRunArgs {
         Ok(RunOptions {
             once: self.once,
             batch_entries: self.batch_entries,
-            poll: Duration::from_secs_f64(self.poll_seconds),
+            poll,
             workers: self.workers,
             range_incidents: self.range_incidents,
             lease_ttl: Duration::from_secs(self.lease_seconds),

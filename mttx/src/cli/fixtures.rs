@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use mttx_fixtures::{Config, golden};
 
-use super::{Places, ensure_parent};
+use super::Places;
 
 #[derive(Debug, Subcommand)]
 pub enum FixturesCommand {
@@ -62,7 +62,6 @@ fn parse_until(s: &str) -> anyhow::Result<DateTime<Utc>> {
 
 pub async fn run(places: &Places, command: FixturesCommand) -> anyhow::Result<()> {
     let source = places.source()?;
-    ensure_parent(&source)?;
     match command {
         FixturesCommand::Generate(args) => {
             let cfg = Config {

@@ -1,14 +1,14 @@
 //! `mttx import pagerduty`: a PagerDuty account into a replica in mttx's contract.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use mttx_pagerduty::Options;
 
-use super::{Places, ensure_parent, shutdown_on_signal};
+use super::etl::check_poll;
+use super::{Places, shutdown_on_signal};
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
@@ -63,23 +63,19 @@ fn token(file: Option<&PathBuf>) -> anyhow::Result<secrecy::SecretString> {
 
 pub async fn run(places: &Places, command: ImportCommand) -> anyhow::Result<()> {
     let ImportCommand::Pagerduty(args) = command;
-    anyhow::ensure!(
-        args.poll_seconds > 0.0 && args.poll_seconds <= 3600.0,
-        "--poll-seconds must be between 0 and 3600"
-    );
+    let poll = check_poll(args.poll_seconds)?;
     anyhow::ensure!(
         (1..=4320).contains(&args.window_hours),
         "--window-hours must be between 1 and 4320 (6 months)"
     );
     let source = places.source()?;
-    ensure_parent(&source)?;
     let since = match args.since {
         Some(d) => d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
         None => Utc::now() - chrono::Duration::days(90),
     };
     let opts = Options {
         follow: args.follow,
-        poll: Duration::from_secs_f64(args.poll_seconds),
+        poll,
         account_name: args.account_name,
         window: chrono::Duration::hours(i64::from(args.window_hours)),
         shutdown: shutdown_on_signal("finishing the current window"),

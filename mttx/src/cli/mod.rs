@@ -124,18 +124,6 @@ fn location(flag: &str, value: &str) -> anyhow::Result<Location> {
     value.parse().with_context(|| format!("--{flag}"))
 }
 
-/// Makes sure the folder of an SQLite replica exists, so the defaults work in a fresh
-/// checkout.
-fn ensure_parent(location: &Location) -> anyhow::Result<()> {
-    if let Location::Sqlite(path) = location
-        && let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    Ok(())
-}
-
 /// The one handler of SIGINT and SIGTERM: the first cancels the returned token (every
 /// run, backfill and reprocess stops at its next safe point, saying `what` happens), the
 /// second quits at once.
