@@ -5,15 +5,17 @@
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{Float64Type, Int64Type};
-use deltalake::datafusion::prelude::{cast, col, lit};
+use deltalake::datafusion::prelude::{DataFrame, cast, col, lit};
 
 use crate::filters::{Cursor, SORT_KEY};
-use crate::{Engine, Filters, Page, Period, Result, facts_err};
+use crate::{Engine, Filters, Page, Period, Result, Selection, facts_err};
 
 /// One page of incidents and the cursor of the next (None on the last page).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incidents {
     pub facts: Vec<mttx_facts::Fact>,
+    /// Each incident's own position, as a cursor (`after` it starts the page after it).
+    pub cursors: Vec<String>,
     pub next: Option<String>,
 }
 
@@ -37,6 +39,29 @@ impl Engine {
     ) -> Result<Incidents> {
         let (from, to) = period.instants();
         let df = self.incidents(account, from, to, filters).await?;
+        self.page_of(df, page).await
+    }
+
+    /// The incidents of an analytics [`Selection`], sorted, a page at a time: the raw
+    /// incidents of PagerDuty's Analytics API.
+    #[tracing::instrument(skip_all, err, fields(account = account, sort = ?page.sort))]
+    pub async fn selected(
+        &self,
+        account: i64,
+        selection: &Selection,
+        page: &Page,
+    ) -> Result<Incidents> {
+        let mut df = self
+            .incidents(account, selection.from, selection.to, &Filters::default())
+            .await?;
+        if let Some(f) = selection.expr() {
+            df = df.filter(f).map_err(facts_err("filtering facts"))?;
+        }
+        self.page_of(df, page).await
+    }
+
+    /// One page of `df`'s incidents in `page`'s order.
+    async fn page_of(&self, df: DataFrame, page: &Page) -> Result<Incidents> {
         // Keys: the sort value (missing values sort last either way) and the incident id.
         let missing = page.missing_key();
         let mut df = df
@@ -69,19 +94,25 @@ impl Engine {
                 keys.extend(k.iter().map(|v| v.unwrap_or(missing)));
             }
         }
-        let next = if facts.len() > page.limit {
-            facts.truncate(page.limit);
-            facts.last().zip(keys.get(page.limit - 1)).map(|(f, &key)| {
+        let more = facts.len() > page.limit;
+        facts.truncate(page.limit);
+        let cursors: Vec<String> = facts
+            .iter()
+            .zip(&keys)
+            .map(|(f, &key)| {
                 Cursor {
                     key,
                     id: f.incident_id,
                 }
                 .to_string()
             })
-        } else {
-            None
-        };
-        Ok(Incidents { facts, next })
+            .collect();
+        let next = more.then(|| cursors.last().cloned()).flatten();
+        Ok(Incidents {
+            facts,
+            cursors,
+            next,
+        })
     }
 
     /// When the account's latest incident was created (None: it has none).

@@ -9,13 +9,16 @@
 //! - a trend: the metrics of each day, week or month ([`Unit`]) of the period;
 //! - a drilldown: the incidents behind a number, a [`Page`] at a time ([`Incidents`]), or
 //!   one incident's facts row;
-//! - the noisy-alerts view ([`Noisy`]).
+//! - the noisy-alerts view ([`Noisy`]);
+//! - the rows of PagerDuty's Analytics API ([`analytics`]): an instant range and lists of
+//!   teams, services, policies in, [`Tally`] rows per group and local bucket out.
 //!
 //! DataFusion gathers counts, sums and the durations themselves per key; the metric math
 //! (exact percentiles as PostgreSQL's `percentile_cont`, means, rates, deltas) is done here
 //! in plain Rust.
 
 mod aggregate;
+pub mod analytics;
 mod drilldown;
 mod engine;
 mod filters;
@@ -24,6 +27,7 @@ pub mod noisy;
 mod period;
 mod report;
 
+pub use analytics::{Buckets, Dimension, Selection, Tally};
 pub use drilldown::Incidents;
 pub use engine::Engine;
 pub use filters::{Filters, Page, Sort};

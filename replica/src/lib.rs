@@ -3,10 +3,12 @@
 //!
 //! [`rows`] holds the contract's rows as mttx reads them ([`Entry`], [`IncidentRow`]) and
 //! what the fold needs of the organisation ([`Context`]); [`Source`] reads them in short
-//! statements, retrying what fails transiently. Both the ETL (which folds them) and the
+//! statements, retrying what fails transiently; [`Directory`] is what an account's ids
+//! stand for (names, time zone, an importer's outside ids). Both the ETL (which folds them) and the
 //! server (which shows an incident's timeline) read through here.
 
 mod copy;
+pub mod names;
 pub mod rows;
 mod source;
 
@@ -14,6 +16,7 @@ use std::sync::LazyLock;
 
 use prometheus_client::metrics::counter::Counter;
 
+pub use names::{Directory, Kind};
 pub use rows::{Context, Entry, IncidentRow, Ts};
 pub use source::{STATEMENT_TIMEOUT, Source, transient, with_retries};
 

@@ -27,7 +27,7 @@ const RETRIES: u32 = 6;
 /// The replica, opened read-only.
 #[derive(Debug, Clone)]
 pub struct Source {
-    pool: Pool,
+    pub(crate) pool: Pool,
     location: Location,
 }
 

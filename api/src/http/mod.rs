@@ -18,6 +18,7 @@ pub mod cache;
 pub mod error;
 pub mod incidents;
 pub mod metrics;
+pub mod names;
 pub mod openapi;
 pub mod params;
 pub mod reports;
@@ -72,6 +73,7 @@ pub struct App {
     pub(crate) source: Option<Source>,
     answers: Answers,
     tokens: Tokens,
+    names: names::Names,
     pub(crate) accepted: Accepted,
     extra_metrics: Option<fn() -> String>,
 }
@@ -92,6 +94,7 @@ impl App {
             source,
             answers: Answers::new(options.cache_bytes),
             tokens: Tokens::default(),
+            names: names::Names::default(),
             accepted: params::accepted(),
             extra_metrics: options.extra_metrics,
         }))
