@@ -10,6 +10,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-chromium.sh
+bash scripts/ensure-python.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"

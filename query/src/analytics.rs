@@ -190,6 +190,8 @@ pub struct Tally {
     pub engaged_users: i64,
     /// Distinct users who acknowledged any of the incidents.
     pub distinct_responders: i64,
+    /// Per responder: the incidents the row's user acknowledged.
+    pub acknowledged_by_key: i64,
     /// The durations, sorted: to first acknowledgement, to resolve, to mobilize (the last
     /// acknowledging user's first acknowledgement), to engage (first to last engaging
     /// user).
@@ -259,7 +261,9 @@ impl Engine {
                 .collect();
             keys.push(bucket_of(&bounds).alias("bucket"));
         }
-        let rows = self.tally(df.clone(), keys.clone()).await?;
+        let rows = self
+            .tally(df.clone(), keys.clone(), by == Some(Dimension::Responder))
+            .await?;
         let mut out: BTreeMap<(Option<i64>, Option<i64>), Tally> = rows;
         if matches!(by, Some(Dimension::EscalationPolicy) | None) {
             for (k, n) in self.distinct_responders(df, keys).await? {
@@ -284,14 +288,17 @@ impl Engine {
         &self,
         df: DataFrame,
         keys: Vec<Expr>,
+        per_responder: bool,
     ) -> Result<BTreeMap<(Option<i64>, Option<i64>), Tally>> {
         let one = |c: Expr| {
             cast(
-                when(c, lit(1_i64)).otherwise(lit(0_i64)).unwrap_or(lit(0_i64)),
+                when(c, lit(1_i64))
+                    .otherwise(lit(0_i64))
+                    .unwrap_or(lit(0_i64)),
                 DataType::Int64,
             )
         };
-        let aggregates = vec![
+        let mut aggregates = vec![
             count(lit(1_i64)).alias("incident_count"),
             count(col("seconds_to_first_ack")).alias("acknowledged_count"),
             sum(one(col("auto_resolved"))).alias("auto_resolved_count"),
@@ -304,13 +311,25 @@ impl Engine {
             sum(col("interruptions_business")).alias("interruptions_business"),
             sum(col("interruptions_off_hours")).alias("interruptions_off_hours"),
             sum(col("interruptions_sleep")).alias("interruptions_sleep"),
-            sum(cast(cardinality(col("acknowledged_user_ids")), DataType::Int64))
-                .alias("engaged_users"),
+            sum(cast(
+                cardinality(col("acknowledged_user_ids")),
+                DataType::Int64,
+            ))
+            .alias("engaged_users"),
             array_agg(col("seconds_to_first_ack")).alias("to_first_ack"),
             array_agg(col("seconds_to_resolve")).alias("to_resolve"),
             array_agg(col("seconds_to_mobilize")).alias("to_mobilize"),
             array_agg(col("seconds_to_mobilize") - col("seconds_to_first_ack")).alias("to_engage"),
         ];
+        if per_responder {
+            aggregates.push(
+                sum(one(array_has(
+                    col("acknowledged_user_ids"),
+                    col("responder"),
+                )))
+                .alias("acknowledged_by_key"),
+            );
+        }
         let batches = df
             .aggregate(keys, aggregates)
             .map_err(facts_err("planning an analytics aggregate"))?
@@ -335,6 +354,7 @@ impl Engine {
                     interruptions_off_hours: n("interruptions_off_hours"),
                     interruptions_sleep: n("interruptions_sleep"),
                     engaged_users: n("engaged_users"),
+                    acknowledged_by_key: n("acknowledged_by_key"),
                     to_first_ack: sorted(b, "to_first_ack", row),
                     to_resolve: sorted(b, "to_resolve", row),
                     to_mobilize: sorted(b, "to_mobilize", row),
@@ -367,7 +387,10 @@ impl Engine {
                     .map(|k| col(k.schema_name().to_string()))
                     .collect();
                 d.filter(col("acknowledged_user_ids").is_not_null())?
-                    .aggregate(keys, vec![array_agg(col("acknowledged_user_ids")).alias("users")])
+                    .aggregate(
+                        keys,
+                        vec![array_agg(col("acknowledged_user_ids")).alias("users")],
+                    )
             })
             .map_err(facts_err("planning a responder count"))?
             .collect()
@@ -456,7 +479,10 @@ mod tests {
         // Thursday 2026-10-29 05:00 UTC is 01:00 local; the range ends Monday 2026-11-09
         // 04:59 local, across the end of daylight time (2026-11-01).
         let starts = b.starts(utc("2026-10-29T05:00:00Z"), utc("2026-11-09T09:59:00Z"));
-        assert_eq!(starts, vec![d("2026-10-26"), d("2026-11-02"), d("2026-11-09")]);
+        assert_eq!(
+            starts,
+            vec![d("2026-10-26"), d("2026-11-02"), d("2026-11-09")]
+        );
         let b = Buckets {
             unit: Unit::Month,
             tz: chrono_tz::Europe::Berlin,

@@ -14,8 +14,6 @@ use crate::{Engine, Filters, Page, Period, Result, Selection, facts_err};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incidents {
     pub facts: Vec<mttx_facts::Fact>,
-    /// Each incident's own position, as a cursor (`after` it starts the page after it).
-    pub cursors: Vec<String>,
     pub next: Option<String>,
 }
 
@@ -39,17 +37,20 @@ impl Engine {
     ) -> Result<Incidents> {
         let (from, to) = period.instants();
         let df = self.incidents(account, from, to, filters).await?;
-        self.page_of(df, page).await
+        self.page_of(df, page, false).await
     }
 
     /// The incidents of an analytics [`Selection`], sorted, a page at a time: the raw
-    /// incidents of PagerDuty's Analytics API.
+    /// incidents of PagerDuty's Analytics API. With `before`, the page is the one just
+    /// before `page.after` in `page`'s order (given nearest first), and `next` says whether
+    /// there are more before it.
     #[tracing::instrument(skip_all, err, fields(account = account, sort = ?page.sort))]
     pub async fn selected(
         &self,
         account: i64,
         selection: &Selection,
         page: &Page,
+        before: bool,
     ) -> Result<Incidents> {
         let mut df = self
             .incidents(account, selection.from, selection.to, &Filters::default())
@@ -57,11 +58,13 @@ impl Engine {
         if let Some(f) = selection.expr() {
             df = df.filter(f).map_err(facts_err("filtering facts"))?;
         }
-        self.page_of(df, page).await
+        self.page_of(df, page, before).await
     }
 
-    /// One page of `df`'s incidents in `page`'s order.
-    async fn page_of(&self, df: DataFrame, page: &Page) -> Result<Incidents> {
+    /// One page of `df`'s incidents in `page`'s order, or walking back from `page.after`
+    /// (`reverse`: the order turned round, missing durations still last in `page`'s).
+    async fn page_of(&self, df: DataFrame, page: &Page, reverse: bool) -> Result<Incidents> {
+        let descending = page.descending != reverse;
         // Keys: the sort value (missing values sort last either way) and the incident id.
         let missing = page.missing_key();
         let mut df = df
@@ -69,10 +72,10 @@ impl Engine {
             .map_err(facts_err("sorting incidents"))?;
         if let Some(cursor) = page.cursor()? {
             df = df
-                .filter(cursor.beyond(page.descending))
+                .filter(cursor.beyond(descending))
                 .map_err(facts_err("paging incidents"))?;
         }
-        let asc = !page.descending;
+        let asc = !descending;
         let batches = df
             .sort(vec![
                 col(SORT_KEY).sort(asc, false),
@@ -94,25 +97,22 @@ impl Engine {
                 keys.extend(k.iter().map(|v| v.unwrap_or(missing)));
             }
         }
-        let more = facts.len() > page.limit;
-        facts.truncate(page.limit);
-        let cursors: Vec<String> = facts
-            .iter()
-            .zip(&keys)
-            .map(|(f, &key)| {
-                Cursor {
-                    key,
-                    id: f.incident_id,
-                }
-                .to_string()
-            })
-            .collect();
-        let next = more.then(|| cursors.last().cloned()).flatten();
-        Ok(Incidents {
-            facts,
-            cursors,
-            next,
-        })
+        let next = if facts.len() > page.limit {
+            facts.truncate(page.limit);
+            facts
+                .last()
+                .zip(keys.get(page.limit.saturating_sub(1)))
+                .map(|(f, &key)| {
+                    Cursor {
+                        key,
+                        id: f.incident_id,
+                    }
+                    .to_string()
+                })
+        } else {
+            None
+        };
+        Ok(Incidents { facts, next })
     }
 
     /// When the account's latest incident was created (None: it has none).

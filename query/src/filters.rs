@@ -116,6 +116,21 @@ impl Page {
         cast(key, DataType::Float64)
     }
 
+    /// The cursor of `fact`'s position in this order: `after` it, a page starts just past
+    /// the incident.
+    pub fn cursor_of(&self, fact: &mttx_facts::Fact) -> String {
+        let key = match self.sort {
+            Sort::CreatedAt => fact.created_at.timestamp_micros() as f64,
+            Sort::TimeToAck => fact.seconds_to_first_ack.unwrap_or(self.missing_key()),
+            Sort::TimeToResolve => fact.seconds_to_resolve.unwrap_or(self.missing_key()),
+        };
+        Cursor {
+            key,
+            id: fact.incident_id,
+        }
+        .to_string()
+    }
+
     /// The position `after` names (None: the first page).
     pub(crate) fn cursor(&self) -> Result<Option<Cursor>> {
         self.after.as_deref().map(Cursor::parse).transpose()

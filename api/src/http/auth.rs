@@ -1,4 +1,4 @@
-//! Who is asking: a bearer token in, its account out. The API's handlers take the
+//! Who is asking: a bearer token (or PagerDuty's `Token token=…`) in, its account out. The API's handlers take the
 //! [`Account`] extractor; the dashboard's sign-in shares [`token_account`], the check
 //! itself. Checks are kept for [`TOKEN_TTL`], so a revoked or expired token stops working
 //! within that time.
@@ -29,19 +29,27 @@ impl FromRequestParts<Arc<App>> for Account {
             ));
         };
         let token = bearer(value).ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must read `Bearer <token>`".into())
+            ApiError::Unauthorized(
+                "the Authorization header must read `Bearer <token>` or `Token token=<token>`"
+                    .into(),
+            )
         })?;
         token_account(app, token).await.map(Account)
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
+/// The token of an `Authorization: Bearer <token>` header, or of PagerDuty's form
+/// `Authorization: Token token=<token>` (what PagerDuty's clients send).
 pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let v = value.to_str().ok()?;
+    let token = match v.strip_prefix("Bearer ") {
+        Some(t) => t,
+        None => v
+            .strip_prefix("Token ")?
+            .trim_start()
+            .strip_prefix("token=")?,
+    };
+    Some(token.trim().trim_matches('"'))
 }
 
 /// The account of `token`, or a 401 that says why not (unknown, expired, revoked).

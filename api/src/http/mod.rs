@@ -13,6 +13,7 @@
 //! ([`error`]). This module holds [`App`], which opens the served facts generation and
 //! follows the table and the state for new versions and generations.
 
+pub mod analytics;
 pub mod auth;
 pub mod cache;
 pub mod error;
@@ -181,6 +182,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/api/v1/reports/noisy", get(reports::noisy))
         .route("/api/v1/incidents", get(incidents::drilldown))
         .route("/api/v1/incidents/{id}", get(incidents::detail))
+        .merge(analytics::routes())
 }
 
 /// Any path no route takes: a 404 that points at the document.

@@ -43,7 +43,9 @@ impl App {
         match source.directory(account).await {
             Ok(d) => {
                 let d = Arc::new(d);
-                self.names.cache.insert(account, (d.clone(), Instant::now()));
+                self.names
+                    .cache
+                    .insert(account, (d.clone(), Instant::now()));
                 d
             }
             Err(e) => {
