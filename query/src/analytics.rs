@@ -265,7 +265,7 @@ impl Engine {
             .tally(df.clone(), keys.clone(), by == Some(Dimension::Responder))
             .await?;
         let mut out: BTreeMap<(Option<i64>, Option<i64>), Tally> = rows;
-        if matches!(by, Some(Dimension::EscalationPolicy) | None) {
+        if by == Some(Dimension::EscalationPolicy) {
             for (k, n) in self.distinct_responders(df, keys).await? {
                 if let Some(t) = out.get_mut(&k) {
                     t.distinct_responders = n;
