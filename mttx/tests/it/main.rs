@@ -1,6 +1,7 @@
 //! The `mttx` binary as a user runs it.
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
+mod analytics;
 mod cli;
 mod common;
 mod crash;

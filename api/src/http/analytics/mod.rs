@@ -213,17 +213,17 @@ macro_rules! metrics_endpoint {
     ($name:ident, $path:literal, $by:expr, $summary:literal) => {
         #[doc = $summary]
         #[utoipa::path(
-                    post,
-                    path = $path,
-                    tag = "pagerduty-analytics",
-                    request_body = MetricsRequest,
-                    security(("pagerduty_token" = []), ("bearer" = [])),
-                    responses(
-                        (status = 200, description = "The rows", body = MetricsBody),
-                        (status = 400, description = "A field to fix", body = PdErrorBody),
-                        (status = 401, description = "No valid token", body = PdErrorBody),
-                    )
-                )]
+                            post,
+                            path = $path,
+                            tag = "pagerduty-analytics",
+                            request_body = MetricsRequest,
+                            security(("pagerduty_token" = []), ("bearer" = [])),
+                            responses(
+                                (status = 200, description = "The rows", body = MetricsBody),
+                                (status = 400, description = "A field to fix", body = PdErrorBody),
+                                (status = 401, description = "No valid token", body = PdErrorBody),
+                            )
+                        )]
         pub(crate) async fn $name(
             State(app): State<Arc<App>>,
             PdAccount(account): PdAccount,
