@@ -21,13 +21,13 @@ use sqlx::PgPool;
 
 use crate::common::{folded, get, request, scratch, test_url};
 
-const WEEK: &str = "2026-W46";
-const FROM: &str = "2026-11-09";
-const TO: &str = "2026-11-16";
-const TZ: &str = "Europe/Berlin";
+pub(crate) const WEEK: &str = "2026-W46";
+pub(crate) const FROM: &str = "2026-11-09";
+pub(crate) const TO: &str = "2026-11-16";
+pub(crate) const TZ: &str = "Europe/Berlin";
 
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -39,7 +39,7 @@ impl Drop for Driver {
     }
 }
 
-fn chromedriver() -> Driver {
+pub(crate) fn chromedriver() -> Driver {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -62,7 +62,7 @@ fn chromedriver() -> Driver {
     Driver { child, port }
 }
 
-async fn browser(driver: &Driver) -> Client {
+pub(crate) async fn browser(driver: &Driver) -> Client {
     let caps = json!({
         "browserName": "chrome",
         "goog:chromeOptions": {
@@ -118,7 +118,7 @@ fn same_number(shown: Option<String>, api: &Value) -> bool {
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap(),
         Err(e) => panic!("no `{css}` on {}: {e}", c.current_url().await.unwrap()),
@@ -126,7 +126,7 @@ async fn text_of(c: &Client, css: &str) -> String {
 }
 
 /// Waits for `css` on the page; says where the browser is instead if it never shows.
-async fn wait_for(c: &Client, css: &str) {
+pub(crate) async fn wait_for(c: &Client, css: &str) {
     let start = Instant::now();
     while c.find(Locator::Css(css)).await.is_err() {
         if start.elapsed() > Duration::from_secs(20) {
@@ -179,13 +179,13 @@ fn counts_of(groups: &Value) -> Value {
         .collect()
 }
 
-async fn js(c: &Client, script: &str) -> Value {
+pub(crate) async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.unwrap()
 }
 
 /// Types the token into the sign-in form and presses Enter; returns once the next page
 /// (whichever it is) has loaded.
-async fn submit_token(c: &Client, token: &str) {
+pub(crate) async fn submit_token(c: &Client, token: &str) {
     js(c, "window.mttxOldPage = true; return null").await;
     let field = c.find(Locator::Id("token")).await.unwrap();
     field
@@ -208,7 +208,7 @@ async fn submit_token(c: &Client, token: &str) {
     }
 }
 
-async fn sign_in(c: &Client, base: &str, token: &str) {
+pub(crate) async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
     submit_token(c, token).await;
 }
@@ -232,15 +232,21 @@ fn save(path: &Path, png: &[u8]) {
     eprintln!("screenshot: {}", path.display());
 }
 
-struct Served {
-    addr: SocketAddr,
-    one: String,
-    empty: String,
-    expired: String,
-    dir: PathBuf,
+pub(crate) struct Served {
+    pub(crate) addr: SocketAddr,
+    pub(crate) one: String,
+    pub(crate) empty: String,
+    pub(crate) expired: String,
+    pub(crate) dir: PathBuf,
 }
 
 async fn generated_server(pool: &PgPool) -> Served {
+    generated_server_with(pool, mttx_api::AppOptions::default()).await
+}
+
+/// A server over a generated replica in `pool`'s database, with tokens of account 1
+/// (`one`, `expired`) and of an account without incidents (`empty`).
+pub(crate) async fn generated_server_with(pool: &PgPool, options: mttx_api::AppOptions) -> Served {
     let url = test_url(pool).await;
     let replica: Location = url.parse().unwrap();
     let cfg = Config {
@@ -260,7 +266,7 @@ async fn generated_server(pool: &PgPool) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::AppOptions::default(),
+        options,
     )
     .await
     .unwrap();

@@ -4,3 +4,5 @@
 mod api;
 mod common;
 mod dashboard;
+mod dashboard_names;
+mod names;
