@@ -8,11 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::browser::{browser, chromedriver, js, sign_in, text_of, wait_for};
 use crate::common::get;
-use crate::dashboard::{
-    FROM, Served, TO, TZ, WEEK, browser, chromedriver, generated_server_with, js, sign_in, text_of,
-    wait_for,
-};
+use crate::dashboard::{FROM, Served, TO, TZ, WEEK, generated_server_with};
 
 /// The name the replica holds for `id` in `table`.
 async fn name_in(pool: &PgPool, table: &str, id: i64) -> String {
