@@ -39,6 +39,10 @@ pub struct RowBody {
     /// The group's key (team id, service id, urgency, …); null for the account, or for
     /// incidents without a value.
     pub key: Option<String>,
+    /// In a team, service, escalation policy or responder breakdown: the name of the key
+    /// as the replica holds it now ("Team 7" where it holds none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Each metric of DESIGN.md by name (incident_count, mtta_p50, …).
     pub metrics: BTreeMap<String, ComparedBody>,
 }
@@ -90,6 +94,7 @@ pub fn row_body(row: &Row, norm: Option<&Row>) -> RowBody {
         .collect();
     RowBody {
         key: row.key.clone(),
+        name: None,
         metrics,
     }
 }

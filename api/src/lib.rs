@@ -4,13 +4,15 @@
 //! binary (crate `mttx`) calls these.
 //!
 //! Dependencies point one way: `dashboard → http, weekly`; `http` and `weekly` know
-//! neither of the others; the report shapes all three answer in are in [`body`].
+//! neither of the others; the report shapes all three answer in are in [`body`], and the
+//! names they show beside ids in [`named`].
 
 pub mod body;
 pub mod dashboard;
 mod error;
 pub mod http;
 pub mod metrics_server;
+pub mod named;
 pub mod weekly;
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! The dashboard's CSV files: each table of the overview (`/dashboard/table.csv`) and
 //! every incident behind a number, all pages of it (`/dashboard/incidents.csv`), times in
-//! the page's time zone.
+//! the page's time zone, a name column beside each id column.
 
 use std::sync::Arc;
 
@@ -8,13 +8,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
-use mttx_facts::Fact;
 
 use super::session::SignedIn;
-use super::{Drill, Week, drill, local, page_params, week_of};
+use super::{Drill, Week, drill, home_zone, local, page_params, week_of};
 use crate::body::RowBody;
 use crate::http::error::{Source, bad};
 use crate::http::{ApiError, App};
+use crate::named::NamedFact;
 use crate::weekly::{self, Weekly};
 
 /// The most incidents one CSV export holds.
@@ -57,9 +57,10 @@ pub(super) async fn table_csv(
 #[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
     let params = page_params(query, &["week", "tz", "team", "table"])?;
-    let Week { tz, monday, team } = week_of(&params)?;
+    let names = app.directory(account).await;
+    let Week { tz, monday, team } = week_of(&params, home_zone(&names))?;
     let table = params.get("table").map_or("", String::as_str);
-    let report = weekly::weekly(&*app.engine.read().await, account, team, monday, tz)
+    let report = weekly::weekly(&*app.engine.read().await, &names, account, team, monday, tz)
         .await
         .map_err(|e| match e {
             crate::Error::Refused(r) => ApiError::NotFound(r.to_string()),
@@ -92,14 +93,17 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         .map(|r| r.metrics.keys().collect())
         .unwrap_or_default();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut head = vec!["key".to_owned()];
+    let mut head = vec!["key".to_owned(), "name".to_owned()];
     for m in &metrics {
         head.extend([m.to_string(), format!("{m}_previous"), format!("{m}_norm")]);
     }
     w.write_record(&head).map_err(csv_error)?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in rows {
-        let mut line = vec![r.key.clone().unwrap_or_default()];
+        let mut line = vec![
+            r.key.clone().unwrap_or_default(),
+            r.name.clone().unwrap_or_default(),
+        ];
         for m in &metrics {
             let c = r.metrics.get(*m);
             line.extend([
@@ -139,8 +143,9 @@ fn trend_csv(report: &Weekly) -> Result<Response, ApiError> {
     Ok(csv_response(&format!("trend-{}.csv", report.week), body))
 }
 
-/// Incidents as CSV, one row each, times in `tz` (RFC 3339 with offset).
-fn facts_csv(name: &str, facts: &[Fact], tz: Tz) -> Result<Response, ApiError> {
+/// Incidents as CSV, one row each, times in `tz` (RFC 3339 with offset), each id with its
+/// name beside it.
+fn facts_csv(name: &str, facts: &[NamedFact], tz: Tz) -> Result<Response, ApiError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "incident_id",
@@ -148,8 +153,11 @@ fn facts_csv(name: &str, facts: &[Fact], tz: Tz) -> Result<Response, ApiError> {
         "created_at",
         "title",
         "service_id",
+        "service_name",
         "team_id",
+        "team_name",
         "escalation_policy_id",
+        "escalation_policy_name",
         "urgency",
         "priority",
         "major",
@@ -163,18 +171,23 @@ fn facts_csv(name: &str, facts: &[Fact], tz: Tz) -> Result<Response, ApiError> {
         "interruptions",
         "interruptions_sleep",
         "acknowledged_user_ids",
+        "acknowledged_user_names",
     ])
     .map_err(csv_error)?;
     let opt = |v: Option<String>| v.unwrap_or_default();
-    for f in facts {
+    for named in facts {
+        let f = &named.fact;
         w.write_record([
             f.incident_id.to_string(),
             f.incident_number.to_string(),
             local(f.created_at, tz),
             f.title.clone(),
             f.service_id.to_string(),
+            named.service_name.clone(),
             opt(f.team_id.map(|v| v.to_string())),
+            opt(named.team_name.clone()),
             opt(f.escalation_policy_id.map(|v| v.to_string())),
+            opt(named.escalation_policy_name.clone()),
             f.urgency.clone(),
             opt(f.priority.clone()),
             f.major.to_string(),
@@ -192,6 +205,7 @@ fn facts_csv(name: &str, facts: &[Fact], tz: Tz) -> Result<Response, ApiError> {
                 .map(i64::to_string)
                 .collect::<Vec<_>>()
                 .join(" "),
+            named.acknowledged_user_names.join("; "),
         ])
         .map_err(csv_error)?;
     }
@@ -216,12 +230,13 @@ async fn incidents_csv_of(
     account: i64,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let names = app.directory(account).await;
     let Drill {
         period,
         filters,
         mut page,
         ..
-    } = drill(app, query)?;
+    } = drill(app, query, home_zone(&names))?;
     page.limit = 1000;
     let engine = app.engine.read().await;
     let mut all = Vec::new();
@@ -241,7 +256,7 @@ async fn incidents_csv_of(
     drop(engine);
     facts_csv(
         &format!("incidents-{}-{}.csv", period.from, period.to),
-        &all,
+        &NamedFact::all(&names, all),
         period.tz,
     )
 }

@@ -1,6 +1,7 @@
 //! `/dashboard/incidents`: the incidents behind a number (the API's drilldown, one page at
 //! a time, with links to sort, page and download), and `/dashboard/incidents/{id}`: one
-//! incident's facts and its timeline from the replica, in the page's time zone.
+//! incident's facts and its timeline from the replica, in the page's time zone (by default
+//! the account's), with teams, services, policies and people by name.
 
 use std::sync::Arc;
 
@@ -9,29 +10,37 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Days;
-use mttx_facts::Fact;
 use mttx_query::Filters;
+use mttx_replica::{Directory, Kind};
 use serde::Serialize;
 
 use super::session::SignedIn;
-use super::{Drill, Week, dashboard_href, drill, error_page, html, local, page_params, week_of};
+use super::{
+    Drill, Week, dashboard_href, drill, error_page, home_zone, html, local, page_params, week_of,
+};
 use crate::http::incidents::{incident_fact, timeline};
 use crate::http::wire::Entry;
 use crate::http::{ApiError, App};
+use crate::named::{NamedFact, account_label, label};
 use crate::weekly::{self, duration};
 
-/// The filters in words, for the page's heading.
-fn describe(f: &Filters) -> Vec<String> {
+/// The filters in words (things by name), for the page's heading.
+fn describe(f: &Filters, names: &Directory) -> Vec<String> {
     let mut out = Vec::new();
-    let mut id = |what: &str, v: Option<i64>| {
+    let mut id = |what: &str, kind: Kind, v: Option<i64>| {
         if let Some(v) = v {
-            out.push(format!("{what} {v}"));
+            let name = label(names, kind, v);
+            out.push(if what.is_empty() {
+                name
+            } else {
+                format!("{what} {name}")
+            });
         }
     };
-    id("team", f.team);
-    id("service", f.service);
-    id("escalation policy", f.escalation_policy);
-    id("acknowledged by user", f.responder);
+    id("", Kind::Team, f.team);
+    id("", Kind::Service, f.service);
+    id("", Kind::EscalationPolicy, f.escalation_policy);
+    id("acknowledged by", Kind::User, f.responder);
     if let Some(u) = &f.urgency {
         out.push(format!("{u} urgency"));
     }
@@ -55,7 +64,7 @@ fn describe(f: &Filters) -> Vec<String> {
 /// One incident as a row of the incidents page.
 #[derive(Debug, Serialize)]
 struct IncidentRow<'a> {
-    fact: &'a Fact,
+    fact: &'a NamedFact,
     created: String,
     href: String,
 }
@@ -72,12 +81,13 @@ pub(super) async fn incidents_page(
 
 #[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
+    let names = app.directory(account).await;
     let Drill {
         period,
         filters,
         page,
         params,
-    } = drill(app, query)?;
+    } = drill(app, query, home_zone(&names))?;
     let engine = app.engine.read().await;
     let total = engine
         .report(account, &period, None, &filters)
@@ -88,17 +98,22 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
     let found = engine.drilldown(account, &period, &filters, &page).await?;
     drop(engine);
     let tz = period.tz;
-    let rows: Vec<IncidentRow> = found
-        .facts
+    let facts = NamedFact::all(&names, found.facts);
+    let rows: Vec<IncidentRow> = facts
         .iter()
         .map(|f| IncidentRow {
             fact: f,
             created: f
+                .fact
                 .created_at
                 .with_timezone(&tz)
                 .format("%a %Y-%m-%d %H:%M")
                 .to_string(),
-            href: format!("/dashboard/incidents/{}?tz={}", f.incident_id, tz.name()),
+            href: format!(
+                "/dashboard/incidents/{}?tz={}",
+                f.fact.incident_id,
+                tz.name()
+            ),
         })
         .collect();
     // The same question without order or page: the base of sort, CSV and next links.
@@ -130,10 +145,11 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         minijinja::context! {
             signed_in => true,
             account_id => account,
+            account_name => account_label(&names),
             from => period.from.to_string(),
             to => (period.to - Days::new(1)).to_string(),
             tz => tz.name(),
-            what => describe(&filters),
+            what => describe(&filters, &names),
             total,
             rows,
             sort,
@@ -151,6 +167,10 @@ struct Step<'a> {
     entry: &'a Entry,
     at: String,
     since_trigger: String,
+    /// The names of the entry's user, assignees and escalation policy.
+    user: Option<String>,
+    assignees: Vec<String>,
+    escalation_policy: Option<String>,
 }
 
 pub(super) async fn incident_page(
@@ -173,7 +193,8 @@ async fn incident_of(
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
     let params = page_params(query, &["tz"])?;
-    let Week { tz, .. } = week_of(&params)?;
+    let names = app.directory(account).await;
+    let Week { tz, .. } = week_of(&params, home_zone(&names))?;
     let fact = incident_fact(app, account, id).await?;
     let id = fact.incident_id;
     let entries = timeline(app, id).await?;
@@ -194,6 +215,16 @@ async fn incident_of(
                         format!("+{}", duration(Some(s)))
                     }
                 },
+                user: e.user_id.map(|u| label(&names, Kind::User, u)),
+                assignees: e
+                    .assignee_ids
+                    .iter()
+                    .flatten()
+                    .map(|u| label(&names, Kind::User, *u))
+                    .collect(),
+                escalation_policy: e
+                    .escalation_policy_id
+                    .map(|p| label(&names, Kind::EscalationPolicy, p)),
             })
             .collect()
     });
@@ -204,8 +235,9 @@ async fn incident_of(
         minijinja::context! {
             signed_in => true,
             account_id => account,
+            account_name => account_label(&names),
             tz => tz.name(),
-            fact => &fact,
+            fact => NamedFact::new(&names, fact.clone()),
             created => local(fact.created_at, tz),
             acknowledged => fact.acknowledged_at.map(|t| local(t, tz)),
             resolved => fact.resolved_at.map(|t| local(t, tz)),

@@ -3,11 +3,12 @@
 //!
 //! Sign in with a token (`POST /login` sets an HttpOnly session cookie holding it; an
 //! `Authorization: Bearer` header works too). `/dashboard` shows the account, or one team,
-//! for an ISO week and time zone: metric cards beside last week with arrows that know
+//! for an ISO week and time zone (by default the account's own): metric cards beside last week with arrows that know
 //! which way is better, the team beside the company norm, 12-week trend charts, tables by
 //! team, service and responder, the escalated incidents and the noisy alerts. Every number
 //! links to the incidents behind it (`/dashboard/incidents`), each incident to its
-//! timeline (`/dashboard/incidents/{id}`), and every table downloads as CSV.
+//! timeline (`/dashboard/incidents/{id}`), and every table downloads as CSV. Teams,
+//! services, policies and people show by name ([`crate::named`]), read at answer time.
 //!
 //! This module holds the routes and what every page shares (the templates in
 //! `templates/`, message and error pages, the week and link helpers); [`session`] signs in
@@ -30,12 +31,13 @@ use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use mttx_query::{Filters, Page, Period};
+use mttx_replica::Directory;
 use serde::Serialize;
 
 use crate::http::error::bad;
 use crate::http::params::{filters, id_param, known, page, period, query_params, time_zone};
 use crate::http::{ApiError, App};
-use crate::weekly;
+use crate::{named, weekly};
 
 /// The pages' routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -150,8 +152,23 @@ struct Week {
     team: Option<i64>,
 }
 
-fn week_of(params: &HashMap<String, String>) -> Result<Week, ApiError> {
-    let tz = time_zone(params)?;
+/// The account's own time zone (UTC where the replica has none): the pages' default.
+fn home_zone(names: &Directory) -> Tz {
+    named::account_zone(names).unwrap_or(Tz::UTC)
+}
+
+/// `tz` as asked, else `home` (the account's own zone).
+fn with_zone(params: &mut HashMap<String, String>, home: Tz) {
+    params
+        .entry("tz".to_owned())
+        .or_insert_with(|| home.name().to_owned());
+}
+
+fn week_of(params: &HashMap<String, String>, home: Tz) -> Result<Week, ApiError> {
+    let tz = match params.get("tz") {
+        Some(_) => time_zone(params)?,
+        None => home,
+    };
     let monday = match params.get("week") {
         Some(w) => {
             weekly::parse_week(w).map_err(|e| bad(e.to_string().replacen("--week", "week", 1)))?
@@ -199,8 +216,10 @@ struct Drill {
     params: HashMap<String, String>,
 }
 
-fn drill(app: &App, query: Option<&str>) -> Result<Drill, ApiError> {
-    let params = page_params(query, &app.accepted.drilldown)?;
+/// The incidents page's question; without `tz`, in the account's zone `home`.
+fn drill(app: &App, query: Option<&str>, home: Tz) -> Result<Drill, ApiError> {
+    let mut params = page_params(query, &app.accepted.drilldown)?;
+    with_zone(&mut params, home);
     Ok(Drill {
         period: period(&params)?,
         filters: filters(&params)?,

@@ -1,8 +1,8 @@
 //! `/dashboard`: the account's or a team's ISO week as cards (each metric beside last week
 //! and the company norm, with an arrow that knows which way is better), 12-week trend
 //! charts, the breakdown tables, the escalated incidents and the noisy alerts, from
-//! [`weekly::weekly`]. A week not begun or a team without incidents is a page that says
-//! which weeks and teams there are.
+//! [`weekly::weekly`], with teams, services and people by name. A week not begun or a team
+//! without incidents is a page that says which weeks and teams there are.
 
 use std::sync::Arc;
 
@@ -15,10 +15,12 @@ use serde::Serialize;
 
 use super::session::SignedIn;
 use super::{
-    Week, dashboard_href, error_page, html, incidents_query, link, message, page_params, week_of,
+    Link, Week, dashboard_href, error_page, home_zone, html, incidents_query, link, message,
+    page_params, week_of,
 };
 use crate::body::BucketBody;
 use crate::http::{ApiError, App};
+use crate::named::{account_label, label};
 use crate::weekly::{self, Refusal, Weekly, duration};
 
 /// How a metric is shown, and which of its drilldowns holds the incidents behind it.
@@ -267,20 +269,23 @@ pub(super) async fn overview(
 #[tracing::instrument(skip_all, fields(account = account), err(level = "info"))]
 async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<Response, ApiError> {
     let params = page_params(query, &["week", "tz", "team"])?;
-    let Week { tz, monday, team } = week_of(&params)?;
+    let names = app.directory(account).await;
+    let Week { tz, monday, team } = week_of(&params, home_zone(&names))?;
+    let account_name = account_label(&names);
+    let team_name = team.map(|t| label(&names, mttx_replica::Kind::Team, t));
     let engine = app.engine.read().await;
     let Some(latest) = engine.latest(account).await? else {
         return Ok(message(
             StatusCode::OK,
             "No incidents yet",
             &format!(
-                "Account {account} has no incidents in the facts yet. The ETL loads them from the replica: run `mttx etl run` (or leave `mttx serve` following it), then reload this page."
+                "{account_name} (account {account}) has no incidents in the facts yet. The ETL loads them from the replica: run `mttx etl run` (or leave `mttx serve` following it), then reload this page."
             ),
             vec![link("Reload", "/dashboard")],
         ));
     };
     let latest_monday = weekly::monday_of(latest.with_timezone(&tz).date_naive());
-    let report = match weekly::weekly(&engine, account, team, monday, tz).await {
+    let report = match weekly::weekly(&engine, &names, account, team, monday, tz).await {
         Ok(r) => r,
         Err(e) => return Ok(refused(e, tz, team, latest_monday)),
     };
@@ -296,7 +301,9 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
             format!(
                 "No incidents in week {}{}. The latest incident is in week {}.",
                 report.week,
-                team.map_or(String::new(), |t| format!(" for team {t}")),
+                team_name
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" for {t}")),
                 weekly::iso(latest_monday)
             ),
             dashboard_href(latest_monday, tz, team),
@@ -309,11 +316,16 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
         .map(|&i| chart(&CARDS[i], &report.trend, tz, &team_filter))
         .collect();
     let (this, last) = (&report.period, &report.previous_period);
-    let teams: Vec<&str> = report
+    // The picker: each team of the week by name.
+    let teams: Vec<Link> = report
         .teams
         .iter()
-        .filter_map(|r| r.key.as_deref())
+        .filter_map(|r| {
+            let key = r.key.clone()?;
+            Some(link(r.name.clone().unwrap_or_else(|| key.clone()), key))
+        })
         .collect();
+    let team_listed = team.is_some_and(|t| teams.iter().any(|l| l.href == t.to_string()));
     let today = Utc::now().with_timezone(&tz).date_naive();
     let next_monday = monday + Days::new(7);
     let mut table_query = url::form_urlencoded::Serializer::new(String::new());
@@ -330,11 +342,14 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
         minijinja::context! {
             signed_in => true,
             account_id => account,
+            account_name,
             team,
+            team_name,
             week => &report.week,
             tz => tz.name(),
             zones => chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect::<Vec<_>>(),
             teams,
+            team_listed,
             report => &report,
             cards => cards(&report, tz),
             charts,
@@ -383,7 +398,7 @@ fn refused(e: crate::Error, tz: Tz, team: Option<i64>, latest: NaiveDate) -> Res
             links.extend(
                 known
                     .iter()
-                    .map(|t| link(format!("Team {t}"), dashboard_href(monday, tz, Some(*t)))),
+                    .map(|(t, name)| link(name.clone(), dashboard_href(monday, tz, Some(*t)))),
             );
             message(
                 StatusCode::NOT_FOUND,

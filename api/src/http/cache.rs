@@ -1,6 +1,8 @@
-//! The answer cache: a handler's JSON answer, kept by account, endpoint, parameters and
-//! the facts table version. A repeated dashboard query is served without touching the
-//! table, and a new table version is a new key, so nothing stale is ever served. Bounded by
+//! The answer cache: a handler's JSON answer, kept by account, endpoint, parameters, the
+//! facts table version and, for answers that show names, the fingerprint of the names
+//! ([`mttx_replica::Directory::fingerprint`]). A repeated dashboard query is served without
+//! touching the table, and a new table version or a rename is a new key, so nothing stale
+//! is ever served. Bounded by
 //! bytes (S3-FIFO eviction). Every answer says whether it came from the cache
 //! (`x-mttx-cache: hit` or `miss`).
 
@@ -10,6 +12,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use mttx_query::Engine;
+use mttx_replica::Directory;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use serde::Serialize;
@@ -42,16 +45,21 @@ impl Answers {
         Self { cache }
     }
 
-    /// The key of a request: every part that can change the answer.
+    /// The key of a request: every part that can change the answer (`names`: the
+    /// fingerprint of the names it shows, if any).
     pub fn key(
         endpoint: &str,
         account: i64,
         (generation, version): (i64, i64),
+        names: Option<u64>,
         params: &HashMap<String, String>,
     ) -> String {
         let mut p: Vec<(&String, &String)> = params.iter().collect();
         p.sort();
         let mut key = format!("{endpoint}\u{1f}{account}\u{1f}{generation}.{version}");
+        if let Some(n) = names {
+            key.push_str(&format!("\u{1f}names={n:x}"));
+        }
         for (k, v) in p {
             key.push('\u{1f}');
             key.push_str(k);
@@ -75,11 +83,32 @@ impl Answers {
 /// Answers from the cache when the same account asked the same of the same table version;
 /// otherwise computes with `make` (under the same engine read lock, so the version in the
 /// key is the version of the answer) and keeps the answer.
-#[tracing::instrument(skip_all, fields(endpoint = endpoint, account = account))]
+#[allow(
+    dead_code,
+    reason = "for answers that show no names; those that do use cached_named"
+)]
 pub(crate) async fn cached<T, F>(
     app: &App,
     endpoint: &str,
     account: i64,
+    params: &HashMap<String, String>,
+    make: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: AsyncFnOnce(&Engine) -> Result<T, ApiError>,
+{
+    cached_named(app, endpoint, account, None, params, make).await
+}
+
+/// [`cached`] for an answer that shows the names of `names`: a rename is a new answer
+/// even while the facts stay as they were.
+#[tracing::instrument(skip_all, fields(endpoint = endpoint, account = account))]
+pub(crate) async fn cached_named<T, F>(
+    app: &App,
+    endpoint: &str,
+    account: i64,
+    names: Option<&Directory>,
     params: &HashMap<String, String>,
     make: F,
 ) -> Result<Response, ApiError>
@@ -92,6 +121,7 @@ where
         endpoint,
         account,
         (engine.generation(), engine.version()),
+        names.map(Directory::fingerprint),
         params,
     );
     if let Some(body) = app.answers.get(&key) {

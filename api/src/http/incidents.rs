@@ -1,5 +1,6 @@
 //! `/api/v1/incidents`: the incidents behind a number (same period and filters, sorted,
-//! keyset paged) and one incident with its log timeline from the replica, as JSON. The
+//! keyset paged) and one incident with its log timeline from the replica, as JSON with the
+//! names of its service, team, policy and users beside their ids. The
 //! dashboard's incident pages read through [`incident_fact`] and [`timeline`] too.
 
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use axum::response::Response;
 use mttx_query::Engine;
 
 use super::auth::Account;
-use super::cache::cached;
+use super::cache::cached_named;
 use super::params::{Asked, FilterParams, PageParams, PeriodParams, asked, page};
-use super::wire::{DetailBody, Entry, ErrorBody, IncidentsBody};
+use super::wire::{DetailBody, Entry, ErrorBody, IncidentsBody, NamedFact};
 use super::{ApiError, App};
 
 /// The incidents behind a number: same period and filters, sorted, keyset paged.
@@ -39,10 +40,12 @@ pub(crate) async fn drilldown(
         filters,
     } = asked(query.as_deref(), &app.accepted.drilldown)?;
     let page = page(&params)?;
-    cached(
+    let names = app.directory(account).await;
+    cached_named(
         &app,
         "incidents",
         account,
+        Some(&names),
         &params,
         async |engine: &Engine| {
             let found = engine.drilldown(account, &period, &filters, &page).await?;
@@ -51,7 +54,7 @@ pub(crate) async fn drilldown(
                 facts_version: engine.version(),
                 generation: engine.generation(),
                 metrics_version: engine.metrics_version(account).number(),
-                incidents: found.facts,
+                incidents: NamedFact::all(&names, found.facts),
                 next: found.next,
             })
         },
@@ -82,8 +85,9 @@ pub(crate) async fn detail(
     let fact = incident_fact(&app, account, &id).await?;
     let id = fact.incident_id;
     let timeline = timeline(&app, id).await?;
+    let names = app.directory(account).await;
     Ok(axum::Json(DetailBody {
-        facts: fact,
+        facts: NamedFact::new(&names, fact),
         timeline,
     }))
 }

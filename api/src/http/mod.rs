@@ -44,7 +44,8 @@ use self::params::Accepted;
 /// The default size of the answer cache.
 pub const CACHE_BYTES: u64 = 256 << 20;
 
-/// How an [`App`] serves: the size of its answer cache and what `/metrics` adds.
+/// How an [`App`] serves: the size of its answer cache, what `/metrics` adds and how long
+/// names are kept.
 #[derive(Debug, Clone, Copy)]
 pub struct AppOptions {
     /// The answer cache's size in bytes (0: no cache). Default [`CACHE_BYTES`].
@@ -52,6 +53,9 @@ pub struct AppOptions {
     /// Counters that `/metrics` shows before the API's own, as OpenMetrics text: those of an
     /// ETL running in the same process, say. Default none.
     pub extra_metrics: Option<fn() -> String>,
+    /// How long an account's names are kept before the replica is read again. Default
+    /// [`names::NAMES_TTL`].
+    pub names_ttl: Duration,
 }
 
 impl Default for AppOptions {
@@ -59,6 +63,7 @@ impl Default for AppOptions {
         Self {
             cache_bytes: CACHE_BYTES,
             extra_metrics: None,
+            names_ttl: names::NAMES_TTL,
         }
     }
 }
@@ -95,7 +100,7 @@ impl App {
             source,
             answers: Answers::new(options.cache_bytes),
             tokens: Tokens::default(),
-            names: names::Names::default(),
+            names: names::Names::new(options.names_ttl),
             accepted: params::accepted(),
             extra_metrics: options.extra_metrics,
         }))

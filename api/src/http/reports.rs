@@ -1,6 +1,7 @@
 //! `/api/v1/reports/*`: a token's account, a period and filters in; the period's metrics
 //! beside the previous period's (with a breakdown and a trend), or the noisy-alerts view,
-//! out as JSON, computed by the engine or served from the answer cache.
+//! out as JSON with names beside ids, computed by the engine or served from the answer
+//! cache.
 
 use std::sync::Arc;
 
@@ -9,12 +10,15 @@ use axum::response::Response;
 use mttx_query::{Engine, GroupBy, Unit};
 
 use super::auth::Account;
-use super::cache::cached;
+use super::cache::cached_named;
 use super::params::{
     Asked, FilterParams, NoisyParams, PeriodParams, ReportParams, asked, noisy_options, optional,
 };
-use super::wire::{BucketBody, ErrorBody, NoisyBody, ReportBody, period_body, row_body};
+use super::wire::{
+    BucketBody, ErrorBody, NamedNoisy, NoisyBody, ReportBody, period_body, row_body,
+};
 use super::{ApiError, App};
+use crate::named::{account_label, name_rows};
 
 /// A report of the period against the previous period of equal length.
 #[utoipa::path(
@@ -41,37 +45,50 @@ pub(crate) async fn report(
     } = asked(query.as_deref(), &app.accepted.report)?;
     let group_by = optional::<GroupBy>(&params, "group_by")?;
     let unit = optional::<Unit>(&params, "unit")?;
-    cached(&app, "report", account, &params, async |engine: &Engine| {
-        let report = engine.report(account, &period, group_by, &filters).await?;
-        let buckets = match unit {
-            None => None,
-            Some(unit) => Some(
-                engine
-                    .trend(account, &period, unit, &filters)
-                    .await?
-                    .iter()
-                    .map(|(start, m)| BucketBody::new(*start, m))
-                    .collect(),
-            ),
-        };
-        Ok(ReportBody {
-            account_id: account,
-            period: period_body(&period),
-            previous_period: period_body(&period.previous()),
-            facts_version: engine.version(),
-            generation: engine.generation(),
-            metrics_version: engine.metrics_version(account).number(),
-            total: row_body(&report.account, None),
-            group_by: report.group_by,
-            groups: report
+    let names = app.directory(account).await;
+    cached_named(
+        &app,
+        "report",
+        account,
+        Some(&names),
+        &params,
+        async |engine: &Engine| {
+            let report = engine.report(account, &period, group_by, &filters).await?;
+            let buckets = match unit {
+                None => None,
+                Some(unit) => Some(
+                    engine
+                        .trend(account, &period, unit, &filters)
+                        .await?
+                        .iter()
+                        .map(|(start, m)| BucketBody::new(*start, m))
+                        .collect(),
+                ),
+            };
+            let mut groups: Vec<_> = report
                 .groups
                 .iter()
                 .map(|g| row_body(g, Some(&report.account)))
-                .collect(),
-            unit,
-            buckets,
-        })
-    })
+                .collect();
+            if let Some(g) = report.group_by {
+                name_rows(&names, g, &mut groups);
+            }
+            Ok(ReportBody {
+                account_id: account,
+                account_name: account_label(&names),
+                period: period_body(&period),
+                previous_period: period_body(&period.previous()),
+                facts_version: engine.version(),
+                generation: engine.generation(),
+                metrics_version: engine.metrics_version(account).number(),
+                total: row_body(&report.account, None),
+                group_by: report.group_by,
+                groups,
+                unit,
+                buckets,
+            })
+        },
+    )
     .await
 }
 
@@ -101,16 +118,24 @@ pub(crate) async fn noisy(
         filters,
     } = asked(query.as_deref(), &app.accepted.noisy)?;
     let options = noisy_options(&params)?;
-    cached(&app, "noisy", account, &params, async |engine: &Engine| {
-        let view = engine.noisy(account, &period, &filters, &options).await?;
-        Ok(NoisyBody {
-            account_id: account,
-            period: period_body(&period),
-            facts_version: engine.version(),
-            generation: engine.generation(),
-            metrics_version: engine.metrics_version(account).number(),
-            view,
-        })
-    })
+    let names = app.directory(account).await;
+    cached_named(
+        &app,
+        "noisy",
+        account,
+        Some(&names),
+        &params,
+        async |engine: &Engine| {
+            let view = engine.noisy(account, &period, &filters, &options).await?;
+            Ok(NoisyBody {
+                account_id: account,
+                period: period_body(&period),
+                facts_version: engine.version(),
+                generation: engine.generation(),
+                metrics_version: engine.metrics_version(account).number(),
+                view: NamedNoisy::new(&names, view),
+            })
+        },
+    )
     .await
 }

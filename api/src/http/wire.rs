@@ -1,12 +1,14 @@
 //! The JSON bodies the API answers with, and what they are made of: the report shapes
-//! shared with the dashboard and the weekly report ([`crate::body`]), the facts, and the
-//! replica's log entries. The OpenAPI document's schemas are derived from these types.
+//! shared with the dashboard and the weekly report ([`crate::body`]), the facts and the
+//! noisy view with names beside their ids ([`crate::named`]), and the replica's log
+//! entries. The OpenAPI document's schemas are derived from these types.
 
-use mttx_query::{GroupBy, Noisy, Unit};
+use mttx_query::{GroupBy, Unit};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use crate::body::{BucketBody, ComparedBody, PeriodBody, RowBody, period_body, row_body};
+pub use crate::named::{NamedBurst, NamedFact, NamedNoise, NamedNoisy};
 /// A log entry of an incident's timeline, as the replica holds it.
 pub use mttx_replica::Entry;
 
@@ -26,6 +28,8 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReportBody {
     pub account_id: i64,
+    /// The account's name as the replica holds it now ("Account 1" where it holds none).
+    pub account_name: String,
     pub period: PeriodBody,
     pub previous_period: PeriodBody,
     /// The facts table version the numbers come from.
@@ -52,7 +56,9 @@ pub struct IncidentsBody {
     /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
-    pub incidents: Vec<mttx_facts::Fact>,
+    /// Each incident's facts with the names of its service, team, escalation policy and
+    /// users beside their ids.
+    pub incidents: Vec<NamedFact>,
     /// Pass as `after` for the next page; null on the last page.
     pub next: Option<String>,
 }
@@ -60,7 +66,8 @@ pub struct IncidentsBody {
 /// One incident: its facts and its log entries in order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DetailBody {
-    pub facts: mttx_facts::Fact,
+    /// The facts with the names of its service, team, escalation policy and users.
+    pub facts: NamedFact,
     /// The incident's log entries from the replica, ordered by (created_at, id); null when
     /// the server has no replica to read.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -78,6 +85,7 @@ pub struct NoisyBody {
     /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
+    /// The view, each service id with its name beside it.
     #[serde(flatten)]
-    pub view: Noisy,
+    pub view: NamedNoisy,
 }

@@ -1,7 +1,8 @@
 //! The weekly report: one team's (or the whole account's) ISO week gathered from the
 //! engine, with the same numbers the report API answers: the team beside last week and the
 //! account-wide norm, by service and by responder, a 12-week trend, the escalated incidents
-//! to discuss, and the team's noisy alerts. The dashboard's overview shows it as a page;
+//! to discuss, and the team's noisy alerts, every id with its name from the account's
+//! [`Directory`] beside it. The dashboard's overview shows it as a page;
 //! `mttx report weekly` writes it as a file for mail or a wiki ([`render`]: HTML, Markdown,
 //! CSV or JSON).
 
@@ -9,18 +10,24 @@ mod render;
 
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
-use mttx_query::{Engine, Filters, GroupBy, Noisy, NoisyOptions, Page, Period, Sort, Unit};
+use mttx_query::{Engine, Filters, GroupBy, NoisyOptions, Page, Period, Sort, Unit};
+use mttx_replica::{Directory, Kind};
 use serde::Serialize;
 
 pub use self::render::{Format, render};
 pub(crate) use self::render::{duration, filters};
 use crate::body::{BucketBody, PeriodBody, RowBody, period_body, row_body};
+use crate::named::{NamedFact, NamedNoisy, account_label, label, name_rows};
 
 /// A team's week, or the whole account's (no team).
 #[derive(Debug, Serialize)]
 pub struct Weekly {
     pub account_id: i64,
+    /// The account's name as the replica holds it ("Account 1" where it holds none).
+    pub account_name: String,
     pub team_id: Option<i64>,
+    /// The team's name ("Team 7" where the replica holds none); null for the account.
+    pub team_name: Option<String>,
     /// ISO week, e.g. 2026-W44.
     pub week: String,
     pub period: PeriodBody,
@@ -38,8 +45,8 @@ pub struct Weekly {
     /// The 12 weeks up to and including this one.
     pub trend: Vec<BucketBody>,
     /// The team's escalated incidents of the week, slowest resolve first (at most 20).
-    pub escalated: Vec<mttx_facts::Fact>,
-    pub noisy: Noisy,
+    pub escalated: Vec<NamedFact>,
+    pub noisy: NamedNoisy,
 }
 
 /// Parses `2026-W44` (or `2026-w44`) into its Monday.
@@ -71,8 +78,8 @@ pub enum Refusal {
     UnknownTeam {
         team: i64,
         week: String,
-        /// Teams with incidents in the 12 weeks up to the week.
-        known: Vec<i64>,
+        /// Teams with incidents in the 12 weeks up to the week, with their names.
+        known: Vec<(i64, String)>,
     },
 }
 
@@ -84,7 +91,10 @@ impl std::fmt::Display for Refusal {
                 "week {week} has not begun yet in {tz}; pick a week up to {latest}"
             ),
             Refusal::UnknownTeam { team, week, known } => {
-                let known: Vec<String> = known.iter().map(i64::to_string).collect();
+                let known: Vec<String> = known
+                    .iter()
+                    .map(|(id, name)| format!("{name} ({id})"))
+                    .collect();
                 write!(
                     f,
                     "team {team} has no incidents in {week} or the week before; teams with incidents in the 12 weeks up to it: {}",
@@ -119,9 +129,10 @@ pub fn iso(monday: NaiveDate) -> String {
 
 /// Gathers the team's week (or, with no team, the account's) from the engine. A week not
 /// begun or a team without incidents is a [`Refusal`].
-#[tracing::instrument(skip(engine), err(level = "info"))]
+#[tracing::instrument(skip(engine, names), err(level = "info"))]
 pub async fn weekly(
     engine: &Engine,
+    names: &Directory,
     account: i64,
     team: Option<i64>,
     monday: NaiveDate,
@@ -157,6 +168,7 @@ pub async fn weekly(
                         .groups
                         .iter()
                         .filter_map(|g| g.key.as_deref()?.parse().ok())
+                        .map(|t| (t, label(names, Kind::Team, t)))
                         .collect(),
                 }
                 .into());
@@ -170,10 +182,13 @@ pub async fn weekly(
     };
     let breakdown = async |g: GroupBy| -> crate::Result<Vec<RowBody>> {
         let r = engine.report(account, &period, Some(g), &mine).await?;
-        Ok(r.groups
+        let mut rows: Vec<RowBody> = r
+            .groups
             .iter()
             .map(|row| row_body(row, Some(&r.account)))
-            .collect())
+            .collect();
+        name_rows(names, g, &mut rows);
+        Ok(rows)
     };
     let services = breakdown(GroupBy::Service).await?;
     let responders = breakdown(GroupBy::Responder).await?;
@@ -200,28 +215,38 @@ pub async fn weekly(
         )
         .await?
         .facts;
+    let escalated = NamedFact::all(names, escalated);
     let noisy = engine
         .noisy(account, &period, &mine, &NoisyOptions::default())
         .await?;
+    let mut teams: Vec<RowBody> = by_team
+        .groups
+        .iter()
+        .map(|g| row_body(g, Some(&by_team.account)))
+        .collect();
+    name_rows(names, GroupBy::Team, &mut teams);
+    let mut this = row_body(row, team.map(|_| &by_team.account));
+    this.name = Some(match team {
+        Some(t) => label(names, Kind::Team, t),
+        None => account_label(names),
+    });
     Ok(Weekly {
         account_id: account,
+        account_name: account_label(names),
         team_id: team,
+        team_name: team.map(|t| label(names, Kind::Team, t)),
         week: iso(monday),
         period: period_body(&period),
         previous_period: period_body(&period.previous()),
         facts_version: engine.version(),
         generation: engine.generation(),
         metrics_version: engine.metrics_version(account).number(),
-        team: row_body(row, team.map(|_| &by_team.account)),
-        teams: by_team
-            .groups
-            .iter()
-            .map(|g| row_body(g, Some(&by_team.account)))
-            .collect(),
+        team: this,
+        teams,
         services,
         responders,
         trend,
         escalated,
-        noisy,
+        noisy: NamedNoisy::new(names, noisy),
     })
 }

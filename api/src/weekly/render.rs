@@ -41,7 +41,8 @@ pub fn render(report: &Weekly, format: Format) -> crate::Result<String> {
     }
 }
 
-/// One row per number: section, key, metric, value, previous, delta, delta_ratio, norm.
+/// One row per number: section, key, metric, value, previous, delta, delta_ratio, norm,
+/// and the name of the key (the team's, service's or responder's; an incident's title).
 fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -53,6 +54,7 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
         "delta",
         "delta_ratio",
         "norm",
+        "name",
     ])?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     let mut rows = |section: &str, row: &RowBody| -> csv::Result<()> {
@@ -66,6 +68,7 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
                 &num(c.delta),
                 &num(c.delta_ratio),
                 &num(c.norm.flatten()),
+                row.name.as_deref().unwrap_or(""),
             ])?;
         }
         Ok(())
@@ -88,24 +91,26 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
                 "",
                 "",
                 "",
+                "",
             ])?;
         }
     }
     for f in &report.escalated {
         for (metric, v) in [
-            ("seconds_to_first_ack", f.seconds_to_first_ack),
-            ("seconds_to_resolve", f.seconds_to_resolve),
-            ("escalation_count", Some(f.escalation_count as f64)),
+            ("seconds_to_first_ack", f.fact.seconds_to_first_ack),
+            ("seconds_to_resolve", f.fact.seconds_to_resolve),
+            ("escalation_count", Some(f.fact.escalation_count as f64)),
         ] {
             w.write_record([
                 "escalated_incident",
-                &f.incident_id.to_string(),
+                &f.fact.incident_id.to_string(),
                 metric,
                 &num(v),
                 "",
                 "",
                 "",
                 "",
+                &f.fact.title,
             ])?;
         }
     }

@@ -4,14 +4,10 @@
 //! incident to its timeline, the keyboard reaches everything with a visible focus, every
 //! control has a label, and the empty and error states say what to do.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use mttx_api::{App, serve};
 use mttx_fixtures::{Config, generate_into};
 use mttx_migrations::Location;
@@ -19,66 +15,15 @@ use mttx_replica::Source;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::browser::{
+    browser, chromedriver, js, save, sign_in, sign_out, submit_token, tab, text_of, wait_for,
+};
 use crate::common::{folded, get, request, scratch, test_url};
 
-const WEEK: &str = "2026-W46";
-const FROM: &str = "2026-11-09";
-const TO: &str = "2026-11-16";
-const TZ: &str = "Europe/Berlin";
-
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn chromedriver() -> Driver {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver is not installed: `apt-get install -y chromium chromium-driver` (scripts/test.sh does it)");
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Driver { child, port }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1600"],
-        },
-    });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("cannot start headless Chromium through chromedriver")
-}
+pub(crate) const WEEK: &str = "2026-W46";
+pub(crate) const FROM: &str = "2026-11-09";
+pub(crate) const TO: &str = "2026-11-16";
+pub(crate) const TZ: &str = "Europe/Berlin";
 
 /// Seconds as the dashboard shows them (written here from the design, not taken from the
 /// server's code): 45s, 12m 05s, 3h 20m, 2d 4h.
@@ -118,40 +63,6 @@ fn same_number(shown: Option<String>, api: &Value) -> bool {
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
-    match c.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap(),
-        Err(e) => panic!("no `{css}` on {}: {e}", c.current_url().await.unwrap()),
-    }
-}
-
-/// Waits for `css` on the page; says where the browser is instead if it never shows.
-async fn wait_for(c: &Client, css: &str) {
-    let start = Instant::now();
-    while c.find(Locator::Css(css)).await.is_err() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let url = c.current_url().await.unwrap();
-            let body = js(c, "return document.body.innerText").await;
-            panic!("no `{css}` on {url}: {body}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn tab(c: &Client) {
-    c.perform_actions(
-        KeyActions::new("keyboard".into())
-            .then(KeyAction::Down {
-                value: Key::Tab.into(),
-            })
-            .then(KeyAction::Up {
-                value: Key::Tab.into(),
-            }),
-    )
-    .await
-    .unwrap();
-}
-
 /// `[key, shown incident count]` of every keyed row of a breakdown table.
 async fn counts_shown(c: &Client, table: &str) -> Value {
     js(
@@ -179,68 +90,21 @@ fn counts_of(groups: &Value) -> Value {
         .collect()
 }
 
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap()
-}
-
-/// Types the token into the sign-in form and presses Enter; returns once the next page
-/// (whichever it is) has loaded.
-async fn submit_token(c: &Client, token: &str) {
-    js(c, "window.mttxOldPage = true; return null").await;
-    let field = c.find(Locator::Id("token")).await.unwrap();
-    field
-        .send_keys(&format!("{token}{}", char::from(Key::Enter)))
-        .await
-        .unwrap();
-    let start = Instant::now();
-    while js(
-        c,
-        "return window.mttxOldPage === undefined && document.readyState === 'complete'",
-    )
-    .await
-        != json!(true)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no page after signing in"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn sign_in(c: &Client, base: &str, token: &str) {
-    c.goto(&format!("{base}/login")).await.unwrap();
-    submit_token(c, token).await;
-}
-
-async fn sign_out(c: &Client) {
-    c.find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(c, "#token").await;
-}
-
-fn save(path: &Path, png: &[u8]) {
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "not a screenshot"
-    );
-    std::fs::write(path, png).unwrap();
-    eprintln!("screenshot: {}", path.display());
-}
-
-struct Served {
-    addr: SocketAddr,
-    one: String,
-    empty: String,
-    expired: String,
-    dir: PathBuf,
+pub(crate) struct Served {
+    pub(crate) addr: SocketAddr,
+    pub(crate) one: String,
+    pub(crate) empty: String,
+    pub(crate) expired: String,
+    pub(crate) dir: PathBuf,
 }
 
 async fn generated_server(pool: &PgPool) -> Served {
+    generated_server_with(pool, mttx_api::AppOptions::default()).await
+}
+
+/// A server over a generated replica in `pool`'s database, with tokens of account 1
+/// (`one`, `expired`) and of an account without incidents (`empty`).
+pub(crate) async fn generated_server_with(pool: &PgPool, options: mttx_api::AppOptions) -> Served {
     let url = test_url(pool).await;
     let replica: Location = url.parse().unwrap();
     let cfg = Config {
@@ -260,7 +124,7 @@ async fn generated_server(pool: &PgPool) -> Served {
         &facts,
         state,
         Some(Source::open(&replica, 2).await.unwrap()),
-        mttx_api::AppOptions::default(),
+        options,
     )
     .await
     .unwrap();
@@ -641,11 +505,14 @@ async fn the_dashboard_shows_the_api_numbers_in_chromium(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(text_of(&c, "main h1").await, "No such team this week");
+    let team_name: String = sqlx::query_scalar("SELECT name FROM teams WHERE id = $1")
+        .bind(team.parse::<i64>().unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(
-        text_of(&c, "main ul")
-            .await
-            .contains(&format!("Team {team}")),
-        "the teams that do have incidents are offered"
+        text_of(&c, "main ul").await.contains(&team_name),
+        "the teams that do have incidents are offered by name"
     );
     c.goto(&format!("{base}/dashboard?week=46&tz={TZ}"))
         .await

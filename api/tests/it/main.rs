@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
 mod api;
+mod browser;
 mod common;
 mod dashboard;
+mod dashboard_names;
+mod names;
 mod pagerduty;

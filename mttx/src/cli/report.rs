@@ -1,8 +1,13 @@
-//! `mttx report weekly`: one team's ISO week, written to a file or stdout.
+//! `mttx report weekly`: one team's ISO week, written to a file or stdout, with names from
+//! the replica at `--source` and, unless `--tz` says otherwise, in the account's own time
+//! zone.
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use mttx_api::named::account_zone;
 use mttx_api::weekly::Format;
+use mttx_migrations::Location;
+use mttx_replica::Directory;
 
 use super::Places;
 
@@ -17,12 +22,13 @@ pub enum ReportCommand {
         /// The team id.
         #[arg(long)]
         team: i64,
-        /// ISO week such as 2026-W44 (default: the last complete week in --tz).
+        /// ISO week such as 2026-W44 (default: the last complete week in the time zone).
         #[arg(long)]
         week: Option<String>,
-        /// IANA time zone of the week.
-        #[arg(long, default_value = "UTC")]
-        tz: String,
+        /// IANA time zone of the week (default: the account's own, from the replica at
+        /// --source; UTC without a replica).
+        #[arg(long)]
+        tz: Option<String>,
         #[arg(long, value_enum, default_value = "html")]
         format: FormatArg,
         /// Write here instead of stdout.
@@ -60,24 +66,61 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         format,
         output,
     } = command;
-    let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
-        anyhow::anyhow!("--tz `{tz}` is not an IANA time zone such as Europe/Berlin")
-    })?;
+    let names = directory(places, account).await?;
+    let tz: chrono_tz::Tz = match tz {
+        Some(tz) => tz.parse().map_err(|_| {
+            anyhow::anyhow!("--tz `{tz}` is not an IANA time zone such as Europe/Berlin")
+        })?,
+        None => match (account_zone(&names), &names.time_zone) {
+            (Some(tz), _) => tz,
+            (None, Some(zone)) => {
+                eprintln!(
+                    "the account's time zone `{zone}` is not an IANA name; using UTC (give --tz)"
+                );
+                chrono_tz::UTC
+            }
+            (None, None) => chrono_tz::UTC,
+        },
+    };
     let monday = match week {
         Some(w) => mttx_api::weekly::parse_week(&w).context("--week")?,
         None => mttx_api::weekly::last_week(tz),
     };
     let state = places.open_state().await?;
     let engine = mttx_api::open_served(&state, &places.facts).await?;
-    let report = mttx_api::weekly::weekly(&engine, account, Some(team), monday, tz).await?;
+    let report = mttx_api::weekly::weekly(&engine, &names, account, Some(team), monday, tz).await?;
     let text = mttx_api::weekly::render(&report, format.into())?;
     match output {
         Some(path) => {
             std::fs::write(&path, text)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            eprintln!("wrote {} ({} of team {team})", path.display(), report.week);
+            let name = report.team_name.as_deref().unwrap_or_default();
+            eprintln!(
+                "wrote {} ({} of {name}, team {team}, in {tz})",
+                path.display(),
+                report.week
+            );
         }
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// The account's names and time zone from the replica at `--source`; without one (no
+/// such SQLite file), ids alone and UTC, as stderr says.
+async fn directory(places: &Places, account: i64) -> anyhow::Result<Directory> {
+    if let Location::Sqlite(path) = places.source()?
+        && !path.exists()
+    {
+        eprintln!(
+            "no replica at {} (--source): teams, services and people show by id and the week is in UTC unless --tz says otherwise",
+            path.display()
+        );
+        return Ok(Directory::empty(account));
+    }
+    let names = places.replica(1).await?.directory(account).await?;
+    if names.account_name.is_none() {
+        eprintln!("the replica at --source has no account {account}: names show by id");
+    }
+    Ok(names)
 }

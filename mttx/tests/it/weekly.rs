@@ -169,3 +169,125 @@ async fn the_weekly_report_holds_the_api_numbers() {
     assert!(!ok && err.contains("2026-W44"), "{err}");
     let _ = std::fs::remove_dir_all(&served.dir);
 }
+
+/// The replica's name for `id` in `table` (`teams`, `services` or `users`).
+async fn name_in(db: &sqlx::SqlitePool, table: &str, id: i64) -> String {
+    let sql = match table {
+        "teams" => "SELECT name FROM teams WHERE id = ?",
+        "services" => "SELECT name FROM services WHERE id = ?",
+        "users" => "SELECT name FROM users WHERE id = ?",
+        _ => unreachable!("{table}"),
+    };
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weekly_report_names_things_in_the_accounts_zone() {
+    let served = golden_server("weekly-names").await;
+    let replica = served.dir.join("replica.sqlite");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", replica.display()))
+        .await
+        .unwrap();
+    let weekly = |format: &str, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mttx"))
+            .args(["report", "weekly", "--account", "1", "--team", "1"])
+            .args(["--week", "2026-W44", "--format", format])
+            .args(["--facts", &served.facts])
+            .args(["--state", served.dir.join("state.sqlite").to_str().unwrap()])
+            .args(extra)
+            .current_dir(&served.dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+    };
+    let source = ["--source", replica.to_str().unwrap()];
+    let zone: String = sqlx::query_scalar("SELECT time_zone FROM accounts WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_ne!(zone, "UTC", "the test needs an account outside UTC");
+    let team = name_in(&db, "teams", 1).await;
+
+    // JSON: the week is in the account's zone; the team, its services, responders and
+    // escalated incidents carry the replica's names.
+    let (json, _) = weekly("json", &source);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["period"]["tz"], zone);
+    assert_eq!(json["team_name"], team);
+    assert_eq!(json["team"]["name"], team);
+    let mut services = Vec::new();
+    for r in json["services"].as_array().unwrap() {
+        let id: i64 = r["key"].as_str().unwrap().parse().unwrap();
+        let name = name_in(&db, "services", id).await;
+        assert_eq!(r["name"], name);
+        services.push(name);
+    }
+    assert!(!services.is_empty());
+    let mut responders = Vec::new();
+    for r in json["responders"].as_array().unwrap() {
+        let id: i64 = r["key"].as_str().unwrap().parse().unwrap();
+        let name = name_in(&db, "users", id).await;
+        assert_eq!(r["name"], name);
+        responders.push(name);
+    }
+    assert!(!responders.is_empty());
+    for f in json["escalated"].as_array().unwrap() {
+        let id = f["service_id"].as_i64().unwrap();
+        assert_eq!(f["service_name"], name_in(&db, "services", id).await);
+    }
+    // The same numbers as with the zone given.
+    let (given, _) = weekly("json", &[source[0], source[1], "--tz", &zone]);
+    let given: Value = serde_json::from_str(&given).unwrap();
+    assert_eq!(given["team"], json["team"]);
+
+    // Markdown and HTML: titled with the team's name, services and responders by name.
+    let (md, _) = weekly("md", &source);
+    assert!(md.starts_with(&format!("# {team} — week 2026-W44")), "{md}");
+    assert!(md.contains(&format!(", {zone}; against")), "{md}");
+    for name in services.iter().chain(&responders) {
+        assert!(md.contains(&format!("| {name} | ")), "{name}: {md}");
+    }
+    let (html, _) = weekly("html", &source);
+    assert!(
+        html.contains(&format!("<h1>{team} — week 2026-W44</h1>")),
+        "{html}"
+    );
+    for name in services.iter().chain(&responders) {
+        assert!(html.contains(&format!("<td>{name}</td>")), "{name}: {html}");
+    }
+    // CSV: the name of each row's key in the last column.
+    let (csv, _) = weekly("csv", &source);
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(r.headers().unwrap().iter().next_back(), Some("name"));
+    let mut named = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let table = match &rec[0] {
+            "team" => "teams",
+            "service" => "services",
+            "responder" => "users",
+            _ => continue,
+        };
+        assert_eq!(rec[8], name_in(&db, table, rec[1].parse().unwrap()).await);
+        named += 1;
+    }
+    assert!(named > 30, "{named}");
+
+    // A chosen zone wins; without a replica, UTC and ids, as stderr says.
+    let (json, _) = weekly("json", &[source[0], source[1], "--tz", "UTC"]);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["period"]["tz"], "UTC");
+    assert_eq!(json["team_name"], team);
+    let (json, err) = weekly("json", &[]);
+    assert!(err.contains("no replica") && err.contains("UTC"), "{err}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["period"]["tz"], "UTC");
+    assert_eq!(json["team_name"], "Team 1");
+    let _ = std::fs::remove_dir_all(&served.dir);
+}
