@@ -31,18 +31,7 @@ cargo bench -q -p mttx-query --bench queries --no-run 2>/dev/null
 
 if [ -n "${BENCH_KEEP:-}" ]; then work=$BENCH_KEEP; mkdir -p "$work"; else
     work=$(mktemp -d); trap 'rm -rf "$work"; kill %1 2>/dev/null || true' EXIT; fi
-db=mttx_bench_query_$incidents
-url=$server/$db
-if [ ! -f "$work/ready-$incidents" ]; then
-    rm -rf "$work/facts" "$work/state.sqlite"*
-    psql_ "$server/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-    "$mttx" fixtures generate --incidents "$incidents" --accounts 20 --weeks 26 --source "$url" >/dev/null 2>&1
-    psql_ "$url" -c "VACUUM ANALYZE"
-    "$mttx" etl run --once --workers 2 --source "$url" --facts "$work/facts" --state "$work/state.sqlite" >/dev/null 2>&1
-    # Compacted, and only the live files left, so DuckDB's glob reads exactly the table.
-    "$mttx" etl upkeep --retain-hours 0 --source "$url" --facts "$work/facts" --state "$work/state.sqlite" >/dev/null 2>&1
-    touch "$work/ready-$incidents"
-fi
+query_set "$incidents" "$work"
 entries=$(psql_ -At "$url" -c "SELECT count(*) FROM incident_log_entries")
 mine=$(psql_ -At "$url" -c "SELECT count(*) FROM incidents WHERE account_id = $account")
 # The last full ISO week of the data in the account's time zone.
