@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use deltalake::arrow::array::{Array, AsArray};
-use deltalake::arrow::datatypes::{Float64Type, Int64Type};
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, sum};
 use deltalake::datafusion::prelude::{DataFrame, Expr, cast, col, lit, when};
 
@@ -28,14 +28,6 @@ impl Engine {
                 cast(k, deltalake::arrow::datatypes::DataType::Utf8).alias(format!("key{i}"))
             })
             .collect();
-        let one = |c: Expr| {
-            cast(
-                when(c, lit(1_i64))
-                    .otherwise(lit(0_i64))
-                    .unwrap_or(lit(0_i64)),
-                deltalake::arrow::datatypes::DataType::Int64,
-            )
-        };
         let aggregates = vec![
             count(lit(1_i64)).alias("incident_count"),
             count(col("seconds_to_first_ack")).alias("acknowledged_count"),
@@ -60,33 +52,9 @@ impl Engine {
             .map_err(facts_err("computing an aggregate"))?;
         let mut out = BTreeMap::new();
         for b in &batches {
-            let int = |name: &str, row: usize| -> i64 {
-                b.column_by_name(name)
-                    .and_then(|c| {
-                        let c = deltalake::arrow::compute::cast(
-                            c,
-                            &deltalake::arrow::datatypes::DataType::Int64,
-                        )
-                        .ok()?;
-                        let a = c.as_primitive_opt::<Int64Type>()?;
-                        (!a.is_null(row)).then(|| a.value(row))
-                    })
-                    .unwrap_or(0)
-            };
+            let int = |name: &str, row: usize| int(b, name, row).unwrap_or(0);
             // The durations as gathered; Partial::metrics sorts them.
-            let values = |name: &str, row: usize| -> Vec<f64> {
-                b.column_by_name(name)
-                    .and_then(|c| c.as_list_opt::<i32>())
-                    .filter(|l| !l.is_null(row))
-                    .map(|l| {
-                        let values = l.value(row);
-                        values
-                            .as_primitive_opt::<Float64Type>()
-                            .map(|a| a.iter().flatten().collect())
-                            .unwrap_or_default()
-                    })
-                    .unwrap_or_default()
-            };
+            let values = |name: &str, row: usize| values(b, name, row);
             let keys: Vec<_> = (0..key_count)
                 .map(|i| {
                     b.column_by_name(&format!("key{i}"))
@@ -122,4 +90,36 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// 1 where `c` holds, else 0 (NULL counts as 0): a condition to sum.
+pub(crate) fn one(c: Expr) -> Expr {
+    cast(
+        when(c, lit(1_i64))
+            .otherwise(lit(0_i64))
+            .unwrap_or(lit(0_i64)),
+        DataType::Int64,
+    )
+}
+
+/// The integer in column `name` of `b` at `row` (None: no such column, or NULL).
+pub(crate) fn int(b: &RecordBatch, name: &str, row: usize) -> Option<i64> {
+    let c = b.column_by_name(name)?;
+    let c = deltalake::arrow::compute::cast(c, &DataType::Int64).ok()?;
+    let a = c.as_primitive_opt::<Int64Type>()?;
+    (!a.is_null(row)).then(|| a.value(row))
+}
+
+/// The non-NULL numbers of list column `name` of `b` at `row`, as gathered.
+pub(crate) fn values(b: &RecordBatch, name: &str, row: usize) -> Vec<f64> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_list_opt::<i32>())
+        .filter(|l| !l.is_null(row))
+        .and_then(|l| {
+            let values = l.value(row);
+            values
+                .as_primitive_opt::<Float64Type>()
+                .map(|a| a.iter().flatten().collect())
+        })
+        .unwrap_or_default()
 }

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
-use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, sum};
 use deltalake::datafusion::functions_nested::expr_fn::{array_has, cardinality};
 use deltalake::datafusion::prelude::{DataFrame, Expr, cast, col, lit, when};
 
+use crate::aggregate::{int, one, values};
 use crate::engine::ts;
 use crate::period::local_midnight;
 use crate::{Engine, Filters, Result, Unit, facts_err};
@@ -290,14 +291,6 @@ impl Engine {
         keys: Vec<Expr>,
         per_responder: bool,
     ) -> Result<BTreeMap<(Option<i64>, Option<i64>), Tally>> {
-        let one = |c: Expr| {
-            cast(
-                when(c, lit(1_i64))
-                    .otherwise(lit(0_i64))
-                    .unwrap_or(lit(0_i64)),
-                DataType::Int64,
-            )
-        };
         let mut aggregates = vec![
             count(lit(1_i64)).alias("incident_count"),
             count(col("seconds_to_first_ack")).alias("acknowledged_count"),
@@ -435,25 +428,9 @@ fn bucket_of(bounds: &[(i64, Expr)]) -> Expr {
     }
 }
 
-fn int(b: &RecordBatch, name: &str, row: usize) -> Option<i64> {
-    let c = b.column_by_name(name)?;
-    let c = deltalake::arrow::compute::cast(c, &DataType::Int64).ok()?;
-    let a = c.as_primitive_opt::<Int64Type>()?;
-    (!a.is_null(row)).then(|| a.value(row))
-}
-
+/// The numbers of list column `name` at `row`, sorted.
 fn sorted(b: &RecordBatch, name: &str, row: usize) -> Vec<f64> {
-    let mut v: Vec<f64> = b
-        .column_by_name(name)
-        .and_then(|c| c.as_list_opt::<i32>())
-        .filter(|l| !l.is_null(row))
-        .and_then(|l| {
-            let values = l.value(row);
-            values
-                .as_primitive_opt::<Float64Type>()
-                .map(|a| a.iter().flatten().collect())
-        })
-        .unwrap_or_default();
+    let mut v = values(b, name, row);
     v.sort_by(f64::total_cmp);
     v
 }
