@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use mttx_migrations::Pool;
 
-use crate::source::with_retries;
+use crate::source::{on_source, with_retries};
 use crate::{Result, Source};
 
 /// The kinds of named things.
@@ -148,61 +148,41 @@ impl Source {
     #[tracing::instrument(skip_all, fields(account), err)]
     pub async fn directory(&self, account: i64) -> Result<Directory> {
         let mut d = Directory::empty(account);
-        macro_rules! load {
-            ($p:expr) => {{
-                let p = $p;
-                let row: Option<(String, String)> = with_retries("reading the account", || {
-                    sqlx::query_as("SELECT name, time_zone FROM accounts WHERE id = $1")
-                        .bind(account)
-                        .fetch_optional(p)
+        on_source!(&self.pool, p => {
+            let row: Option<(String, String)> = with_retries("reading the account", || {
+                sqlx::query_as("SELECT name, time_zone FROM accounts WHERE id = $1")
+                    .bind(account)
+                    .fetch_optional(p)
+            })
+            .await?;
+            if let Some((name, zone)) = row {
+                d.account_name = Some(name);
+                d.time_zone = Some(zone);
+            }
+            for (kind, sql) in NAMES {
+                let rows: Vec<(i64, String, Option<i64>)> = with_retries("reading names", || {
+                    sqlx::query_as(sql).bind(account).fetch_all(p)
                 })
                 .await?;
-                if let Some((name, zone)) = row {
-                    d.account_name = Some(name);
-                    d.time_zone = Some(zone);
-                }
-                for (kind, sql) in NAMES {
-                    let rows: Vec<(i64, String, Option<i64>)> =
-                        with_retries("reading names", || {
-                            sqlx::query_as(sql).bind(account).fetch_all(p)
-                        })
-                        .await?;
-                    for (id, name, team) in rows {
-                        d.names.insert((kind, id), name);
-                        if let Some(team) = team {
-                            d.teams_of.insert((kind, id), team);
-                        }
+                for (id, name, team) in rows {
+                    d.names.insert((kind, id), name);
+                    if let Some(team) = team {
+                        d.teams_of.insert((kind, id), team);
                     }
                 }
-            }};
-        }
-        match &self.pool {
-            Pool::Postgres(pg) => load!(pg),
-            Pool::Sqlite(lite) => load!(lite),
-        }
+            }
+        });
         if self.has_import_ids().await? {
-            let rows: Vec<(String, i64, String)> = match &self.pool {
-                Pool::Postgres(pg) => {
-                    with_retries("reading imported ids", || {
-                        sqlx::query_as(
-                            "SELECT kind, id, external_id FROM import_ids \
-                             WHERE kind IN ('team', 'service', 'escalation_policy', 'user')",
-                        )
-                        .fetch_all(pg)
-                    })
-                    .await?
-                }
-                Pool::Sqlite(lite) => {
-                    with_retries("reading imported ids", || {
-                        sqlx::query_as(
-                            "SELECT kind, id, external_id FROM import_ids \
-                             WHERE kind IN ('team', 'service', 'escalation_policy', 'user')",
-                        )
-                        .fetch_all(lite)
-                    })
-                    .await?
-                }
-            };
+            let rows: Vec<(String, i64, String)> = on_source!(&self.pool, p => {
+                with_retries("reading imported ids", || {
+                    sqlx::query_as(
+                        "SELECT kind, id, external_id FROM import_ids \
+                         WHERE kind IN ('team', 'service', 'escalation_policy', 'user')",
+                    )
+                    .fetch_all(p)
+                })
+                .await?
+            });
             for (kind, id, external) in rows {
                 // Only this account's: the ids of every kind are unique across accounts.
                 if let Some(kind) = Kind::from_import(&kind)
@@ -256,20 +236,12 @@ impl Source {
             return Ok(None);
         }
         const SQL: &str = "SELECT id FROM import_ids WHERE kind = 'incident' AND external_id = $1";
-        let id: Option<(i64,)> = match &self.pool {
-            Pool::Postgres(pg) => {
-                with_retries("reading an imported incident id", || {
-                    sqlx::query_as(SQL).bind(outside).fetch_optional(pg)
-                })
-                .await?
-            }
-            Pool::Sqlite(lite) => {
-                with_retries("reading an imported incident id", || {
-                    sqlx::query_as(SQL).bind(outside).fetch_optional(lite)
-                })
-                .await?
-            }
-        };
+        let id: Option<(i64,)> = on_source!(&self.pool, p => {
+            with_retries("reading an imported incident id", || {
+                sqlx::query_as(SQL).bind(outside).fetch_optional(p)
+            })
+            .await?
+        });
         Ok(id.map(|(id,)| id))
     }
 

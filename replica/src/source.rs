@@ -155,6 +155,7 @@ macro_rules! on_source {
         }
     };
 }
+pub(crate) use on_source;
 
 /// Which incidents a read is about.
 #[derive(Debug, Clone, Copy)]

@@ -415,12 +415,7 @@ pub(crate) async fn raw_incidents(
         facts.reverse();
     }
     let ids: Vec<i64> = facts.iter().map(|f| f.incident_id).collect();
-    let outside = match &app.source {
-        Some(s) => s.outside_incident_ids(&ids).await.map_err(|e| {
-            ApiError::unavailable("cannot read incident ids from the replica; try again", e)
-        })?,
-        None => HashMap::new(),
-    };
+    let outside = outside_ids(&app, &ids).await?;
     let data: Vec<RawIncident> = facts
         .iter()
         .map(|f| {
@@ -474,8 +469,13 @@ pub(crate) async fn raw_incident(
         })?,
         None => None,
     };
-    let Some(inside) = inside.or_else(|| id.parse().ok()) else {
-        return Err(not_found());
+    let inside = match inside {
+        Some(inside) => inside,
+        // Our own id, unless an import gave the incident PagerDuty's: then only that names it.
+        None => match id.parse::<i64>() {
+            Ok(ours) if !outside_ids(&app, &[ours]).await?.contains_key(&ours) => ours,
+            _ => return Err(not_found()),
+        },
     };
     let fact = app
         .engine
@@ -485,20 +485,22 @@ pub(crate) async fn raw_incident(
         .await?
         .ok_or_else(not_found)?;
     let directory = app.directory(account).await;
-    let outside = match &app.source {
-        Some(s) => s.outside_incident_ids(&[inside]).await.unwrap_or_default(),
-        None => HashMap::new(),
-    };
-    // Our own id names an imported incident only through PagerDuty's.
-    if outside.contains_key(&inside) && outside.get(&inside) != Some(&id) {
-        return Err(not_found());
-    }
     let tz = chrono_tz::Tz::Etc__UTC;
     Ok(Json(RawOneBody {
         time_zone: tz.name().to_owned(),
         data: RawIncident::new(&fact, id.clone(), &directory, tz),
     })
     .into_response())
+}
+
+/// The outside ids an import gave these incidents (none without a replica).
+async fn outside_ids(app: &App, ids: &[i64]) -> Result<HashMap<i64, String>, ApiError> {
+    match &app.source {
+        Some(s) => s.outside_incident_ids(ids).await.map_err(|e| {
+            ApiError::unavailable("cannot read incident ids from the replica; try again", e)
+        }),
+        None => Ok(HashMap::new()),
+    }
 }
 
 /// The routes of PagerDuty's Analytics API.
