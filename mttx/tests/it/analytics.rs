@@ -3,8 +3,7 @@
 //! taken with PagerDuty's `Token token=` header, and filters by PagerDuty's ids.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 
 use mttx_fixtures::Config;
@@ -12,27 +11,21 @@ use mttx_fixtures::generate::generate_all;
 use mttx_migrations::Location;
 use serde_json::{Value, json};
 
-use crate::common::{folded, scratch};
+use crate::common::{exchange, folded, scratch};
 use crate::pd_server::{TOKEN, Trouble, render, serve};
 
 /// One POST with PagerDuty's header form: status and JSON body.
 fn post(addr: SocketAddr, path: &str, token: &str, body: &Value) -> (u16, Value) {
     let body = body.to_string();
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Token token={token}\r\n\
-         Accept: application/vnd.pagerduty+json;version=2\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Token token={token}\r\n\
+             Accept: application/vnd.pagerduty+json;version=2\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
     )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let status: u16 = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,13 +42,18 @@ pub async fn test_url(pool: &PgPool) -> String {
 
 /// One GET over a fresh connection: status and body (JSON where it parses).
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
     )
-    .unwrap();
+}
+
+/// Sends `request` (a whole HTTP/1.1 request with `Connection: close`) over a fresh
+/// connection: status and body (JSON where it parses).
+pub fn exchange(addr: SocketAddr, request: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
     let out = String::from_utf8_lossy(&out).into_owned();
