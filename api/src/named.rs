@@ -13,6 +13,25 @@ use utoipa::ToSchema;
 
 use crate::body::RowBody;
 
+/// What the replica adds to a noisy-alerts view: each incident's dedup key and suppressed
+/// repeats (GoAlert's); none where the replica keeps no such record, has no such source,
+/// or cannot be read right now (the view then counts incidents alone, and the log says why).
+pub async fn repeats(source: Option<&mttx_replica::Source>, ids: &[i64]) -> mttx_query::Repeats {
+    let Some(source) = source else {
+        return mttx_query::Repeats::new();
+    };
+    match source.repeats(ids).await {
+        Ok(r) => r
+            .into_iter()
+            .map(|(id, r)| (id, (r.dedup_key, r.repeats)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read alert repeats from the replica; counting incidents alone");
+            mttx_query::Repeats::new()
+        }
+    }
+}
+
 /// The name of `id`, or "Team 7" style text where the replica has none.
 pub fn label(d: &Directory, kind: Kind, id: i64) -> String {
     match d.name(kind, id) {

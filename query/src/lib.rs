@@ -33,7 +33,7 @@ pub use engine::Engine;
 pub use filters::{Filters, Page, Sort};
 pub use metrics::{Compared, Metrics, Row};
 pub use mttx_facts::percentile_cont;
-pub use noisy::{Burst, Noise, Noisy, NoisyOptions};
+pub use noisy::{Burst, Noise, Noisy, NoisyIncidents, NoisyOptions, Repeats};
 pub use period::{Period, Unit};
 pub use report::{GroupBy, Report};
 

@@ -57,6 +57,11 @@ pub struct Noise {
     pub auto_resolved_share: f64,
     /// Auto-resolved within `flap_seconds` of the trigger.
     pub flapping_count: i64,
+    /// The same alert raised again while open and suppressed by the source (GoAlert's
+    /// `duplicate_suppressed`); 0 where the source has no such record.
+    pub repeat_count: i64,
+    /// Incidents plus repeats: how often the alert fired. Alerts are ranked by it.
+    pub alert_count: i64,
     pub service_ids: Vec<i64>,
 }
 
@@ -121,6 +126,7 @@ pub(crate) fn fingerprint_expr(title: Expr) -> Expr {
     udf.call(vec![cast(title, DataType::Utf8)])
 }
 
+#[derive(Debug)]
 struct Incident {
     id: i64,
     service: i64,
@@ -128,11 +134,38 @@ struct Incident {
     created: i64,
     auto: bool,
     resolve: Option<f64>,
+    repeats: i64,
+}
+
+/// What the source knows of some incidents beyond their facts: the dedup key each holds
+/// and how often it was raised again while open (GoAlert's `duplicate_suppressed`).
+pub type Repeats = HashMap<i64, (Option<String>, i64)>;
+
+/// The incidents behind a noisy-alerts view, read from the facts; [`NoisyIncidents::view`]
+/// groups them, with what the source adds ([`Repeats`]).
+#[derive(Debug)]
+pub struct NoisyIncidents(Vec<Incident>);
+
+impl NoisyIncidents {
+    /// The incidents' ids (to ask the source about).
+    pub fn ids(&self) -> Vec<i64> {
+        self.0.iter().map(|i| i.id).collect()
+    }
+
+    /// The view. Incidents that share a dedup key are one alert (under the fingerprint of
+    /// the earliest), and their repeats count with them.
+    pub fn view(mut self, repeats: &Repeats, options: &NoisyOptions) -> Noisy {
+        for i in &mut self.0 {
+            i.repeats = repeats.get(&i.id).map_or(0, |r| r.1);
+        }
+        noisy(self.0, repeats, options)
+    }
 }
 
 #[derive(Default)]
 struct Tally {
     count: i64,
+    repeats: i64,
     auto: i64,
     flaps: i64,
     services: BTreeSet<i64>,
@@ -143,6 +176,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, i: &Incident, flap: bool) {
         self.count += 1;
+        self.repeats += i.repeats;
         self.auto += i64::from(i.auto);
         self.flaps += i64::from(flap);
         self.services.insert(i.service);
@@ -159,6 +193,8 @@ impl Tally {
             auto_resolved_count: self.auto,
             auto_resolved_share: self.auto as f64 / self.count.max(1) as f64,
             flapping_count: self.flaps,
+            repeat_count: self.repeats,
+            alert_count: self.count + self.repeats,
             service_ids: self.services.iter().copied().collect(),
         }
     }
@@ -183,6 +219,19 @@ impl Engine {
         filters: &Filters,
         options: &NoisyOptions,
     ) -> Result<Noisy> {
+        Ok(self
+            .noisy_incidents(account, period, filters)
+            .await?
+            .view(&Repeats::new(), options))
+    }
+
+    /// The incidents of a noisy-alerts view, to group with what the source adds.
+    pub async fn noisy_incidents(
+        &self,
+        account: i64,
+        period: &Period,
+        filters: &Filters,
+    ) -> Result<NoisyIncidents> {
         let (from, to) = period.instants();
         let batches = self
             .incidents(account, from, to, filters)
@@ -226,14 +275,19 @@ impl Engine {
                     created: created.value(r),
                     auto: !auto.is_null(r) && auto.value(r),
                     resolve: (!res.is_null(r)).then(|| res.value(r)),
+                    repeats: 0,
                 });
             }
         }
-        Ok(noisy(incidents, options))
+        Ok(NoisyIncidents(incidents))
     }
 }
 
-fn noisy(incidents: Vec<Incident>, o: &NoisyOptions) -> Noisy {
+fn noisy(mut incidents: Vec<Incident>, repeats: &Repeats, o: &NoisyOptions) -> Noisy {
+    // Earliest first, so an alert raised again under the same dedup key joins the group of
+    // its first appearance.
+    incidents.sort_by_key(|i| (i.created, i.id));
+    let mut by_key: HashMap<&str, String> = HashMap::new();
     let flap = |i: &Incident| i.auto && i.resolve.is_some_and(|s| s <= o.flap_seconds);
     let mut by_service: BTreeMap<i64, Tally> = BTreeMap::new();
     let mut by_print: HashMap<String, Tally> = HashMap::new();
@@ -241,7 +295,10 @@ fn noisy(incidents: Vec<Incident>, o: &NoisyOptions) -> Noisy {
     for i in &incidents {
         let f = flap(i);
         by_service.entry(i.service).or_default().add(i, f);
-        let p = fingerprint(&i.title);
+        let mut p = fingerprint(&i.title);
+        if let Some((Some(key), _)) = repeats.get(&i.id) {
+            p = by_key.entry(key.as_str()).or_insert(p).clone();
+        }
         by_print.entry(p.clone()).or_default().add(i, f);
         prints.push(p);
     }
@@ -257,7 +314,11 @@ fn noisy(incidents: Vec<Incident>, o: &NoisyOptions) -> Noisy {
     let by_count = |a: &Noise, b: &Noise| b.incident_count.cmp(&a.incident_count);
     let titles = top(
         by_print.iter().map(|(p, t)| t.noise(p.clone())).collect(),
-        &by_count,
+        &|a, b| {
+            b.alert_count
+                .cmp(&a.alert_count)
+                .then(b.incident_count.cmp(&a.incident_count))
+        },
     );
     let auto_resolving = top(
         services
@@ -353,7 +414,35 @@ mod tests {
             created: at(minute),
             auto: resolve.is_some(),
             resolve,
+            repeats: 0,
         }
+    }
+
+    #[test]
+    fn a_dedup_key_joins_alerts_and_suppressed_duplicates_count_as_repeats() {
+        let v = vec![
+            incident(1, 1, "Queue backlog on worker-3", 0, None),
+            incident(2, 1, "Consumer lag high", 10, None),
+            incident(3, 2, "Queue backlog on worker-4", 20, None),
+            incident(4, 2, "Disk full", 30, None),
+        ];
+        let repeats = Repeats::from([
+            (1, (Some("user:1:lag".to_owned()), 2)),
+            (2, (Some("user:1:lag".to_owned()), 3)),
+            (4, (None, 9)),
+        ]);
+        let n = NoisyIncidents(v).view(&repeats, &NoisyOptions::default());
+        let by_key: Vec<(&str, i64, i64, i64)> = n
+            .titles
+            .iter()
+            .map(|t| (t.key.as_str(), t.incident_count, t.repeat_count, t.alert_count))
+            .collect();
+        // 1, 2 and 3 are one alert (2 by its key, 3 by its title); "disk full" fired 10
+        // times in one incident, so it ranks first.
+        assert_eq!(
+            by_key,
+            [("disk full", 1, 9, 10), ("queue backlog on #", 3, 5, 8)]
+        );
     }
 
     #[test]
@@ -380,7 +469,7 @@ mod tests {
             incident(6, 9, "Checkout down", 100, None),
             incident(7, 9, "Checkout down", 101, None),
         ];
-        let n = noisy(v, &o);
+        let n = noisy(v, &Repeats::new(), &o);
         assert_eq!(n.bursts.len(), 1);
         let b = &n.bursts[0];
         assert_eq!(

@@ -8,6 +8,7 @@
 //! server (which shows an incident's timeline) read through here.
 
 mod copy;
+pub mod goalert;
 pub mod names;
 pub mod rows;
 mod source;
@@ -18,7 +19,8 @@ use prometheus_client::metrics::counter::Counter;
 
 pub use names::{Directory, Kind};
 pub use rows::{Context, Entry, IncidentRow, Ts};
-pub use source::{STATEMENT_TIMEOUT, Source, transient, with_retries};
+pub use goalert::{GoAlert, Repeats};
+pub use source::{STATEMENT_TIMEOUT, Source, SourceKind, transient, with_retries};
 
 /// Errors of reading the replica.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,19 @@ pub enum Error {
     NoReplica(String),
     #[error(transparent)]
     Open(#[from] mttx_migrations::Error),
+    #[error("--source is not a GoAlert database: {0}")]
+    NotGoAlert(String),
+    #[error(
+        "this GoAlert database is at migration {latest}; mttx reads GoAlert from migration {oldest} on \
+         (missing columns: {missing}): upgrade GoAlert, or check that --source names its database"
+    )]
+    GoAlertVersion {
+        latest: String,
+        oldest: &'static str,
+        missing: String,
+    },
+    #[error("a GoAlert source must be a PostgreSQL URL (GoAlert keeps its data in PostgreSQL), not {0}")]
+    GoAlertNotPostgres(String),
     #[error("replica error while {doing}")]
     Read {
         doing: &'static str,

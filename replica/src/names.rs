@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use mttx_migrations::Pool;
 
 use crate::source::{on_source, with_retries};
-use crate::{Result, Source};
+use crate::{Result, Source, SourceKind};
 
 /// The kinds of named things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +66,13 @@ impl Directory {
             account_id,
             ..Self::default()
         }
+    }
+
+    /// Records a name and the outside system's id of one of ours.
+    pub(crate) fn add_outside(&mut self, kind: Kind, id: i64, name: String, outside: String) {
+        self.names.insert((kind, id), name);
+        self.internal.insert((kind, outside.clone()), id);
+        self.external.insert((kind, id), outside);
     }
 
     /// The name of `id`, if the replica knows it.
@@ -148,6 +155,12 @@ impl Source {
     #[tracing::instrument(skip_all, fields(account), err)]
     pub async fn directory(&self, account: i64) -> Result<Directory> {
         let mut d = Directory::empty(account);
+        if let SourceKind::GoAlert(options) = &self.kind {
+            if account == crate::goalert::ACCOUNT {
+                crate::goalert::names(self.pg()?, options, &mut d).await?;
+            }
+            return Ok(d);
+        }
         on_source!(&self.pool, p => {
             let row: Option<(String, String)> = with_retries("reading the account", || {
                 sqlx::query_as("SELECT name, time_zone FROM accounts WHERE id = $1")
@@ -199,7 +212,7 @@ impl Source {
     /// The outside ids an importer gave these incidents (those that have one).
     #[tracing::instrument(skip_all, fields(incidents = ids.len()), err)]
     pub async fn outside_incident_ids(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
-        if ids.is_empty() || !self.has_import_ids().await? {
+        if ids.is_empty() || self.is_goalert() || !self.has_import_ids().await? {
             return Ok(HashMap::new());
         }
         let rows: Vec<(i64, String)> = match &self.pool {
@@ -232,7 +245,7 @@ impl Source {
     /// Our id of an incident by the outside id an importer gave it.
     #[tracing::instrument(skip_all, err)]
     pub async fn inside_incident_id(&self, outside: &str) -> Result<Option<i64>> {
-        if !self.has_import_ids().await? {
+        if self.is_goalert() || !self.has_import_ids().await? {
             return Ok(None);
         }
         const SQL: &str = "SELECT id FROM import_ids WHERE kind = 'incident' AND external_id = $1";

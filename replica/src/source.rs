@@ -29,7 +29,37 @@ const RETRIES: u32 = 6;
 pub struct Source {
     pub(crate) pool: Pool,
     location: Location,
+    pub(crate) kind: SourceKind,
 }
+
+/// What the replica's tables are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SourceKind {
+    /// mttx's replica contract (docs/design.md): `incident_log_entries` and the rest.
+    #[default]
+    Contract,
+    /// GoAlert's own database, mapped onto the contract as it is read (README, "From
+    /// GoAlert").
+    GoAlert(crate::GoAlert),
+}
+
+/// The log's table, its incident column and the incidents' table.
+struct Tables {
+    log: &'static str,
+    incident: &'static str,
+    incidents: &'static str,
+}
+
+const CONTRACT_TABLES: Tables = Tables {
+    log: "incident_log_entries",
+    incident: "incident_id",
+    incidents: "incidents",
+};
+const GOALERT_TABLES: Tables = Tables {
+    log: "alert_logs",
+    incident: "alert_id",
+    incidents: "alerts",
+};
 
 /// Whether a failed statement is worth retrying: the standby cancelled it (conflict with
 /// recovery, SQLSTATE 40001), the server is shutting down or restarting (57P01–57P03), or
@@ -210,9 +240,23 @@ fn json_ids(ids: &[i64]) -> String {
 }
 
 impl Source {
-    /// Opens the replica read-only. An SQLite file must exist.
-    #[tracing::instrument(skip_all, fields(%location), err)]
+    /// Opens a replica in the contract read-only. An SQLite file must exist.
     pub async fn open(location: &Location, max_connections: u32) -> Result<Self> {
+        Self::open_as(location, SourceKind::Contract, max_connections).await
+    }
+
+    /// Opens the replica read-only as `kind` says its tables are. An SQLite file must
+    /// exist; a GoAlert database is checked first (its migration level and every column
+    /// read), and the error says what is missing.
+    #[tracing::instrument(skip_all, fields(%location), err)]
+    pub async fn open_as(
+        location: &Location,
+        kind: SourceKind,
+        max_connections: u32,
+    ) -> Result<Self> {
+        if matches!(kind, SourceKind::GoAlert(_)) && !matches!(location, Location::Postgres(_)) {
+            return Err(Error::GoAlertNotPostgres(location.to_string()));
+        }
         let err = |source| Error::Read {
             doing: "opening the replica",
             source,
@@ -249,19 +293,61 @@ impl Source {
                 )
             }
         };
-        Ok(Self {
+        let source = Self {
             pool,
             location: location.clone(),
-        })
+            kind,
+        };
+        if source.is_goalert() {
+            crate::goalert::check(source.pg()?).await?;
+        }
+        Ok(source)
     }
 
     pub fn location(&self) -> &Location {
         &self.location
     }
 
+    /// What the replica's tables are.
+    pub fn kind(&self) -> &SourceKind {
+        &self.kind
+    }
+
+    pub(crate) fn is_goalert(&self) -> bool {
+        matches!(self.kind, SourceKind::GoAlert(_))
+    }
+
+    /// The PostgreSQL pool of a source that can only be PostgreSQL (GoAlert).
+    pub(crate) fn pg(&self) -> Result<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pg) => Ok(pg),
+            Pool::Sqlite(_) => Err(Error::GoAlertNotPostgres(self.location.to_string())),
+        }
+    }
+
+    fn tables(&self) -> &'static Tables {
+        match self.kind {
+            SourceKind::Contract => &CONTRACT_TABLES,
+            SourceKind::GoAlert(_) => &GOALERT_TABLES,
+        }
+    }
+
+    /// The dedup key and suppressed duplicates of these incidents, where the source knows
+    /// them (GoAlert); empty for the contract, which has neither.
+    #[tracing::instrument(skip_all, fields(incidents = ids.len()), err)]
+    pub async fn repeats(&self, ids: &[i64]) -> Result<HashMap<i64, crate::Repeats>> {
+        if !self.is_goalert() || ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        crate::goalert::repeats(self.pg()?, ids).await
+    }
+
     /// The organisation: time zones of people and accounts, teams of policies and services.
     #[tracing::instrument(skip_all, err)]
     pub async fn context(&self) -> Result<Context> {
+        if let SourceKind::GoAlert(options) = &self.kind {
+            return Ok(crate::goalert::context(options));
+        }
         let mut ctx = Context::default();
         let tz = |name: String| Tz::from_str(&name).unwrap_or(chrono_tz::UTC);
         macro_rules! load {
@@ -306,15 +392,17 @@ impl Source {
         gaps: &[[i64; 2]],
         limit: i64,
     ) -> Result<Vec<(i64, i64)>> {
+        let Tables { log, incident, .. } = self.tables();
         let mut rows: Vec<(i64, i64)> = match &self.pool {
             Pool::Postgres(pg) => {
+                let sql = format!(
+                    "SELECT id, {incident} FROM {log} WHERE id > $1 ORDER BY id LIMIT $2"
+                );
                 with_retries("reading new log entries", || {
-                    sqlx::query_as(
-                        "SELECT id, incident_id FROM incident_log_entries WHERE id > $1 ORDER BY id LIMIT $2",
-                    )
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(pg)
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(pg)
                 })
                 .await?
             }
@@ -336,11 +424,12 @@ impl Source {
             let his: Vec<i64> = gaps.iter().map(|g| g[1]).collect();
             let late: Vec<(i64, i64)> = match &self.pool {
                 Pool::Postgres(pg) => {
+                    let sql = format!(
+                        "SELECT l.id, l.{incident} FROM unnest($1::bigint[], $2::bigint[]) AS g(lo, hi) \
+                         JOIN {log} l ON l.id BETWEEN g.lo AND g.hi LIMIT $3"
+                    );
                     with_retries("reading late log entries", || {
-                        sqlx::query_as(
-                            "SELECT l.id, l.incident_id FROM unnest($1::bigint[], $2::bigint[]) AS g(lo, hi) \
-                             JOIN incident_log_entries l ON l.id BETWEEN g.lo AND g.hi LIMIT $3",
-                        )
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&los)
                         .bind(&his)
                         .bind(limit)
@@ -381,6 +470,14 @@ impl Source {
     }
 
     async fn incidents_where(&self, which: Which<'_>) -> Result<HashMap<i64, IncidentRow>> {
+        if self.is_goalert() {
+            return match which {
+                Which::Ids(ids) => crate::goalert::incidents(self.pg()?, Some(ids), (0, 0)).await,
+                Which::Range(from, to) => {
+                    crate::goalert::incidents(self.pg()?, None, (from, to)).await
+                }
+            };
+        }
         const COLS: &str = "id, account_id, incident_number, service_id, escalation_policy_id, title, urgency, priority, status, created_at";
         let list = which.json();
         let rows: Vec<IncidentRow> = match &self.pool {
@@ -440,6 +537,12 @@ impl Source {
     }
 
     async fn logs_where(&self, which: Which<'_>) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+        if self.is_goalert() {
+            return match which {
+                Which::Ids(ids) => crate::goalert::logs(self.pg()?, Some(ids), (0, 0)).await,
+                Which::Range(from, to) => crate::goalert::logs(self.pg()?, None, (from, to)).await,
+            };
+        }
         let mut out: HashMap<i64, (i64, Vec<Entry>)> = HashMap::new();
         let mut add = |e: Entry, account: i64| {
             out.entry(e.incident_id)
@@ -505,11 +608,20 @@ impl Source {
     /// then the smallest and largest incident id in the log (0, 0 for an empty log).
     #[tracing::instrument(skip_all, err)]
     pub async fn bounds(&self) -> Result<(i64, i64, i64)> {
-        const MAX_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM incident_log_entries";
-        const INCIDENTS: &str = "SELECT COALESCE(MIN(incident_id), 0), COALESCE(MAX(incident_id), 0) FROM incident_log_entries";
+        let Tables { log, incident, .. } = self.tables();
+        let max_id = format!("SELECT COALESCE(MAX(id), 0) FROM {log}");
+        let incidents = format!(
+            "SELECT COALESCE(MIN({incident}), 0), COALESCE(MAX({incident}), 0) FROM {log}"
+        );
         let (high, (lo, hi)): (i64, (i64, i64)) = on_source!(&self.pool, p => {
-            let high = with_retries("measuring the replica", || sqlx::query_scalar(MAX_ID).fetch_one(p)).await?;
-            let bounds = with_retries("measuring the replica", || sqlx::query_as(INCIDENTS).fetch_one(p)).await?;
+            let high = with_retries("measuring the replica", || {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(max_id.as_str())).fetch_one(p)
+            })
+            .await?;
+            let bounds = with_retries("measuring the replica", || {
+                sqlx::query_as(sqlx::AssertSqlSafe(incidents.as_str())).fetch_one(p)
+            })
+            .await?;
             (high, bounds)
         });
         Ok((high, lo, hi))
@@ -518,14 +630,19 @@ impl Source {
     /// The ranges `[lo, hi]` of ids in `(from, to]` that are not visible (yet).
     #[tracing::instrument(skip_all, fields(from, to), err)]
     pub async fn missing_ids(&self, from: i64, to: i64) -> Result<Vec<[i64; 2]>> {
-        const SQL_PG: &str =
-            "SELECT id FROM incident_log_entries WHERE id > $1 AND id <= $2 ORDER BY id";
         const SQL_LITE: &str =
             "SELECT id FROM incident_log_entries WHERE id > ? AND id <= ? ORDER BY id";
+        let sql_pg = format!(
+            "SELECT id FROM {} WHERE id > $1 AND id <= $2 ORDER BY id",
+            self.tables().log
+        );
         let present: Vec<i64> = match &self.pool {
             Pool::Postgres(p) => {
                 with_retries("reading recent entry ids", || {
-                    sqlx::query_scalar(SQL_PG).bind(from).bind(to).fetch_all(p)
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql_pg.as_str()))
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(p)
                 })
                 .await?
             }
@@ -553,20 +670,17 @@ impl Source {
     /// The largest entry id and the number of incidents, for progress reporting.
     #[tracing::instrument(skip_all, err)]
     pub async fn extent(&self) -> Result<(i64, i64)> {
-        const SQL: &str = "SELECT COALESCE(MAX(id), 0), (SELECT count(*) FROM incidents) FROM incident_log_entries";
-        match &self.pool {
-            Pool::Postgres(pg) => {
-                with_retries("measuring the replica", || {
-                    sqlx::query_as(SQL).fetch_one(pg)
-                })
-                .await
-            }
-            Pool::Sqlite(lite) => {
-                with_retries("measuring the replica", || {
-                    sqlx::query_as(SQL).fetch_one(lite)
-                })
-                .await
-            }
-        }
+        let Tables {
+            log, incidents, ..
+        } = self.tables();
+        let sql = format!(
+            "SELECT COALESCE(MAX(id), 0), (SELECT count(*) FROM {incidents}) FROM {log}"
+        );
+        on_source!(&self.pool, p => {
+            with_retries("measuring the replica", || {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_one(p)
+            })
+            .await
+        })
     }
 }

@@ -60,7 +60,15 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
     let names = app.directory(account).await;
     let Week { tz, monday, team } = week_of(&params, home_zone(&names))?;
     let table = params.get("table").map_or("", String::as_str);
-    let report = weekly::weekly(&*app.engine.read().await, &names, account, team, monday, tz)
+    let report = weekly::weekly(
+        &*app.engine.read().await,
+        &names,
+        app.source.as_ref(),
+        account,
+        team,
+        monday,
+        tz,
+    )
         .await
         .map_err(|e| match e {
             crate::Error::Refused(r) => ApiError::NotFound(r.to_string()),

@@ -126,7 +126,9 @@ pub(crate) async fn noisy(
         Some(&names),
         &params,
         async |engine: &Engine| {
-            let view = engine.noisy(account, &period, &filters, &options).await?;
+            let incidents = engine.noisy_incidents(account, &period, &filters).await?;
+            let repeats = crate::named::repeats(app.source.as_ref(), &incidents.ids()).await;
+            let view = incidents.view(&repeats, &options);
             Ok(NoisyBody {
                 account_id: account,
                 period: period_body(&period),

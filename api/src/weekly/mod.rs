@@ -127,12 +127,14 @@ pub fn iso(monday: NaiveDate) -> String {
     format!("{}-W{:02}", w.year(), w.week())
 }
 
-/// Gathers the team's week (or, with no team, the account's) from the engine. A week not
+/// Gathers the team's week (or, with no team, the account's) from the engine, with the
+/// repeats the replica at `source` knows of for its noisy alerts. A week not
 /// begun or a team without incidents is a [`Refusal`].
-#[tracing::instrument(skip(engine, names), err(level = "info"))]
+#[tracing::instrument(skip(engine, names, source), err(level = "info"))]
 pub async fn weekly(
     engine: &Engine,
     names: &Directory,
+    source: Option<&mttx_replica::Source>,
     account: i64,
     team: Option<i64>,
     monday: NaiveDate,
@@ -216,9 +218,9 @@ pub async fn weekly(
         .await?
         .facts;
     let escalated = NamedFact::all(names, escalated);
-    let noisy = engine
-        .noisy(account, &period, &mine, &NoisyOptions::default())
-        .await?;
+    let noisy = engine.noisy_incidents(account, &period, &mine).await?;
+    let repeats = crate::named::repeats(source, &noisy.ids()).await;
+    let noisy = noisy.view(&repeats, &NoisyOptions::default());
     let mut teams: Vec<RowBody> = by_team
         .groups
         .iter()

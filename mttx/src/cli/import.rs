@@ -36,9 +36,6 @@ pub struct PagerdutyArgs {
     /// A file holding the API token (instead of PAGERDUTY_TOKEN).
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// The account's name in the replica (and so in every report).
-    #[arg(long, default_value = "PagerDuty")]
-    account_name: String,
     /// The longest span of history asked for (and committed) at once, in hours: smaller
     /// windows lose less work to a crash; PagerDuty lists incidents over 6 months at most.
     #[arg(long, default_value_t = 720)]
@@ -76,7 +73,10 @@ pub async fn run(places: &Places, command: ImportCommand) -> anyhow::Result<()> 
     let opts = Options {
         follow: args.follow,
         poll,
-        account_name: args.account_name,
+        account_name: places
+            .account_name
+            .clone()
+            .unwrap_or_else(|| "PagerDuty".into()),
         window: chrono::Duration::hours(i64::from(args.window_hours)),
         shutdown: shutdown_on_signal("finishing the current window"),
         ..Options::new(&args.api_url, token(args.token_file.as_ref())?, since)

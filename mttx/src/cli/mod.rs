@@ -57,6 +57,45 @@ pub struct Places {
         default_value = ".mttx/state.sqlite"
     )]
     pub state: String,
+    /// What --source holds: `contract` (mttx's replica contract) or `goalert` (GoAlert's own
+    /// database, read as it is).
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_SOURCE_KIND",
+        value_enum,
+        default_value = "contract"
+    )]
+    pub source_kind: SourceKindArg,
+    /// The account's name: a GoAlert instance's (default "GoAlert"), or a PagerDuty
+    /// import's (default "PagerDuty").
+    #[arg(long, global = true, env = "MTTX_ACCOUNT_NAME")]
+    pub account_name: Option<String>,
+    /// With --source-kind goalert: the time zone interruptions are placed in (GoAlert keeps
+    /// none per user), also the account's time zone for reports.
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_GOALERT_TIME_ZONE",
+        default_value = "UTC",
+        value_parser = parse_zone
+    )]
+    pub goalert_time_zone: chrono_tz::Tz,
+}
+
+/// `--source-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKindArg {
+    Contract,
+    #[value(name = "goalert")]
+    GoAlert,
+}
+
+/// An IANA time zone name, or a message that says what one looks like.
+pub(crate) fn parse_zone(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse().map_err(|_| {
+        format!("`{s}` is not an IANA time zone name (e.g. UTC, Europe/Berlin, America/New_York)")
+    })
 }
 
 impl Places {
@@ -67,7 +106,21 @@ impl Places {
 
     /// Opens the replica for reading, with `connections` at most.
     async fn replica(&self, connections: u32) -> anyhow::Result<mttx_replica::Source> {
-        Ok(mttx_replica::Source::open(&self.source()?, connections).await?)
+        Ok(mttx_replica::Source::open_as(&self.source()?, self.source_kind(), connections).await?)
+    }
+
+    /// What --source holds, with the GoAlert instance's name and zone.
+    fn source_kind(&self) -> mttx_replica::SourceKind {
+        match self.source_kind {
+            SourceKindArg::Contract => mttx_replica::SourceKind::Contract,
+            SourceKindArg::GoAlert => mttx_replica::SourceKind::GoAlert(mttx_replica::GoAlert {
+                account_name: self
+                    .account_name
+                    .clone()
+                    .unwrap_or_else(|| mttx_replica::GoAlert::default().account_name),
+                time_zone: self.goalert_time_zone,
+            }),
+        }
     }
 
     /// Opens (creating and migrating where needed) mttx's own state database: the one

@@ -19,9 +19,10 @@ pub enum ReportCommand {
         /// The account the team belongs to.
         #[arg(long)]
         account: i64,
-        /// The team id.
+        /// The team id (default: the whole account, as for a GoAlert instance, which has no
+        /// teams).
         #[arg(long)]
-        team: i64,
+        team: Option<i64>,
         /// ISO week such as 2026-W44 (default: the last complete week in the time zone).
         #[arg(long)]
         week: Option<String>,
@@ -66,7 +67,7 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         format,
         output,
     } = command;
-    let names = directory(places, account).await?;
+    let (names, source) = directory(places, account).await?;
     let tz: chrono_tz::Tz = match tz {
         Some(tz) => tz.parse().map_err(|_| {
             anyhow::anyhow!("--tz `{tz}` is not an IANA time zone such as Europe/Berlin")
@@ -88,15 +89,21 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
     };
     let state = places.open_state().await?;
     let engine = mttx_api::open_served(&state, &places.facts).await?;
-    let report = mttx_api::weekly::weekly(&engine, &names, account, Some(team), monday, tz).await?;
+    let report =
+        mttx_api::weekly::weekly(&engine, &names, source.as_ref(), account, team, monday, tz)
+            .await?;
     let text = mttx_api::weekly::render(&report, format.into())?;
     match output {
         Some(path) => {
             std::fs::write(&path, text)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            let name = report.team_name.as_deref().unwrap_or_default();
+            let whose = match (team, &report.team_name) {
+                (Some(t), Some(name)) => format!("{name}, team {t}"),
+                (Some(t), None) => format!("team {t}"),
+                (None, _) => format!("{}, account {account}", report.account_name),
+            };
             eprintln!(
-                "wrote {} ({} of {name}, team {team}, in {tz})",
+                "wrote {} ({} of {whose}, in {tz})",
                 path.display(),
                 report.week
             );
@@ -106,9 +113,12 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The account's names and time zone from the replica at `--source`; without one (no
-/// such SQLite file), ids alone and UTC, as stderr says.
-async fn directory(places: &Places, account: i64) -> anyhow::Result<Directory> {
+/// The account's names and time zone from the replica at `--source`, and the replica;
+/// without one (no such SQLite file), ids alone and UTC, as stderr says.
+async fn directory(
+    places: &Places,
+    account: i64,
+) -> anyhow::Result<(Directory, Option<mttx_replica::Source>)> {
     if let Location::Sqlite(path) = places.source()?
         && !path.exists()
     {
@@ -116,11 +126,12 @@ async fn directory(places: &Places, account: i64) -> anyhow::Result<Directory> {
             "no replica at {} (--source): teams, services and people show by id and the week is in UTC unless --tz says otherwise",
             path.display()
         );
-        return Ok(Directory::empty(account));
+        return Ok((Directory::empty(account), None));
     }
-    let names = places.replica(1).await?.directory(account).await?;
+    let source = places.replica(1).await?;
+    let names = source.directory(account).await?;
     if names.account_name.is_none() {
         eprintln!("the replica at --source has no account {account}: names show by id");
     }
-    Ok(names)
+    Ok((names, Some(source)))
 }
