@@ -527,7 +527,6 @@ enum Mapped {
     Escalate { manual: bool, system: bool },
     Notify,
     Annotate,
-    Drop,
 }
 
 /// One alert's log rows mapped onto the contract's entries (README, "From GoAlert").
@@ -593,7 +592,7 @@ pub fn map_log(rows: &mut [RawLog], by_name: &HashMap<String, String>) -> Vec<En
                     .and_then(Value::as_str)
                     .is_some_and(|id| !messages.insert(id.to_owned()));
                 if retry {
-                    Mapped::Drop
+                    Mapped::Annotate
                 } else if s.kind == Some("user") {
                     Mapped::Notify
                 } else {
@@ -629,7 +628,6 @@ pub fn map_log(rows: &mut [RawLog], by_name: &HashMap<String, String>) -> Vec<En
             details: Some(mttx_migrations::canonical_json(&Value::Object(details))),
         };
         let entry = match mapped {
-            Mapped::Drop => continue,
             Mapped::Trigger => Entry {
                 entry_type: "trigger".into(),
                 escalation_policy_id: policy,
@@ -820,6 +818,7 @@ mod tests {
             [
                 ("trigger", Some("auto"), None),
                 ("notify", Some("sms"), ann),
+                ("annotate", Some("sms"), ann),
                 ("notify", Some("email"), ann),
                 ("acknowledge", Some("sms"), ann),
                 ("notify", Some("phone"), ann),

@@ -4,6 +4,7 @@
 mod fold_golden;
 mod fold_properties;
 mod generations;
+mod goalert;
 mod leases;
 mod oracle;
 mod pagerduty;

@@ -13,10 +13,10 @@ use sqlx::PgPool;
 
 use crate::oracle::{ORACLE, Oracle, as_fact, location};
 
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -28,10 +28,10 @@ impl Scratch {
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
-    fn facts(&self) -> String {
+    pub(crate) fn facts(&self) -> String {
         self.0.join("facts").display().to_string()
     }
-    fn state(&self) -> Location {
+    pub(crate) fn state(&self) -> Location {
         Location::Sqlite(self.0.join("state.sqlite"))
     }
 }
