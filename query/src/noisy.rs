@@ -435,7 +435,14 @@ mod tests {
         let by_key: Vec<(&str, i64, i64, i64)> = n
             .titles
             .iter()
-            .map(|t| (t.key.as_str(), t.incident_count, t.repeat_count, t.alert_count))
+            .map(|t| {
+                (
+                    t.key.as_str(),
+                    t.incident_count,
+                    t.repeat_count,
+                    t.alert_count,
+                )
+            })
             .collect();
         // 1, 2 and 3 are one alert (2 by its key, 3 by its title); "disk full" fired 10
         // times in one incident, so it ranks first.

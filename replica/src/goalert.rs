@@ -32,7 +32,14 @@ const COLUMNS: [(&str, &[&str]); 7] = [
     ("gorp_migrations", &["id"]),
     (
         "alerts",
-        &["id", "service_id", "summary", "status", "created_at", "dedup_key"],
+        &[
+            "id",
+            "service_id",
+            "summary",
+            "status",
+            "created_at",
+            "dedup_key",
+        ],
     ),
     (
         "alert_logs",
@@ -122,11 +129,9 @@ pub(crate) async fn check(pg: &PgPool) -> Result<()> {
         .collect();
     let (latest, first): (Option<String>, bool) =
         with_retries("reading GoAlert's migration level", || {
-            sqlx::query_as(
-                "SELECT max(id), bool_or(id = $1) IS TRUE FROM gorp_migrations",
-            )
-            .bind(FIRST_MIGRATION)
-            .fetch_one(pg)
+            sqlx::query_as("SELECT max(id), bool_or(id = $1) IS TRUE FROM gorp_migrations")
+                .bind(FIRST_MIGRATION)
+                .fetch_one(pg)
         })
         .await?;
     let Some(latest) = latest else {
@@ -347,11 +352,7 @@ pub struct Repeats {
 
 /// The names of the instance's services, escalation policies and users, with their UUIDs as
 /// the outside ids.
-pub(crate) async fn names(
-    pg: &PgPool,
-    options: &GoAlert,
-    d: &mut crate::Directory,
-) -> Result<()> {
+pub(crate) async fn names(pg: &PgPool, options: &GoAlert, d: &mut crate::Directory) -> Result<()> {
     use crate::Kind;
     d.account_name = Some(options.account_name.clone());
     d.time_zone = Some(options.time_zone.name().to_owned());
@@ -442,7 +443,11 @@ fn legacy_subject(r: &RawLog) -> Option<Subject> {
                 } else {
                     "integration_key"
                 }),
-                classifier: if via == "manual" { "Web".into() } else { via.into() },
+                classifier: if via == "manual" {
+                    "Web".into()
+                } else {
+                    via.into()
+                },
                 ..Subject::default()
             })
         }
@@ -541,11 +546,10 @@ pub fn map_log(rows: &mut [RawLog], by_name: &HashMap<String, String>) -> Vec<En
     let mut messages: HashSet<String> = HashSet::new();
     for r in rows.iter() {
         let s = subject(r);
-        let user_uuid = s
-            .id
-            .clone()
-            .filter(|_| s.kind == Some("user"))
-            .or_else(|| s.name.as_ref().and_then(|n| by_name.get(n).cloned()));
+        let user_uuid =
+            s.id.clone()
+                .filter(|_| s.kind == Some("user"))
+                .or_else(|| s.name.as_ref().and_then(|n| by_name.get(n).cloned()));
         let user = user_uuid.as_deref().map(uuid_id);
         let meta: Map<String, Value> = r
             .meta
@@ -739,7 +743,10 @@ mod tests {
 
     #[test]
     fn uuid_ids_are_the_first_13_hex_digits() {
-        assert_eq!(uuid_id("9a3f1c20-0000-4000-8000-000000000001"), 0x9a3f1c2000004);
+        assert_eq!(
+            uuid_id("9a3f1c20-0000-4000-8000-000000000001"),
+            0x9a3f1c2000004
+        );
         assert_eq!(uuid_id("not a uuid"), 0);
         assert!(uuid_id("ffffffff-ffff-ffff-ffff-ffffffffffff") < 1 << 53);
     }
@@ -757,7 +764,11 @@ mod tests {
             esc(3, 5, r#"{"NewStepIndex":1,"OldDelayMinutes":5}"#),
             by_user(row(4, 6, "escalation_request"), ANN, "Web"),
             esc(5, 6, r#"{"NewStepIndex":2,"Forced":true}"#),
-            esc(6, 9, r#"{"NewStepIndex":0,"Repeat":true,"OldDelayMinutes":3}"#),
+            esc(
+                6,
+                9,
+                r#"{"NewStepIndex":0,"Repeat":true,"OldDelayMinutes":3}"#,
+            ),
         ];
         let got = map_log(&mut rows, &HashMap::new());
         let kinds: Vec<(&str, Option<&str>)> = got

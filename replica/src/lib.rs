@@ -17,9 +17,9 @@ use std::sync::LazyLock;
 
 use prometheus_client::metrics::counter::Counter;
 
+pub use goalert::{GoAlert, Repeats};
 pub use names::{Directory, Kind};
 pub use rows::{Context, Entry, IncidentRow, Ts};
-pub use goalert::{GoAlert, Repeats};
 pub use source::{STATEMENT_TIMEOUT, Source, SourceKind, transient, with_retries};
 
 /// Errors of reading the replica.
@@ -42,7 +42,9 @@ pub enum Error {
         oldest: &'static str,
         missing: String,
     },
-    #[error("a GoAlert source must be a PostgreSQL URL (GoAlert keeps its data in PostgreSQL), not {0}")]
+    #[error(
+        "a GoAlert source must be a PostgreSQL URL (GoAlert keeps its data in PostgreSQL), not {0}"
+    )]
     GoAlertNotPostgres(String),
     #[error("replica error while {doing}")]
     Read {

@@ -430,10 +430,10 @@ impl Source {
                     );
                     with_retries("reading late log entries", || {
                         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(&los)
-                        .bind(&his)
-                        .bind(limit)
-                        .fetch_all(pg)
+                            .bind(&los)
+                            .bind(&his)
+                            .bind(limit)
+                            .fetch_all(pg)
                     })
                     .await?
                 }
@@ -610,9 +610,8 @@ impl Source {
     pub async fn bounds(&self) -> Result<(i64, i64, i64)> {
         let Tables { log, incident, .. } = self.tables();
         let max_id = format!("SELECT COALESCE(MAX(id), 0) FROM {log}");
-        let incidents = format!(
-            "SELECT COALESCE(MIN({incident}), 0), COALESCE(MAX({incident}), 0) FROM {log}"
-        );
+        let incidents =
+            format!("SELECT COALESCE(MIN({incident}), 0), COALESCE(MAX({incident}), 0) FROM {log}");
         let (high, (lo, hi)): (i64, (i64, i64)) = on_source!(&self.pool, p => {
             let high = with_retries("measuring the replica", || {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(max_id.as_str())).fetch_one(p)
@@ -670,12 +669,9 @@ impl Source {
     /// The largest entry id and the number of incidents, for progress reporting.
     #[tracing::instrument(skip_all, err)]
     pub async fn extent(&self) -> Result<(i64, i64)> {
-        let Tables {
-            log, incidents, ..
-        } = self.tables();
-        let sql = format!(
-            "SELECT COALESCE(MAX(id), 0), (SELECT count(*) FROM {incidents}) FROM {log}"
-        );
+        let Tables { log, incidents, .. } = self.tables();
+        let sql =
+            format!("SELECT COALESCE(MAX(id), 0), (SELECT count(*) FROM {incidents}) FROM {log}");
         on_source!(&self.pool, p => {
             with_retries("measuring the replica", || {
                 sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_one(p)

@@ -69,14 +69,14 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         monday,
         tz,
     )
-        .await
-        .map_err(|e| match e {
-            crate::Error::Refused(r) => ApiError::NotFound(r.to_string()),
-            e => ApiError::internal(
-                "the report could not be computed; the server log says why",
-                e,
-            ),
-        })?;
+    .await
+    .map_err(|e| match e {
+        crate::Error::Refused(r) => ApiError::NotFound(r.to_string()),
+        e => ApiError::internal(
+            "the report could not be computed; the server log says why",
+            e,
+        ),
+    })?;
     let rows: Vec<&RowBody> = match table {
         "summary" => vec![&report.team],
         "teams" => report.teams.iter().collect(),

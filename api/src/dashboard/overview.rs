@@ -285,7 +285,17 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
         ));
     };
     let latest_monday = weekly::monday_of(latest.with_timezone(&tz).date_naive());
-    let report = match weekly::weekly(&engine, &names, app.source.as_ref(), account, team, monday, tz).await {
+    let report = match weekly::weekly(
+        &engine,
+        &names,
+        app.source.as_ref(),
+        account,
+        team,
+        monday,
+        tz,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => return Ok(refused(e, tz, team, latest_monday)),
     };

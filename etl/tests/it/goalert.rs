@@ -120,7 +120,11 @@ async fn golden_goalert_alerts_through_the_pipeline_equal_the_oracle(pool: PgPoo
     let facts = etl_once(&location(&pool).await, &scratch, 5).await;
     assert_eq!(assert_oracle(&pool, &facts).await, 12);
     // Titles are the summaries, and every alert is in the one account.
-    assert!(facts.iter().all(|f| f.account_id == 1 && !f.title.is_empty()));
+    assert!(
+        facts
+            .iter()
+            .all(|f| f.account_id == 1 && !f.title.is_empty())
+    );
 }
 
 #[sqlx::test(migrations = false)]
@@ -171,4 +175,46 @@ async fn goalert_own_metrics_differ_only_where_an_alert_closed_unacknowledged(po
     }
     // Alerts 5 and 6 closed without an acknowledgement (fixtures/goalert/golden.md).
     assert_eq!(differ, [5, 6]);
+}
+
+/// Pointed at something that is not GoAlert, or at a GoAlert too old, the source says what
+/// is missing.
+#[sqlx::test(migrations = false)]
+async fn the_source_says_what_is_missing(pool: PgPool) {
+    let loc = location(&pool).await;
+    let refused = |e: mttx_replica::Error| e.to_string();
+    // An empty database.
+    let e = refused(Source::open_as(&loc, goalert(), 1).await.unwrap_err());
+    assert!(
+        e.contains("not a GoAlert database") && e.contains("gorp_migrations"),
+        "{e}"
+    );
+    // GoAlert at an older migration level, and one without a column read.
+    goalert::create_schema(&pool).await.unwrap();
+    Source::open_as(&loc, goalert(), 1).await.unwrap();
+    sqlx::query("DELETE FROM gorp_migrations WHERE id > '2019'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let e = refused(Source::open_as(&loc, goalert(), 1).await.unwrap_err());
+    assert!(
+        e.contains("20201209112322-alert-logs-drop-fkeys.sql"),
+        "{e}"
+    );
+    sqlx::query(
+        "INSERT INTO gorp_migrations (id) VALUES ('20201209112322-alert-logs-drop-fkeys.sql')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE alert_logs DROP COLUMN sub_classifier")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let e = refused(Source::open_as(&loc, goalert(), 1).await.unwrap_err());
+    assert!(e.contains("alert_logs.sub_classifier"), "{e}");
+    // Not PostgreSQL at all.
+    let lite = Location::Sqlite("/nonexistent/goalert.sqlite".into());
+    let e = refused(Source::open_as(&lite, goalert(), 1).await.unwrap_err());
+    assert!(e.contains("PostgreSQL"), "{e}");
 }

@@ -17,6 +17,25 @@ pub enum FixturesCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Make a GoAlert database at --source (an empty PostgreSQL database): GoAlert's schema
+    /// and alerts written the way GoAlert writes them, for trying `--source-kind goalert`.
+    Goalert(GoalertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GoalertArgs {
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Number of alerts (about 9 log rows each).
+    #[arg(long, default_value_t = 20_000)]
+    pub alerts: usize,
+    /// Days of history, ending now.
+    #[arg(long, default_value_t = 28)]
+    pub days: u32,
+    /// The 12 hand-worked alerts of fixtures/goalert/golden.md instead.
+    #[arg(long)]
+    pub golden: bool,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +95,38 @@ pub async fn run(places: &Places, command: FixturesCommand) -> anyhow::Result<()
             };
             let summary = mttx_fixtures::generate_into(cfg, &source, args.replace).await?;
             println!("generated into {source}\n{summary}");
+        }
+        FixturesCommand::Goalert(args) => {
+            let mttx_migrations::Pool::Postgres(pg) =
+                mttx_migrations::connect(&source, &Default::default()).await?
+            else {
+                anyhow::bail!(
+                    "GoAlert keeps its data in PostgreSQL: give --source a PostgreSQL URL of an empty database"
+                );
+            };
+            let hint = || format!("making a GoAlert database at {source} (it must be empty)");
+            if args.golden {
+                mttx_fixtures::goalert::load_golden(&pg)
+                    .await
+                    .with_context(hint)?;
+                println!("loaded GoAlert's golden set (12 alerts) into {source}");
+            } else {
+                let days = args.days.max(1);
+                let cfg = mttx_fixtures::goalert::GoalertConfig {
+                    seed: args.seed,
+                    alerts: args.alerts,
+                    start: Utc::now() - chrono::Duration::days(i64::from(days)),
+                    days,
+                    ..Default::default()
+                };
+                let s = mttx_fixtures::goalert::generate(&pg, &cfg)
+                    .await
+                    .with_context(hint)?;
+                println!(
+                    "generated a GoAlert database at {source}: {} alerts, {} log rows",
+                    s.alerts, s.log_rows
+                );
+            }
         }
         FixturesCommand::Golden { replace } => {
             let data = golden::dataset()?;
