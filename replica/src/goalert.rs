@@ -403,7 +403,7 @@ fn legacy_event(r: &RawLog) -> &str {
             }
         }
         "response_received" => match response(msg) {
-            Some((verb, _, _)) if verb == "Closed" => "closed",
+            Some(("Closed", _, _)) => "closed",
             Some(_) => "acknowledged",
             None => "response_received",
         },
