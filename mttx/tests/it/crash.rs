@@ -447,3 +447,73 @@ async fn nothing_that_arrives_during_a_reprocess_is_lost(pool: PgPool) {
     assert_same(&got.0, &want.0, 0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Following a live GoAlert database: new alerts keep arriving, each batch committing its
+/// higher `alert_logs` ids before the lower ones, while the ETL is killed with SIGKILL at
+/// random moments; after a last run the facts equal a fresh run's, and every row written
+/// is in them.
+#[sqlx::test(migrations = false)]
+async fn kill_9_while_following_goalert_misses_nothing(pool: PgPool) {
+    let url = test_url(&pool).await;
+    let cfg = mttx_fixtures::goalert::GoalertConfig {
+        alerts: 1_500,
+        ..Default::default()
+    };
+    mttx_fixtures::goalert::generate(&pool, &cfg).await.unwrap();
+    let root = scratch("crash-goalert");
+    let crashed = root.join("crashed");
+    let follow = [
+        "--source-kind",
+        "goalert",
+        "--poll-seconds",
+        "0.2",
+        "--lease-seconds",
+        "2",
+        "--batch-entries",
+        "40",
+    ];
+    run_to_end(&crashed, &url, &follow);
+    let writer = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut rows = 0;
+            for round in 0..30 {
+                let s = mttx_fixtures::goalert::insert_alert_batch(&pool, 100 + round, 5)
+                    .await
+                    .unwrap();
+                rows += s.log_rows;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            rows
+        }
+    });
+    let seed = 0x5eed_0007;
+    let mut moments = Moments(seed);
+    let mut kills = 0;
+    while !writer.is_finished() {
+        let child = etl(&crashed, &url, &follow).spawn().unwrap();
+        if kill_at_random(child, moments.next_ms(400, 2_000)).await {
+            kills += 1;
+        }
+    }
+    let written = writer.await.unwrap();
+    assert!(written >= 150, "{written}");
+    assert!(kills >= 1, "killed {kills} times");
+    run_to_end(&crashed, &url, &follow);
+    let reference = root.join("reference");
+    run_to_end(&reference, &url, &["--source-kind", "goalert"]);
+    let got = facts(&crashed).await;
+    assert_eq!(got.len(), 1_650);
+    assert_same(&got, &facts(&reference).await, seed);
+    // The newest log row of every alert is in its facts.
+    let newest: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT alert_id, max(id) FROM alert_logs GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for (alert, id) in newest {
+        let f = got.iter().find(|f| f.incident_id == alert).unwrap();
+        assert_eq!(f.last_entry_id, id, "alert {alert}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
