@@ -6,5 +6,6 @@ mod browser;
 mod common;
 mod dashboard;
 mod dashboard_names;
+mod goalert;
 mod names;
 mod pagerduty;
