@@ -168,6 +168,34 @@ pub(crate) fn context(options: &GoAlert) -> crate::Context {
     }
 }
 
+/// The rows of `select` (ending in `WHERE `) whose `column` is one of `ids`, or, without
+/// ids, in `[range.0, range.1)`.
+async fn fetch<T>(
+    pg: &PgPool,
+    doing: &'static str,
+    select: &str,
+    column: &str,
+    ids: Option<&[i64]>,
+    range: (i64, i64),
+) -> Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let sql = match ids {
+        Some(_) => format!("{select}{column} = ANY($1)"),
+        None => format!("{select}{column} >= $1 AND {column} < $2"),
+    };
+    with_retries(doing, || {
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        match ids {
+            Some(ids) => q.bind(ids),
+            None => q.bind(range.0).bind(range.1),
+        }
+        .fetch_all(pg)
+    })
+    .await
+}
+
 /// The alerts with these ids, or with ids in `[from, to)`, as incident rows.
 pub(crate) async fn incidents(
     pg: &PgPool,
@@ -185,27 +213,7 @@ pub(crate) async fn incidents(
         String,
         DateTime<Utc>,
     );
-    let rows: Vec<Row> = match ids {
-        Some(ids) => {
-            let sql = format!("{COLS}a.id = ANY($1)");
-            with_retries("reading alerts", || {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(ids)
-                    .fetch_all(pg)
-            })
-            .await?
-        }
-        None => {
-            let sql = format!("{COLS}a.id >= $1 AND a.id < $2");
-            with_retries("reading alerts", || {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(range.0)
-                    .bind(range.1)
-                    .fetch_all(pg)
-            })
-            .await?
-        }
-    };
+    let rows: Vec<Row> = fetch(pg, "reading alerts", COLS, "a.id", ids, range).await?;
     Ok(rows
         .into_iter()
         .map(|(id, service, policy, summary, status, created_at)| {
@@ -272,27 +280,15 @@ pub(crate) async fn logs(
     ids: Option<&[i64]>,
     range: (i64, i64),
 ) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
-    let raw: Vec<RawLog> = match ids {
-        Some(ids) => {
-            let sql = format!("{LOG_SELECT}l.alert_id = ANY($1)");
-            with_retries("reading alert logs", || {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(ids)
-                    .fetch_all(pg)
-            })
-            .await?
-        }
-        None => {
-            let sql = format!("{LOG_SELECT}l.alert_id >= $1 AND l.alert_id < $2");
-            with_retries("reading alert logs", || {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(range.0)
-                    .bind(range.1)
-                    .fetch_all(pg)
-            })
-            .await?
-        }
-    };
+    let raw: Vec<RawLog> = fetch(
+        pg,
+        "reading alert logs",
+        LOG_SELECT,
+        "l.alert_id",
+        ids,
+        range,
+    )
+    .await?;
     // Old installations named the subject in the message only: find those users by name.
     let legacy: BTreeSet<String> = raw
         .iter()
