@@ -13,23 +13,33 @@ use utoipa::ToSchema;
 
 use crate::body::RowBody;
 
-/// What the replica adds to a noisy-alerts view: each incident's dedup key and suppressed
-/// repeats (GoAlert's); none where the replica keeps no such record, has no such source,
-/// or cannot be read right now (the view then counts incidents alone, and the log says why).
-pub async fn repeats(source: Option<&mttx_replica::Source>, ids: &[i64]) -> mttx_query::Repeats {
-    let Some(source) = source else {
-        return mttx_query::Repeats::new();
+/// The noisy-alerts view of `account`'s incidents in `period`, with what the replica at
+/// `source` adds: each incident's dedup key and suppressed repeats (GoAlert's). Without such
+/// a record (the contract keeps none), without a replica, or when it cannot be read right
+/// now, the view counts incidents alone, and the log says why.
+pub async fn noisy(
+    engine: &mttx_query::Engine,
+    source: Option<&mttx_replica::Source>,
+    account: i64,
+    period: &mttx_query::Period,
+    filters: &mttx_query::Filters,
+    options: &mttx_query::NoisyOptions,
+) -> mttx_query::Result<Noisy> {
+    let incidents = engine.noisy_incidents(account, period, filters).await?;
+    let repeats = match source {
+        None => mttx_query::Repeats::new(),
+        Some(source) => match source.repeats(&incidents.ids()).await {
+            Ok(r) => r
+                .into_iter()
+                .map(|(id, r)| (id, (r.dedup_key, r.repeats)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read alert repeats from the replica; counting incidents alone");
+                mttx_query::Repeats::new()
+            }
+        },
     };
-    match source.repeats(ids).await {
-        Ok(r) => r
-            .into_iter()
-            .map(|(id, r)| (id, (r.dedup_key, r.repeats)))
-            .collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read alert repeats from the replica; counting incidents alone");
-            mttx_query::Repeats::new()
-        }
-    }
+    Ok(incidents.view(&repeats, options))
 }
 
 /// The name of `id`, or "Team 7" style text where the replica has none.

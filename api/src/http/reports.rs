@@ -126,9 +126,15 @@ pub(crate) async fn noisy(
         Some(&names),
         &params,
         async |engine: &Engine| {
-            let incidents = engine.noisy_incidents(account, &period, &filters).await?;
-            let repeats = crate::named::repeats(app.source.as_ref(), &incidents.ids()).await;
-            let view = incidents.view(&repeats, &options);
+            let view = crate::named::noisy(
+                engine,
+                app.source.as_ref(),
+                account,
+                &period,
+                &filters,
+                &options,
+            )
+            .await?;
             Ok(NoisyBody {
                 account_id: account,
                 period: period_body(&period),

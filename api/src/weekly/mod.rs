@@ -218,9 +218,15 @@ pub async fn weekly(
         .await?
         .facts;
     let escalated = NamedFact::all(names, escalated);
-    let noisy = engine.noisy_incidents(account, &period, &mine).await?;
-    let repeats = crate::named::repeats(source, &noisy.ids()).await;
-    let noisy = noisy.view(&repeats, &NoisyOptions::default());
+    let noisy = crate::named::noisy(
+        engine,
+        source,
+        account,
+        &period,
+        &mine,
+        &NoisyOptions::default(),
+    )
+    .await?;
     let mut teams: Vec<RowBody> = by_team
         .groups
         .iter()
