@@ -34,7 +34,7 @@ pub use filters::{Filters, Page, Sort};
 pub use metrics::{Compared, Metrics, Row};
 pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyIncidents, NoisyOptions, Repeats};
-pub use period::{Period, Unit};
+pub use period::{Period, Unit, local_instant, local_midnight};
 pub use report::{GroupBy, Report};
 
 /// Errors of the query engine.

@@ -2,7 +2,10 @@
 //! UTC instants a query filters on, the previous period of equal length, and the day,
 //! week or month buckets of a trend.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
+    TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -16,20 +19,43 @@ pub struct Period {
     pub to: NaiveDate,
 }
 
-/// The instant a local date starts in `tz`.
-pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
-    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    // Midnight can fall in a DST gap (a few zones switch at 00:00): take the first instant
-    // of the day that exists.
+/// The instant a local date starts in `tz`: its midnight read by [`local_instant`].
+pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    local_instant(tz, date.and_time(NaiveTime::MIN))
+}
+
+/// The instant a local date-time names in `tz`, read as PostgreSQL reads
+/// `timestamp AT TIME ZONE zone`:
+/// - a time that occurs once is that instant;
+/// - a time that occurs twice (clocks set back) is the later one;
+/// - a time that never occurs (in the gap of clocks set forward) is read with the offset in
+///   force just before the gap. When the gap begins at that time, as for a midnight that
+///   clocks skip, that is the instant the gap ends: the first instant the date has.
+pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            t.with_timezone(&Utc)
-        }
-        chrono::LocalResult::None => {
-            tz.from_utc_datetime(&naive).with_timezone(&Utc) - chrono::Duration::hours(1)
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(a, b) => a.max(b).with_timezone(&Utc),
+        LocalResult::None => {
+            // The offset before the gap is the one of the last local minute before it (no
+            // gap is longer than a day).
+            let before = (1..=GAP_SEARCH_MINUTES).find_map(|m| {
+                let earlier = naive.checked_sub_signed(TimeDelta::minutes(m))?;
+                tz.from_local_datetime(&earlier)
+                    .latest()
+                    .map(|t| t.offset().fix())
+            });
+            match before.and_then(|offset| {
+                naive.checked_sub_signed(TimeDelta::seconds(offset.local_minus_utc().into()))
+            }) {
+                Some(utc) => utc.and_utc(),
+                None => naive.and_utc(),
+            }
         }
     }
 }
+
+/// How far back [`local_instant`] looks for the offset before a gap: two days, in minutes.
+const GAP_SEARCH_MINUTES: i64 = 2 * 24 * 60;
 
 impl Period {
     /// Checks a period: `from` before `to`, at most `max_days` long.
@@ -148,6 +174,58 @@ mod tests {
         assert_eq!(start.to_rfc3339(), "2026-10-18T22:00:00+00:00");
         assert_eq!(end.to_rfc3339(), "2026-10-25T23:00:00+00:00");
         assert_eq!((end - start).num_hours(), 169);
+    }
+
+    fn at(tz: &str, date: &str) -> String {
+        local_midnight(tz.parse().unwrap(), d(date)).to_rfc3339()
+    }
+
+    /// Cases read off PostgreSQL 15 (`'D 00:00'::timestamp AT TIME ZONE Z`).
+    #[test]
+    fn a_midnight_that_clocks_skip_or_repeat_is_read_as_postgresql_reads_it() {
+        // Santiago skips from 00:00 (UTC-4) to 01:00 (UTC-3) on 2022-09-11: the day starts
+        // at the end of the gap, 04:00 UTC.
+        assert_eq!(
+            at("America/Santiago", "2022-09-11"),
+            "2022-09-11T04:00:00+00:00"
+        );
+        // Havana skips 00:00 (UTC-5) to 01:00 (UTC-4) on 2020-03-08.
+        assert_eq!(
+            at("America/Havana", "2020-03-08"),
+            "2020-03-08T05:00:00+00:00"
+        );
+        // Havana sets 01:00 (UTC-4) back to 00:00 (UTC-5) on 2020-11-01: midnight happens
+        // twice and the later one, 05:00 UTC, is the day's start.
+        assert_eq!(
+            at("America/Havana", "2020-11-01"),
+            "2020-11-01T05:00:00+00:00"
+        );
+        // Santiago sets 24:00 (UTC-3) back to 23:00 (UTC-4) on 2022-04-02: one midnight.
+        assert_eq!(
+            at("America/Santiago", "2022-04-03"),
+            "2022-04-03T04:00:00+00:00"
+        );
+        // Samoa skipped all of 2011-12-30: the day is empty, starting where the next does.
+        assert_eq!(
+            at("Pacific/Apia", "2011-12-30"),
+            "2011-12-30T10:00:00+00:00"
+        );
+        assert_eq!(
+            at("Pacific/Apia", "2011-12-31"),
+            "2011-12-30T10:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_local_time_in_a_gap_is_read_with_the_offset_before_it() {
+        // New York skips 02:00-03:00 on 2026-03-08: 02:30 is read at UTC-5, 07:30 UTC.
+        let naive = d("2026-03-08").and_hms_opt(2, 30, 0).unwrap();
+        let t = local_instant(chrono_tz::America::New_York, naive);
+        assert_eq!(t.to_rfc3339(), "2026-03-08T07:30:00+00:00");
+        // 01:30 on 2026-11-01 happens twice: the later, at UTC-5.
+        let naive = d("2026-11-01").and_hms_opt(1, 30, 0).unwrap();
+        let t = local_instant(chrono_tz::America::New_York, naive);
+        assert_eq!(t.to_rfc3339(), "2026-11-01T06:30:00+00:00");
     }
 
     #[test]

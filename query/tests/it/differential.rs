@@ -361,3 +361,82 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Santiago skips from 00:00 to 01:00 on Sunday 2026-09-06: that day starts at 04:00 UTC,
+/// the end of the gap. Reports either side of it, a daily trend across it and the noisy
+/// view equal SQL over the source with PostgreSQL's own midnights.
+#[sqlx::test(migrations = false)]
+async fn reports_and_trends_across_a_midnight_that_clocks_skip_equal_sql(pool: PgPool) {
+    let url = mttx_fixtures::testing::database_url(&pool).await.unwrap();
+    let until = "2026-09-14T00:00:00Z".parse().unwrap();
+    let cfg = Config {
+        seed: 7,
+        accounts: 2,
+        incidents: 2_000,
+        weeks: 3,
+        until,
+        bad_rate: 0.0,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    let dir = crate::scratch("diff-gap");
+    let facts = crate::etl_into(&url.parse().unwrap(), &dir).await;
+    let engine = Engine::open(&facts).await.unwrap();
+
+    let santiago: chrono_tz::Tz = "America/Santiago".parse().unwrap();
+    let d = |s: &str| s.parse().unwrap();
+    assert_eq!(
+        mttx_query::local_midnight(santiago, d("2026-09-06")).to_rfc3339(),
+        "2026-09-06T04:00:00+00:00"
+    );
+    let week = Period::new(santiago, d("2026-09-06"), d("2026-09-13"), 400).unwrap();
+    let days = Period::new(santiago, d("2026-09-03"), d("2026-09-09"), 400).unwrap();
+    let mut compared = 0;
+    for account in [1_i64, 2] {
+        let report = engine
+            .report(account, &week, None, &Default::default())
+            .await
+            .unwrap();
+        let empty = Metrics::default();
+        let now = oracle(&pool, "NULL::text", account, &week, "").await;
+        let before = oracle(&pool, "NULL::text", account, &week.previous(), "").await;
+        let what = format!("account {account}, the week from the skipped midnight");
+        assert_close(
+            &report.account.current,
+            now.get(&None).unwrap_or(&empty),
+            &what,
+        );
+        assert_close(
+            &report.account.previous,
+            before.get(&None).unwrap_or(&empty),
+            &format!("{what}, previous"),
+        );
+        let trend = engine
+            .trend(account, &days, mttx_query::Unit::Day, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(trend.len(), 6);
+        let by_day = oracle(
+            &pool,
+            "(date_trunc('day', created_at AT TIME ZONE $4))::date::text",
+            account,
+            &days,
+            "",
+        )
+        .await;
+        for (start, metrics) in &trend {
+            assert_close(
+                metrics,
+                by_day.get(&Some(start.to_string())).unwrap_or(&empty),
+                &format!("account {account} day {start}"),
+            );
+            assert!(metrics.incident_count > 0, "account {account} day {start}");
+            compared += 1;
+        }
+        crate::noisy::check(&pool, &engine, account, &week).await;
+    }
+    assert_eq!(compared, 12);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@ fn scratch(name: &str) -> PathBuf {
 
 mod differential;
 mod noisy;
+mod zones;
 
 /// The golden set, through the ETL, into a facts table; returns its location.
 async fn golden_facts(dir: &std::path::Path) -> String {

@@ -4,7 +4,7 @@
 //! [`Asked::selection`] turns one into the query engine's [`Selection`], translating
 //! PagerDuty's ids (an import's) or ours into mttx's.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use mttx_query::{Selection, Unit};
 use mttx_replica::{Directory, Kind};
@@ -238,15 +238,8 @@ fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
                 "filters.{field} `{text}` is not an ISO 8601 time; write it like 2026-01-01T00:00:00Z or 2026-01-01T00:00:00-05:00"
             ))
         })?;
-    // A local time in a gap is read after the gap, as PostgreSQL does.
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| bad(format!("filters.{field} `{text}` does not exist in {tz}")))
+    // A local time that clocks skip or repeat is read as PostgreSQL reads it.
+    Ok(mttx_query::local_instant(tz, naive))
 }
 
 /// `[start, end)` from the two ends a request gives (either may be missing).
