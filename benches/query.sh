@@ -3,7 +3,8 @@
 # incidents (default 1,000,000: about 7.7M log entries), side by side with its peers in the
 # same run:
 #   1. warm p50/p99 of the team weekly report and of a 12-week weekly trend for the largest
-#      account: mttx's engine (query/benches/queries.rs) vs DuckDB over the same Parquet
+#      account (and the team weekly report with its rows compared, with and without the
+#      changes' intervals): mttx's engine (query/benches/queries.rs) vs DuckDB over the same Parquet
 #      files (benches/duckdb_queries.py) vs the same aggregation in SQL over the replica in
 #      PostgreSQL (the test oracle etl/tests/sql/facts.sql, scoped to the account);
 #   2. HTTP load with wrk on a mix of report and drilldown calls (benches/mix.lua), with the
@@ -85,6 +86,9 @@ e_t=$(awk '$2=="trend_12_weeks"{print $4}' "$work/engine"); d_t=$(awk '$2=="tren
 p_w=$(awk '$2=="weekly"{print $4}' "$work/pg"); p_t=$(awk '$2=="trend"{print $4}' "$work/pg")
 echo "ratio mttx/DuckDB p50: team weekly $(ratio "$e_w" "$d_w"), 12-week trend $(ratio "$e_t" "$d_t")"
 echo "PostgreSQL/mttx p50: team weekly $(ratio "$p_w" "$e_w")x, 12-week trend $(ratio "$p_t" "$e_t")x"
+i_w=$(awk '$2=="team_weekly_compared_with_intervals"{print $4}' "$work/engine")
+i_wo=$(awk '$2=="team_weekly_compared_without_intervals"{print $4}' "$work/engine")
+echo "intervals and verdicts: team weekly report compared, p50 with/without $(ratio "$i_w" "$i_wo") (goal <= 1.20)"
 
 echo "-- HTTP: wrk, 2 threads, 32 connections, ${seconds}s, a mix of reports and drilldowns"
 token=$("$mttx" token create --account "$account" --name bench --state "$work/state.sqlite" 2>/dev/null)

@@ -31,6 +31,23 @@ pub struct ComparedBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
     pub norm: Option<Option<f64>>,
+    /// Means and percentiles: the number of values behind `value` (acknowledged incidents
+    /// for MTTA, resolved ones for MTTR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<i64>,
+    /// Means and percentiles: the number of values behind `previous`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_n: Option<i64>,
+    /// Means and percentiles: the 95% interval `[low, high]` of `delta`, null when a side
+    /// has too few values. README "How sure is a change" says how it is computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub interval: Option<Option<[f64; 2]>>,
+    /// Means and percentiles: `better` or `worse` only when the interval excludes no
+    /// change; `no_clear_change` when it holds it; `insufficient_data` when a side has
+    /// fewer values than the server's threshold (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<mttx_query::Verdict>,
 }
 
 /// A report row: the account or one group.
@@ -52,18 +69,26 @@ pub struct RowBody {
 pub struct BucketBody {
     /// First local date of the bucket (clipped to the period).
     pub start: NaiveDate,
+    /// Each metric by name, with `mtta_n` and `mttr_n`: the number of values behind the
+    /// MTTA and MTTR means and percentiles.
     pub metrics: BTreeMap<String, Option<f64>>,
 }
 
 impl BucketBody {
     /// A trend bucket from the engine's.
     pub fn new(start: NaiveDate, metrics: &mttx_query::Metrics) -> Self {
+        // The n of the MTTA and MTTR means and percentiles beside them.
+        let n = [
+            ("mtta_n", metrics.samples.mtta.len()),
+            ("mttr_n", metrics.samples.mttr.len()),
+        ];
         Self {
             start,
             metrics: metrics
                 .values()
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
+                .chain(n.map(|(k, v)| (k.to_owned(), Some(v as f64))))
                 .collect(),
         }
     }
@@ -106,5 +131,9 @@ fn compared_body(c: &Compared, norm: Option<Option<f64>>) -> ComparedBody {
         delta: c.delta,
         delta_ratio: c.delta_ratio,
         norm,
+        n: c.n,
+        previous_n: c.previous_n,
+        interval: c.verdict.map(|_| c.interval),
+        verdict: c.verdict,
     }
 }

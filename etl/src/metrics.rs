@@ -33,6 +33,7 @@ pub struct Metrics {
     pub backfill_ranges_done: Gauge,
     pub facts_version: Gauge,
     pub last_commit_unix: Gauge,
+    pub data_as_of_unix: Gauge,
 }
 
 struct Global {
@@ -122,6 +123,11 @@ static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
         "last_commit_unix_seconds",
         "When this process last committed facts",
         metrics.last_commit_unix.clone(),
+    );
+    r.register(
+        "data_as_of_unix_seconds",
+        "The replica's created time of the last entry folded with none awaited below it: the facts are complete up to it (the lag is the time since)",
+        metrics.data_as_of_unix.clone(),
     );
     Global { metrics, registry }
 });

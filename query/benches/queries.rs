@@ -1,6 +1,9 @@
 //! Warm latency of the two questions dashboards ask most, straight from the engine: the
 //! team weekly report (a week against the one before, by team, with the account norm) and
-//! a 12-week weekly trend. `benches/query.sh` runs it beside DuckDB and PostgreSQL.
+//! a 12-week weekly trend. `benches/query.sh` runs it beside DuckDB and PostgreSQL. Then
+//! the cost of the changes' intervals and verdicts: the team weekly report with every row
+//! compared (as the API answers it), with the intervals and without them (a threshold no
+//! sample reaches), run alternately.
 //!
 //!   cargo bench -p mttx-query --bench queries -- FACTS ACCOUNT MONDAY TZ [RUNS]
 //!
@@ -53,6 +56,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&weekly, 0.5),
         percentile(&weekly, 0.99)
     );
+
+    // The intervals' cost: each run compares every row, once judged, once not.
+    let unjudged = engine.clone().with_min_sample(usize::MAX);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let mut judged = 0;
+    for i in 0..runs + 3 {
+        for (e, out) in [(&engine, &mut with), (&unjudged, &mut without)] {
+            let t = Instant::now();
+            let r = e
+                .report(account, &week, Some(GroupBy::Team), &filters)
+                .await?;
+            let verdicts = std::iter::once(&r.account)
+                .chain(&r.groups)
+                .flat_map(|row| row.compared())
+                .filter(|(_, c)| c.interval.is_some())
+                .count();
+            std::hint::black_box(verdicts);
+            if i >= 3 {
+                out.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            if e.min_sample() != usize::MAX {
+                judged = verdicts;
+            }
+        }
+    }
+    for (name, v) in [("with", &mut with), ("without", &mut without)] {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "team_weekly_compared_{name}_intervals {runs} {:.2} {:.2} {judged}",
+            percentile(v, 0.5),
+            percentile(v, 0.99)
+        );
+    }
 
     let mut trend = Vec::new();
     let mut total = 0;

@@ -22,6 +22,10 @@ pub struct Engine {
     /// the accounts reprocessed on their own, by another version).
     generation: i64,
     versions: Versions,
+    /// How current the facts are, as the ETL recorded it (None: not recorded).
+    data_as_of: Option<DateTime<Utc>>,
+    /// The fewest values on either side for a verdict on a change.
+    min_sample: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -55,6 +59,8 @@ impl Engine {
             ctx,
             generation: 0,
             versions: MetricsVersion::V1.into(),
+            data_as_of: None,
+            min_sample: crate::DEFAULT_MIN_SAMPLE,
         })
     }
 
@@ -75,6 +81,35 @@ impl Engine {
     /// The facts generation this engine reads.
     pub fn generation(&self) -> i64 {
         self.generation
+    }
+
+    /// The Delta table's own id (its metadata's), which names it in the state database.
+    pub fn table_id(&self) -> Option<String> {
+        let snapshot = self.table.snapshot().ok()?;
+        Some(snapshot.metadata().id().to_owned())
+    }
+
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (None: not known).
+    pub fn data_as_of(&self) -> Option<DateTime<Utc>> {
+        self.data_as_of
+    }
+
+    /// States how current the facts are (what the ETL recorded for this table).
+    pub fn set_data_as_of(&mut self, at: Option<DateTime<Utc>>) {
+        self.data_as_of = at;
+    }
+
+    /// Sets the fewest values on either side of a change of a mean or percentile for a
+    /// verdict other than `insufficient_data` (default [`crate::DEFAULT_MIN_SAMPLE`]).
+    pub fn with_min_sample(mut self, n: usize) -> Self {
+        self.min_sample = n;
+        self
+    }
+
+    /// The fewest values for a verdict on a change.
+    pub fn min_sample(&self) -> usize {
+        self.min_sample
     }
 
     /// The metrics version of `account`'s facts in this engine's table.

@@ -26,16 +26,18 @@ mod metrics;
 pub mod noisy;
 mod period;
 mod report;
+pub mod uncertainty;
 
 pub use analytics::{Buckets, Dimension, Selection, Tally};
 pub use drilldown::Incidents;
 pub use engine::Engine;
 pub use filters::{Filters, Page, Sort};
-pub use metrics::{Compared, Metrics, Row};
+pub use metrics::{Compared, Metrics, Row, Samples};
 pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyIncidents, NoisyOptions, Repeats};
 pub use period::{Period, Unit, local_instant, local_midnight};
 pub use report::{GroupBy, Report};
+pub use uncertainty::{DEFAULT_MIN_SAMPLE, Verdict};
 
 /// Errors of the query engine.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,12 @@
 //! of disjoint sets merge, and a partial becomes [`Metrics`]; a [`Row`] sets a period's
 //! metrics beside the previous period's as [`Compared`] values.
 
+use std::sync::Arc;
+
 use mttx_facts::percentile_cont;
 use serde::Serialize;
+
+use crate::uncertainty::{Statistic, Verdict, change};
 
 /// The aggregates of docs/design.md over a set of incidents.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
@@ -28,9 +32,41 @@ pub struct Metrics {
     pub interruptions_off_hours: i64,
     pub interruptions_sleep: i64,
     pub notification_count: i64,
+    /// The durations behind the means and percentiles, sorted: what a change's interval
+    /// is computed from.
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// The durations behind a set's means and percentiles, each sorted ascending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples {
+    /// Seconds to first acknowledgement (its length is `acknowledged_count`).
+    pub mtta: Arc<[f64]>,
+    /// Seconds to resolve (its length is `resolved_count`).
+    pub mttr: Arc<[f64]>,
 }
 
 impl Metrics {
+    /// The values behind the mean or percentile `metric` (mtta_… or mttr_…) and the
+    /// statistic it is; None for counts and rates.
+    pub fn sample_of(&self, metric: &str) -> Option<(&[f64], Statistic)> {
+        let (family, stat) = metric.split_once('_')?;
+        let values: &[f64] = match family {
+            "mtta" => &self.samples.mtta,
+            "mttr" => &self.samples.mttr,
+            _ => return None,
+        };
+        let stat = match stat {
+            "mean" => Statistic::Mean,
+            "p50" => Statistic::Quantile(0.5),
+            "p90" => Statistic::Quantile(0.9),
+            "p95" => Statistic::Quantile(0.95),
+            _ => return None,
+        };
+        Some((values, stat))
+    }
+
     /// Every metric by name, as numbers (counts included).
     pub fn values(&self) -> Vec<(&'static str, Option<f64>)> {
         let n = |v: i64| Some(v as f64);
@@ -119,18 +155,33 @@ impl Partial {
             interruptions_off_hours: self.interruptions_off_hours,
             interruptions_sleep: self.interruptions_sleep,
             notification_count: self.notification_count,
+            samples: Samples {
+                mtta: self.mtta.into(),
+                mttr: self.mttr.into(),
+            },
         }
     }
 }
 
 /// A value beside its previous period's: delta = value − previous, ratio = delta / previous
-/// (None where the previous value is None or 0).
+/// (None where the previous value is None or 0). A mean or percentile also carries the
+/// number of values behind it on each side, and its delta a 95% interval and a verdict
+/// ([`crate::uncertainty`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Compared {
     pub value: Option<f64>,
     pub previous: Option<f64>,
     pub delta: Option<f64>,
     pub delta_ratio: Option<f64>,
+    /// Means and percentiles: the number of values behind `value`.
+    pub n: Option<i64>,
+    /// Means and percentiles: the number of values behind `previous`.
+    pub previous_n: Option<i64>,
+    /// Means and percentiles: the 95% interval of `delta`, when both sides allow one.
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub interval: Option<[f64; 2]>,
+    /// Means and percentiles: what the change says (lower durations are better).
+    pub verdict: Option<Verdict>,
 }
 
 impl Compared {
@@ -148,6 +199,28 @@ impl Compared {
             previous,
             delta,
             delta_ratio,
+            n: None,
+            previous_n: None,
+            interval: None,
+            verdict: None,
+        }
+    }
+
+    /// A mean or percentile of `current` against `previous` (sorted values), judged when
+    /// each side has at least `min_sample` values.
+    pub fn of_samples(
+        value: Option<f64>,
+        previous: Option<f64>,
+        (current_values, previous_values, stat): (&[f64], &[f64], Statistic),
+        min_sample: usize,
+    ) -> Self {
+        let c = change(stat, current_values, previous_values, min_sample);
+        Self {
+            n: Some(current_values.len() as i64),
+            previous_n: Some(previous_values.len() as i64),
+            interval: c.interval,
+            verdict: Some(c.verdict),
+            ..Self::new(value, previous)
         }
     }
 }
@@ -160,16 +233,27 @@ pub struct Row {
     pub key: Option<String>,
     pub current: Metrics,
     pub previous: Metrics,
+    /// The fewest values on either side for a verdict on a mean's or percentile's change.
+    pub min_sample: usize,
 }
 
 impl Row {
-    /// Each metric with its previous value and deltas.
+    /// Each metric with its previous value and deltas; means and percentiles with their
+    /// sample sizes, interval and verdict.
     pub fn compared(&self) -> Vec<(&'static str, Compared)> {
         self.current
             .values()
             .into_iter()
             .zip(self.previous.values())
-            .map(|((name, v), (_, p))| (name, Compared::new(v, p)))
+            .map(|((name, v), (_, p))| {
+                let c = match (self.current.sample_of(name), self.previous.sample_of(name)) {
+                    (Some((cur, stat)), Some((prev, _))) => {
+                        Compared::of_samples(v, p, (cur, prev, stat), self.min_sample)
+                    }
+                    _ => Compared::new(v, p),
+                };
+                (name, c)
+            })
             .collect()
     }
 }
@@ -355,6 +439,7 @@ mod tests {
         let mut current = a();
         current.merge(&b());
         let row = Row {
+            min_sample: crate::uncertainty::DEFAULT_MIN_SAMPLE,
             key: Some("7".into()),
             current: current.metrics(),
             previous: Partial {
@@ -381,6 +466,10 @@ mod tests {
                 previous: Some(4.0),
                 delta: Some(1.0),
                 delta_ratio: Some(0.25),
+                n: None,
+                previous_n: None,
+                interval: None,
+                verdict: None,
             }
         );
         // Escalated 2 of 5 (0.4) against 1 of 4 (0.25): +0.15, +60 %.

@@ -156,6 +156,7 @@ impl Engine {
                 .metrics()
         };
         let account_row = Row {
+            min_sample: self.min_sample(),
             key: None,
             current: total("current"),
             previous: total("previous"),
@@ -169,6 +170,7 @@ impl Engine {
                 let mut take =
                     |p: &str| by.remove(&key(p, k.clone())).unwrap_or_default().metrics();
                 groups.push(Row {
+                    min_sample: self.min_sample(),
                     current: take("current"),
                     previous: take("previous"),
                     key: k,

@@ -603,6 +603,40 @@ impl Source {
         Ok(out)
     }
 
+    /// The created time of the last entry with an id at most `id` (None: there is none),
+    /// which is how current facts complete up to `id` are.
+    #[tracing::instrument(skip_all, fields(id), err)]
+    pub async fn entry_time(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
+        let sql = match self.kind {
+            SourceKind::Contract => {
+                "SELECT created_at FROM incident_log_entries WHERE id <= $1 ORDER BY id DESC LIMIT 1"
+            }
+            // A log row without a timestamp takes its alert's creation, as the mapping does.
+            SourceKind::GoAlert(_) => {
+                "SELECT COALESCE(l.timestamp, a.created_at) FROM alert_logs l \
+                 JOIN alerts a ON a.id = l.alert_id WHERE l.id <= $1 ORDER BY l.id DESC LIMIT 1"
+            }
+        };
+        let lite = sql.replace("$1", "?");
+        let at: Option<Option<DateTime<Utc>>> = match &self.pool {
+            Pool::Postgres(pg) => {
+                with_retries("reading an entry's time", || {
+                    sqlx::query_scalar(sql).bind(id).fetch_optional(pg)
+                })
+                .await?
+            }
+            Pool::Sqlite(lite_pool) => {
+                with_retries("reading an entry's time", || {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(lite.as_str()))
+                        .bind(id)
+                        .fetch_optional(lite_pool)
+                })
+                .await?
+            }
+        };
+        Ok(at.flatten())
+    }
+
     /// The backfill's starting point, read in this order so that every entry visible up to
     /// the high-water mark belongs to an incident inside the bounds: the largest entry id,
     /// then the smallest and largest incident id in the log (0, 0 for an empty log).

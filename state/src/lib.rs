@@ -7,6 +7,7 @@
 //!   incremental ETL), with fences and a [`leases::heartbeat`].
 //! - [`tokens`]: API tokens, stored as hashes.
 //! - [`generations`]: the generations of the facts table and which one is served.
+//! - [`freshness`]: how current each facts table is (`data_as_of`).
 //!
 //! [`dialect`] writes one SQL text for both backends.
 
@@ -14,12 +15,14 @@ use mttx_migrations::{Location, Pool, Schema};
 
 #[macro_use]
 mod dialect;
+pub mod freshness;
 pub mod generations;
 pub mod leases;
 pub mod quarantine;
 pub mod runs;
 pub mod tokens;
 
+pub use freshness::Freshness;
 pub use generations::{Generation, GenerationStatus};
 pub use leases::Lease;
 pub use quarantine::Quarantined;

@@ -101,9 +101,27 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         .map(|r| r.metrics.keys().collect())
         .unwrap_or_default();
     let mut w = csv::Writer::from_writer(Vec::new());
+    // Means and percentiles carry their sample sizes, interval and verdict.
+    let judged: Vec<bool> = metrics
+        .iter()
+        .map(|m| {
+            rows.first()
+                .and_then(|r| r.metrics.get(*m))
+                .is_some_and(|c| c.verdict.is_some())
+        })
+        .collect();
     let mut head = vec!["key".to_owned(), "name".to_owned()];
-    for m in &metrics {
+    for (m, judged) in metrics.iter().zip(&judged) {
         head.extend([m.to_string(), format!("{m}_previous"), format!("{m}_norm")]);
+        if *judged {
+            head.extend([
+                format!("{m}_n"),
+                format!("{m}_previous_n"),
+                format!("{m}_delta_low"),
+                format!("{m}_delta_high"),
+                format!("{m}_verdict"),
+            ]);
+        }
     }
     w.write_record(&head).map_err(csv_error)?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
@@ -112,13 +130,25 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
             r.key.clone().unwrap_or_default(),
             r.name.clone().unwrap_or_default(),
         ];
-        for m in &metrics {
+        for (m, judged) in metrics.iter().zip(&judged) {
             let c = r.metrics.get(*m);
             line.extend([
                 num(c.and_then(|c| c.value)),
                 num(c.and_then(|c| c.previous)),
                 num(c.and_then(|c| c.norm).flatten()),
             ]);
+            if *judged {
+                let interval = c.and_then(|c| c.interval).flatten();
+                line.extend([
+                    c.and_then(|c| c.n).map_or(String::new(), |n| n.to_string()),
+                    c.and_then(|c| c.previous_n)
+                        .map_or(String::new(), |n| n.to_string()),
+                    num(interval.map(|i| i[0])),
+                    num(interval.map(|i| i[1])),
+                    c.and_then(|c| c.verdict)
+                        .map_or(String::new(), |v| v.as_str().to_owned()),
+                ]);
+            }
         }
         w.write_record(&line).map_err(csv_error)?;
     }

@@ -96,6 +96,7 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         .current
         .incident_count;
     let found = engine.drilldown(account, &period, &filters, &page).await?;
+    let data_as_of = engine.data_as_of();
     drop(engine);
     let tz = period.tz;
     let facts = NamedFact::all(&names, found.facts);
@@ -144,6 +145,7 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         "incidents.html",
         minijinja::context! {
             signed_in => true,
+            freshness => super::freshness(data_as_of, tz),
             account_id => account,
             account_name => account_label(&names),
             from => period.from.to_string(),
@@ -234,6 +236,7 @@ async fn incident_of(
         "incident.html",
         minijinja::context! {
             signed_in => true,
+            freshness => super::freshness(app.engine.read().await.data_as_of(), tz),
             account_id => account,
             account_name => account_label(&names),
             tz => tz.name(),

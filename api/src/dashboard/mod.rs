@@ -96,6 +96,30 @@ fn html(status: StatusCode, template: &str, context: impl Serialize) -> Response
     }
 }
 
+/// How current the facts are, for the header of a page: "40 s ago", and the instant in the
+/// page's zone.
+#[derive(Debug, Serialize)]
+struct Freshness {
+    ago: String,
+    at: String,
+}
+
+fn freshness(at: Option<DateTime<Utc>>, tz: Tz) -> Freshness {
+    match at {
+        Some(t) => Freshness {
+            ago: crate::weekly::render::ago(t, Utc::now()),
+            at: t
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string(),
+        },
+        None => Freshness {
+            ago: "unknown".into(),
+            at: "no ETL run has recorded how current the facts are yet".into(),
+        },
+    }
+}
+
 /// A link shown on a message page.
 #[derive(Debug, Serialize)]
 struct Link {

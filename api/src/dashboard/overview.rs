@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
+use mttx_query::Verdict;
 use serde::Serialize;
 
 use super::session::SignedIn;
@@ -18,7 +19,7 @@ use super::{
     Link, Week, dashboard_href, error_page, home_zone, html, incidents_query, link, message,
     page_params, week_of,
 };
-use crate::body::BucketBody;
+use crate::body::{BucketBody, ComparedBody};
 use crate::http::{ApiError, App};
 use crate::named::{account_label, label};
 use crate::weekly::{self, Refusal, Weekly, duration};
@@ -199,6 +200,62 @@ fn chart(spec: &Spec, trend: &[BucketBody], tz: Tz, team: &[(&str, String)]) -> 
     }
 }
 
+/// A card's change: its arrow, class and words. Arrows and colours only where the verdict
+/// says better or worse; a count or rate has no verdict, so its change is shown plain.
+fn change(kind: Kind, m: Option<&ComparedBody>) -> (&'static str, &'static str, String) {
+    let Some(m) = m else {
+        return ("", "same", "no comparison".into());
+    };
+    let Some(delta) = m.delta else {
+        return ("", "same", "no comparison".into());
+    };
+    let size = match m.delta_ratio {
+        _ if delta == 0.0 => "no change".to_owned(),
+        Some(r) => format!("{:+.0}% vs last week", r * 100.0),
+        None => format!(
+            "{}{} vs last week",
+            if delta > 0.0 { "+" } else { "−" },
+            show(kind, Some(delta.abs()))
+        ),
+    };
+    let arrow = if delta > 0.0 { "▲" } else { "▼" };
+    let interval = |i: Option<[f64; 2]>| {
+        i.map_or_else(String::new, |[lo, hi]| {
+            let at = |v: f64| {
+                format!(
+                    "{}{}",
+                    if v < 0.0 { "−" } else { "+" },
+                    show(kind, Some(v.abs()))
+                )
+            };
+            format!(" (95%: {} to {})", at(lo), at(hi))
+        })
+    };
+    match m.verdict {
+        Some(Verdict::Better) => (
+            arrow,
+            "better",
+            format!("{size}, better{}", interval(m.interval.flatten())),
+        ),
+        Some(Verdict::Worse) => (
+            arrow,
+            "worse",
+            format!("{size}, worse{}", interval(m.interval.flatten())),
+        ),
+        Some(Verdict::NoClearChange) => ("", "same", format!("{size}, within noise")),
+        Some(Verdict::InsufficientData) => (
+            "",
+            "same",
+            format!(
+                "{size}, not enough data (n = {} vs {})",
+                m.n.unwrap_or(0),
+                m.previous_n.unwrap_or(0)
+            ),
+        ),
+        None => ("", "same", size),
+    }
+}
+
 fn cards(report: &Weekly, tz: Tz) -> Vec<Card> {
     let (this, last) = (&report.period, &report.previous_period);
     let team: Vec<(&str, String)> = report
@@ -212,22 +269,7 @@ fn cards(report: &Weekly, tz: Tz) -> Vec<Card> {
             let m = report.team.metrics.get(spec.metric);
             let (value, previous) = (m.and_then(|m| m.value), m.and_then(|m| m.previous));
             let norm = m.and_then(|m| m.norm).flatten();
-            let delta = m.and_then(|m| m.delta);
-            let (arrow, judgement) = match delta {
-                Some(d) if d > 0.0 => ("▲", "worse"),
-                Some(d) if d < 0.0 => ("▼", "better"),
-                _ => ("", "same"),
-            };
-            let change_text = match (delta, m.and_then(|m| m.delta_ratio)) {
-                (None, _) => "no comparison".to_owned(),
-                (Some(0.0), _) => "no change".to_owned(),
-                (Some(_), Some(r)) => format!("{:+.0}% vs last week, {judgement}", r * 100.0),
-                (Some(d), None) => format!(
-                    "{}{} vs last week, {judgement}",
-                    if d > 0.0 { "+" } else { "−" },
-                    show(spec.kind, Some(d.abs()))
-                ),
-            };
+            let (arrow, judgement, change_text) = change(spec.kind, m);
             let mut filters = team.clone();
             filters.push((spec.behind.0, spec.behind.1.to_owned()));
             let href = |from, to, f: &[(&str, String)]| {
@@ -360,6 +402,7 @@ async fn overview_page(app: &App, account: i64, query: Option<&str>) -> Result<R
             zones => chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect::<Vec<_>>(),
             teams,
             team_listed,
+            freshness => super::freshness(report.data_as_of, tz),
             report => &report,
             cards => cards(&report, tz),
             charts,

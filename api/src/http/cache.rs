@@ -1,6 +1,6 @@
 //! The answer cache: a handler's JSON answer, kept by account, endpoint, parameters, the
 //! facts table version and, for answers that show names, the fingerprint of the names
-//! ([`mttx_replica::Directory::fingerprint`]). A repeated dashboard query is served without
+//! ([`mttx_replica::Directory::fingerprint`]), and the facts' stated freshness. A repeated dashboard query is served without
 //! touching the table, and a new table version or a rename is a new key, so nothing stale
 //! is ever served. Bounded by
 //! bytes (S3-FIFO eviction). Every answer says whether it came from the cache
@@ -50,13 +50,14 @@ impl Answers {
     pub fn key(
         endpoint: &str,
         account: i64,
-        (generation, version): (i64, i64),
+        (generation, version, as_of): (i64, i64, Option<i64>),
         names: Option<u64>,
         params: &HashMap<String, String>,
     ) -> String {
         let mut p: Vec<(&String, &String)> = params.iter().collect();
         p.sort();
-        let mut key = format!("{endpoint}\u{1f}{account}\u{1f}{generation}.{version}");
+        let as_of = as_of.map_or_else(String::new, |t| t.to_string());
+        let mut key = format!("{endpoint}\u{1f}{account}\u{1f}{generation}.{version}.{as_of}");
         if let Some(n) = names {
             key.push_str(&format!("\u{1f}names={n:x}"));
         }
@@ -120,7 +121,11 @@ where
     let key = Answers::key(
         endpoint,
         account,
-        (engine.generation(), engine.version()),
+        (
+            engine.generation(),
+            engine.version(),
+            engine.data_as_of().map(|t| t.timestamp_micros()),
+        ),
         names.map(Directory::fingerprint),
         params,
     );

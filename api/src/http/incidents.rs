@@ -53,6 +53,7 @@ pub(crate) async fn drilldown(
                 account_id: account,
                 facts_version: engine.version(),
                 generation: engine.generation(),
+                data_as_of: engine.data_as_of(),
                 metrics_version: engine.metrics_version(account).number(),
                 incidents: NamedFact::all(&names, found.facts),
                 next: found.next,
@@ -86,9 +87,11 @@ pub(crate) async fn detail(
     let id = fact.incident_id;
     let timeline = timeline(&app, id).await?;
     let names = app.directory(account).await;
+    let data_as_of = app.engine.read().await.data_as_of();
     Ok(axum::Json(DetailBody {
         facts: NamedFact::new(&names, fact),
         timeline,
+        data_as_of,
     }))
 }
 

@@ -1,5 +1,6 @@
 //! Prometheus counters of the API server: requests by route and status class, latency by
-//! route, answer-cache hits and misses. `/metrics` shows them after the counters of the
+//! route, answer-cache hits and misses, and how current the served facts are
+//! (`data_as_of`, and the lag behind it). `/metrics` shows them after the counters of the
 //! App's extra renderer, if it has one (an ETL in the same process).
 
 use std::sync::{Arc, LazyLock};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -36,6 +38,8 @@ struct Global {
     latency: Latency,
     cache_hits: Counter,
     cache_misses: Counter,
+    data_as_of: Gauge,
+    data_lag: Gauge,
     registry: Registry,
 }
 
@@ -49,6 +53,8 @@ static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
     let latency: Latency = Family::new_with_constructor(histogram);
     let cache_hits = Counter::default();
     let cache_misses = Counter::default();
+    let data_as_of = Gauge::default();
+    let data_lag = Gauge::default();
     let mut registry = Registry::with_prefix("mttx_api");
     registry.register(
         "requests",
@@ -70,11 +76,23 @@ static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
         "Answers computed (not in the cache)",
         cache_misses.clone(),
     );
+    registry.register(
+        "data_as_of_unix_seconds",
+        "The replica time up to which the served facts are complete (data_as_of)",
+        data_as_of.clone(),
+    );
+    registry.register(
+        "data_lag_seconds",
+        "Seconds from data_as_of to now: how far the served facts trail the replica's last entry",
+        data_lag.clone(),
+    );
     Global {
         requests,
         latency,
         cache_hits,
         cache_misses,
+        data_as_of,
+        data_lag,
         registry,
     }
 });
@@ -115,6 +133,12 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// Prometheus counters of the server (and of an ETL in the same process).
 #[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String)))]
 pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
+    if let Some(t) = app.engine.read().await.data_as_of() {
+        GLOBAL.data_as_of.set(t.timestamp());
+        GLOBAL
+            .data_lag
+            .set((chrono::Utc::now() - t).num_seconds().max(0));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -31,6 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::Uri;
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use mttx_query::Engine;
 use mttx_replica::Source;
 use mttx_state::{Generation, State};
@@ -56,6 +57,9 @@ pub struct AppOptions {
     /// How long an account's names are kept before the replica is read again. Default
     /// [`names::NAMES_TTL`].
     pub names_ttl: Duration,
+    /// The fewest values on either side of a change of a mean or percentile for a verdict.
+    /// Default [`mttx_query::DEFAULT_MIN_SAMPLE`].
+    pub min_sample: usize,
 }
 
 impl Default for AppOptions {
@@ -64,6 +68,7 @@ impl Default for AppOptions {
             cache_bytes: CACHE_BYTES,
             extra_metrics: None,
             names_ttl: names::NAMES_TTL,
+            min_sample: mttx_query::DEFAULT_MIN_SAMPLE,
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct App {
     names: names::Names,
     pub(crate) accepted: Accepted,
     extra_metrics: Option<fn() -> String>,
+    min_sample: usize,
 }
 
 impl App {
@@ -92,7 +98,9 @@ impl App {
         source: Option<Source>,
         options: AppOptions,
     ) -> crate::Result<Arc<Self>> {
-        let engine = open_served(&state, facts).await?;
+        let engine = open_served(&state, facts)
+            .await?
+            .with_min_sample(options.min_sample);
         Ok(Arc::new(Self {
             engine: RwLock::new(engine),
             base: facts.to_owned(),
@@ -103,6 +111,7 @@ impl App {
             names: names::Names::new(options.names_ttl),
             accepted: params::accepted(),
             extra_metrics: options.extra_metrics,
+            min_sample: options.min_sample,
         }))
     }
 
@@ -119,8 +128,9 @@ impl App {
                 let Some(app) = app.upgrade() else { return };
                 let serving = app.engine.read().await.generation();
                 match app.state.serving(&app.base).await {
-                    Ok(g) if g.id != serving => match open_generation(&g).await {
+                    Ok(g) if g.id != serving => match open_generation(&app.state, &g).await {
                         Ok(next) => {
+                            let next = next.with_min_sample(app.min_sample);
                             tracing::info!(
                                 generation = next.generation(),
                                 metrics_version = g.describe_versions(),
@@ -138,10 +148,16 @@ impl App {
                         tracing::warn!(error = %e, "could not read which facts generation is served")
                     }
                 }
+                // How current the facts are is read before the table: the ETL records it
+                // after its commit, so it never runs ahead of the version served.
+                let fresh = freshness(&app.state, &*app.engine.read().await).await;
                 let mut next = app.engine.read().await.clone();
-                let before = next.version();
+                let before = (next.version(), next.data_as_of());
+                if let Some(at) = fresh {
+                    next.set_data_as_of(at);
+                }
                 match next.refresh().await {
-                    Ok(()) if next.version() != before => {
+                    Ok(()) if (next.version(), next.data_as_of()) != before => {
                         let mut engine = app.engine.write().await;
                         // A generation switch may have happened meanwhile; it wins.
                         if engine.generation() == next.generation() {
@@ -156,19 +172,36 @@ impl App {
     }
 }
 
+/// How current the engine's table is, as its ETL recorded it in the state: Some(None)
+/// when nothing is recorded; None when it could not be read (logged; keep what is known).
+async fn freshness(state: &State, engine: &Engine) -> Option<Option<DateTime<Utc>>> {
+    let id = engine.table_id()?;
+    match state.freshness(&id).await {
+        Ok(f) => Some(f.and_then(|f| f.data_as_of)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read how current the facts are");
+            None
+        }
+    }
+}
+
 /// An engine over the facts generation the state says is served (the first time:
-/// `facts` itself, as generation 1).
+/// `facts` itself, as generation 1), saying how current it is.
 pub async fn open_served(state: &State, facts: &str) -> crate::Result<Engine> {
-    open_generation(&state.serving(facts).await?).await
+    open_generation(state, &state.serving(facts).await?).await
 }
 
 /// An engine over one facts generation.
-async fn open_generation(g: &Generation) -> crate::Result<Engine> {
+async fn open_generation(state: &State, g: &Generation) -> crate::Result<Engine> {
     // Registers the object stores compiled in, or says which feature a URL needs.
     let url = mttx_facts::table_url(&g.location)?;
-    Ok(Engine::open(url.as_str())
+    let mut engine = Engine::open(url.as_str())
         .await?
-        .serving(g.id, g.versions()))
+        .serving(g.id, g.versions());
+    if let Some(at) = freshness(state, &engine).await {
+        engine.set_data_as_of(at);
+    }
+    Ok(engine)
 }
 
 /// Liveness.

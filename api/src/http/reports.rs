@@ -80,6 +80,7 @@ pub(crate) async fn report(
                 previous_period: period_body(&period.previous()),
                 facts_version: engine.version(),
                 generation: engine.generation(),
+                data_as_of: engine.data_as_of(),
                 metrics_version: engine.metrics_version(account).number(),
                 total: row_body(&report.account, None),
                 group_by: report.group_by,
@@ -140,6 +141,7 @@ pub(crate) async fn noisy(
                 period: period_body(&period),
                 facts_version: engine.version(),
                 generation: engine.generation(),
+                data_as_of: engine.data_as_of(),
                 metrics_version: engine.metrics_version(account).number(),
                 view: NamedNoisy::new(&names, view),
             })

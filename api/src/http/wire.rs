@@ -36,6 +36,9 @@ pub struct ReportBody {
     pub facts_version: i64,
     /// The facts generation the answer comes from (a reprocess builds a new one).
     pub generation: i64,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded it).
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
@@ -53,6 +56,9 @@ pub struct IncidentsBody {
     pub facts_version: i64,
     /// The facts generation the answer comes from (a reprocess builds a new one).
     pub generation: i64,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded it).
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,
@@ -72,6 +78,9 @@ pub struct DetailBody {
     /// the server has no replica to read.
     #[schema(value_type = Option<Vec<Object>>)]
     pub timeline: Option<Vec<Entry>>,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded it).
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The noisy-alerts view of a period.
@@ -82,6 +91,9 @@ pub struct NoisyBody {
     pub facts_version: i64,
     /// The facts generation the answer comes from (a reprocess builds a new one).
     pub generation: i64,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded it).
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// The metrics version of this account's facts in that generation: 1 attributes incidents to the escalation
     /// policy (and team) at trigger, 2 to the one they ended on.
     pub metrics_version: i32,

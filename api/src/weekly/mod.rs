@@ -6,7 +6,7 @@
 //! `mttx report weekly` writes it as a file for mail or a wiki ([`render`]: HTML, Markdown,
 //! CSV or JSON).
 
-mod render;
+pub(crate) mod render;
 
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
@@ -34,6 +34,9 @@ pub struct Weekly {
     pub previous_period: PeriodBody,
     pub facts_version: i64,
     pub generation: i64,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded it).
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
     pub metrics_version: i32,
     /// The team's metrics beside last week's and the account-wide norm (for the whole
     /// account: its metrics beside last week's, no norm).
@@ -248,6 +251,7 @@ pub async fn weekly(
         previous_period: period_body(&period.previous()),
         facts_version: engine.version(),
         generation: engine.generation(),
+        data_as_of: engine.data_as_of(),
         metrics_version: engine.metrics_version(account).number(),
         team: this,
         teams,

@@ -2,6 +2,8 @@
 //! from the templates beside this file; and the template filters (`duration`, `pct`,
 //! `rate`, `num`) the dashboard's pages share.
 
+use chrono::{DateTime, Utc};
+
 use super::Weekly;
 use crate::body::RowBody;
 
@@ -41,8 +43,10 @@ pub fn render(report: &Weekly, format: Format) -> crate::Result<String> {
     }
 }
 
-/// One row per number: section, key, metric, value, previous, delta, delta_ratio, norm,
-/// and the name of the key (the team's, service's or responder's; an incident's title).
+/// One row per number: section, key, metric, value, previous, delta, delta_ratio, norm;
+/// for a mean or percentile n, previous_n, the delta's 95% interval (delta_low,
+/// delta_high) and verdict; and last the name of the key (the team's, service's or
+/// responder's; an incident's title). A first `freshness` row holds `data_as_of`.
 fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -54,11 +58,37 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
         "delta",
         "delta_ratio",
         "norm",
+        "n",
+        "previous_n",
+        "delta_low",
+        "delta_high",
+        "verdict",
         "name",
     ])?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    // How current the numbers are: UNIX seconds as the value, the time as the name.
+    if let Some(t) = report.data_as_of {
+        w.write_record([
+            "freshness",
+            "",
+            "data_as_of",
+            &t.timestamp().to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &t.to_rfc3339(),
+        ])?;
+    }
+    let count = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
     let mut rows = |section: &str, row: &RowBody| -> csv::Result<()> {
         for (metric, c) in &row.metrics {
+            let interval = c.interval.flatten();
             w.write_record([
                 section,
                 row.key.as_deref().unwrap_or(""),
@@ -68,6 +98,11 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
                 &num(c.delta),
                 &num(c.delta_ratio),
                 &num(c.norm.flatten()),
+                &count(c.n),
+                &count(c.previous_n),
+                &num(interval.map(|i| i[0])),
+                &num(interval.map(|i| i[1])),
+                c.verdict.map_or("", |v| v.as_str()),
                 row.name.as_deref().unwrap_or(""),
             ])?;
         }
@@ -92,6 +127,11 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
                 "",
                 "",
                 "",
+                "",
+                "",
+                "",
+                "",
+                "",
             ])?;
         }
     }
@@ -106,6 +146,11 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
                 &f.fact.incident_id.to_string(),
                 metric,
                 &num(v),
+                "",
+                "",
+                "",
+                "",
+                "",
                 "",
                 "",
                 "",
@@ -131,10 +176,77 @@ pub(crate) fn duration(v: Option<f64>) -> String {
     }
 }
 
+/// How long before `now` an instant was, in words: "40 s ago", "12 min ago", "3 h 5 min
+/// ago", "2 days ago"; "just now" for an instant not before it.
+pub(crate) fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let s = (now - at).num_seconds();
+    match s {
+        ..1 => "just now".into(),
+        1..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h {} min ago", s / 3600, s % 3600 / 60),
+        86_400..172_800 => "1 day ago".into(),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// `data_as_of` in words: the instant in UTC and how long before now it was; what it
+/// means when the ETL has recorded nothing.
+pub(crate) fn as_of(at: Option<DateTime<Utc>>) -> String {
+    match at {
+        Some(t) => format!(
+            "{} ({})",
+            t.format("%Y-%m-%d %H:%M:%S UTC"),
+            ago(t, Utc::now())
+        ),
+        None => "unknown (no ETL run has recorded it yet)".into(),
+    }
+}
+
+fn attr_str(m: &minijinja::Value, name: &str) -> Option<String> {
+    m.get_attr(name)
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_none())
+        .map(|v| v.to_string())
+}
+
+/// A compared metric's verdict in words, after its change: ", better", ", worse",
+/// ", within noise", ", not enough data (n = 6 vs 4)"; nothing for a count or rate, which
+/// has no verdict.
+fn verdict_words(m: minijinja::Value) -> String {
+    let n = |name| attr_str(&m, name).unwrap_or_else(|| "0".into());
+    match attr_str(&m, "verdict").as_deref() {
+        Some("better") => ", better".into(),
+        Some("worse") => ", worse".into(),
+        Some("no_clear_change") => ", within noise".into(),
+        Some("insufficient_data") => {
+            format!(", not enough data (n = {} vs {})", n("n"), n("previous_n"))
+        }
+        _ => String::new(),
+    }
+}
+
 /// The filters the templates share: `duration`, `pct` (a signed change), `rate` (a share
-/// as a percentage) and `num`.
+/// as a percentage), `num`, `as_of` (an RFC 3339 time in words, see [`as_of`]), and for a
+/// compared metric `verdict` (its verdict in words) and `arrow` (▲ or ▼ only when the
+/// verdict is better or worse).
 pub(crate) fn filters(env: &mut minijinja::Environment<'_>) {
+    env.add_filter("as_of", |v: Option<String>| {
+        as_of(
+            v.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.to_utc()),
+        )
+    });
     env.add_filter("duration", duration);
+    env.add_filter("verdict", verdict_words);
+    env.add_filter("arrow", |m: minijinja::Value| -> String {
+        let judged = matches!(attr_str(&m, "verdict").as_deref(), Some("better" | "worse"));
+        match m.get_attr("delta").ok().and_then(|d| f64::try_from(d).ok()) {
+            Some(d) if judged && d > 0.0 => "▲ ".into(),
+            Some(d) if judged && d < 0.0 => "▼ ".into(),
+            _ => String::new(),
+        }
+    });
     env.add_filter("pct", |v: Option<f64>| {
         v.map_or("–".to_owned(), |v| format!("{:+.0}%", v * 100.0))
     });

@@ -195,6 +195,24 @@ async fn the_dashboard_shows_the_api_numbers_in_chromium(pool: PgPool) {
     submit_token(&c, &one).await;
     let here = c.current_url().await.unwrap();
     assert_eq!(here.path(), "/dashboard");
+    // How current the facts are: the created time of the replica's last entry (the
+    // generator's ids have no holes, so none is awaited), in the answer and on the page.
+    let (last, holes): (chrono::DateTime<chrono::Utc>, i64) = sqlx::query_as(
+        "SELECT (SELECT created_at FROM incident_log_entries ORDER BY id DESC LIMIT 1), \
+           max(id) - count(*) FROM incident_log_entries",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(holes, 0);
+    let stated: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(by_team["data_as_of"].clone()).unwrap();
+    assert_eq!(stated, last);
+    let header = text_of(&c, "#data-as-of").await;
+    assert!(
+        header.starts_with("Data as of ") && header.ends_with(" ago"),
+        "{header}"
+    );
     assert!(
         here.query().unwrap().contains(&format!("team={team}")),
         "{here}"
@@ -232,14 +250,24 @@ async fn the_dashboard_shows_the_api_numbers_in_chromium(pool: PgPool) {
             .find(Locator::Css("p.better, p.worse, p.same"))
             .await
             .unwrap();
+        // Arrows and colours only where the API's verdict is better or worse; within noise
+        // or not enough data in words; a count or rate (no verdict) plain.
         let class = judged.attr("class").await.unwrap().unwrap();
-        let delta = want["delta"].as_f64();
-        let expected = match delta {
-            Some(d) if d > 0.0 => "worse",
-            Some(d) if d < 0.0 => "better",
+        let verdict = want["verdict"].as_str();
+        let expected = match verdict {
+            Some("better") => "better",
+            Some("worse") => "worse",
             _ => "same",
         };
-        assert_eq!(class, expected, "{metric}: delta {delta:?}");
+        assert_eq!(class, expected, "{metric}: verdict {verdict:?}");
+        let words = judged.text().await.unwrap();
+        let arrow = words.contains('▲') || words.contains('▼');
+        assert_eq!(arrow, expected != "same", "{metric}: {words}");
+        match verdict {
+            Some("no_clear_change") => assert!(words.contains("within noise"), "{words}"),
+            Some("insufficient_data") => assert!(words.contains("not enough data"), "{words}"),
+            _ => {}
+        }
         if expected != "same" {
             let colour = judged.css_value("color").await.unwrap();
             let want_colour = if expected == "better" {

@@ -258,6 +258,47 @@ async fn start_progress(facts: &FactsTable, opts: &RunOptions) -> Result<Progres
     Ok(progress)
 }
 
+/// Records in the state how current the facts are after `progress` is committed: the
+/// created time of the entry at its complete id (`data_as_of`). Only when that id moved
+/// (`recorded` remembers the last one). A failure is logged and tried again after the next
+/// commit: the facts stay right, only their stated freshness lags.
+async fn record_freshness(
+    source: &Source,
+    facts: &FactsTable,
+    state: &State,
+    progress: &Progress,
+    recorded: &mut Option<i64>,
+) {
+    let complete_id = progress.complete_id();
+    if *recorded == Some(complete_id) {
+        return;
+    }
+    let done = async {
+        let data_as_of = source.entry_time(complete_id).await?;
+        let table_id = facts.table_id()?;
+        state
+            .set_freshness(
+                &table_id,
+                mttx_state::Freshness {
+                    complete_id,
+                    data_as_of,
+                },
+            )
+            .await?;
+        Ok::<_, Error>(data_as_of)
+    }
+    .await;
+    match done {
+        Ok(data_as_of) => {
+            *recorded = Some(complete_id);
+            if let Some(t) = data_as_of {
+                crate::metrics::get().data_as_of_unix.set(t.timestamp());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not record how current the facts are"),
+    }
+}
+
 /// Incidents whose entries were quarantined as orphans and whose row has since appeared:
 /// folds them now (no new entry would touch them otherwise) and clears their orphan records.
 /// Commits with the current progress unchanged.
@@ -337,6 +378,8 @@ async fn lead(
     m.replica_max_id.set(max_id);
     m.high_water.set(progress.high_water);
     let bar = bar(max_id.max(0) as u64);
+    let mut recorded = None;
+    record_freshness(source, facts, state, &progress, &mut recorded).await;
     let mut last_log = Instant::now();
     let mut last_upkeep = Instant::now();
     let check_lead = || {
@@ -429,7 +472,10 @@ async fn lead(
         let next = advance(&progress, &seen, now_s, opts.gap_ttl.as_secs() as i64);
         check_lead()?;
         match facts.commit(&folded.facts, &next).await {
-            Ok(()) => progress = next,
+            Ok(()) => {
+                progress = next;
+                record_freshness(source, facts, state, &progress, &mut recorded).await;
+            }
             Err(Error::Conflict(why)) => {
                 // Someone else committed first (compaction, or a worker that led before us):
                 // redo the batch from what the table now says.

@@ -64,6 +64,18 @@ pub struct Progress {
     pub metrics_version: i32,
 }
 
+impl Progress {
+    /// The largest id with every id up to it folded: below the first awaited gap.
+    pub fn complete_id(&self) -> i64 {
+        self.gaps
+            .iter()
+            .map(|g| g.lo.saturating_sub(1))
+            .min()
+            .unwrap_or(self.high_water)
+            .min(self.high_water)
+    }
+}
+
 /// What one round of table upkeep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpkeepReport {

@@ -53,6 +53,7 @@ pub async fn run(places: &Places, args: DemoArgs) -> anyhow::Result<()> {
     // The ETL ran in this process: its counters are served beside the API's.
     let options = mttx_api::AppOptions {
         extra_metrics: Some(mttx_etl::metrics::render),
+        min_sample: places.min_sample,
         ..Default::default()
     };
     let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;

@@ -81,6 +81,17 @@ pub struct Places {
         value_parser = parse_zone
     )]
     pub goalert_time_zone: chrono_tz::Tz,
+    /// The fewest values on either side of a change of a mean or percentile for a verdict
+    /// (better, worse, within noise) rather than "not enough data". Used by `serve`, `demo`
+    /// and `report weekly`.
+    #[arg(
+        long,
+        global = true,
+        env = "MTTX_MIN_SAMPLE",
+        default_value_t = mttx_query::DEFAULT_MIN_SAMPLE,
+        value_parser = parse_min_sample
+    )]
+    pub min_sample: usize,
 }
 
 /// `--source-kind`.
@@ -89,6 +100,14 @@ pub enum SourceKindArg {
     Contract,
     #[value(name = "goalert")]
     GoAlert,
+}
+
+/// `--min-sample`: a whole number of at least 2 (a change needs two values a side).
+fn parse_min_sample(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 2")),
+    }
 }
 
 /// An IANA time zone name, or a message that says what one looks like.

@@ -88,7 +88,9 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         None => mttx_api::weekly::last_week(tz),
     };
     let state = places.open_state().await?;
-    let engine = mttx_api::open_served(&state, &places.facts).await?;
+    let engine = mttx_api::open_served(&state, &places.facts)
+        .await?
+        .with_min_sample(places.min_sample);
     let report =
         mttx_api::weekly::weekly(&engine, &names, source.as_ref(), account, team, monday, tz)
             .await?;

@@ -25,6 +25,7 @@ pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
     let options = mttx_api::AppOptions {
         cache_bytes: args.cache_mib << 20,
         extra_metrics: Some(mttx_etl::metrics::render),
+        min_sample: places.min_sample,
         ..Default::default()
     };
     let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;

@@ -123,6 +123,7 @@ async fn oracle(
                     interruptions_off_hours: row.14.2,
                     interruptions_sleep: row.14.3,
                     notification_count: row.14.4,
+                    samples: Default::default(),
                 },
             )
         })

@@ -110,6 +110,10 @@ pub struct MetricsBody {
     pub data: Vec<MetricsRow>,
     pub filters: IncidentFilters,
     pub time_zone: String,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded
+    /// it). Not in PagerDuty's answers; their clients ignore it.
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate_unit: Option<AggregateUnit>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +128,10 @@ pub struct RespondersBody {
     pub data: Vec<ResponderRow>,
     pub filters: ResponderFilters,
     pub time_zone: String,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded
+    /// it). Not in PagerDuty's answers; their clients ignore it.
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A page of raw incidents.
@@ -141,12 +149,20 @@ pub struct RawBody {
     pub order_by: RawOrderBy,
     pub filters: IncidentFilters,
     pub time_zone: String,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded
+    /// it). Not in PagerDuty's answers; their clients ignore it.
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One raw incident.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RawOneBody {
     pub time_zone: String,
+    /// The replica time up to which the facts are complete: the created time of the last
+    /// log entry folded with none awaited below it (null: no ETL has recorded
+    /// it). Not in PagerDuty's answers; their clients ignore it.
+    pub data_as_of: Option<chrono::DateTime<chrono::Utc>>,
     pub data: RawIncident,
 }
 
@@ -199,6 +215,7 @@ async fn incident_metrics(
                 data,
                 filters: asked.filters.clone(),
                 time_zone: tz.name().to_owned(),
+                data_as_of: engine.data_as_of(),
                 aggregate_unit: asked.aggregate_unit,
                 order: asked.order,
                 order_by: asked.order_by.clone(),
@@ -323,6 +340,7 @@ pub(crate) async fn responders_all(
                 data: vec![row],
                 filters: asked.filters.clone(),
                 time_zone: tz.name().to_owned(),
+                data_as_of: engine.data_as_of(),
             })
         },
     )
@@ -393,7 +411,7 @@ pub(crate) async fn raw_incidents(
     } else {
         page.clone()
     };
-    let (mut facts, more) = {
+    let (mut facts, more, data_as_of) = {
         let engine = app.engine.read().await;
         let found = engine
             .selected(account, &selection, &asked_page, backwards)
@@ -409,7 +427,7 @@ pub(crate) async fn raw_incidents(
                 )
             })?;
         let more = found.next.is_some();
-        (found.facts, more)
+        (found.facts, more, engine.data_as_of())
     };
     if backwards {
         facts.reverse();
@@ -436,6 +454,7 @@ pub(crate) async fn raw_incidents(
         order_by,
         filters: asked.filters,
         time_zone: tz.name().to_owned(),
+        data_as_of,
     };
     Ok(Json(body).into_response())
 }
@@ -477,17 +496,16 @@ pub(crate) async fn raw_incident(
             _ => return Err(not_found()),
         },
     };
-    let fact = app
-        .engine
-        .read()
-        .await
-        .incident(account, inside)
-        .await?
-        .ok_or_else(not_found)?;
+    let (fact, data_as_of) = {
+        let engine = app.engine.read().await;
+        let fact = engine.incident(account, inside).await?;
+        (fact.ok_or_else(not_found)?, engine.data_as_of())
+    };
     let directory = app.directory(account).await;
     let tz = chrono_tz::Tz::Etc__UTC;
     Ok(Json(RawOneBody {
         time_zone: tz.name().to_owned(),
+        data_as_of,
         data: RawIncident::new(&fact, id.clone(), &directory, tz),
     })
     .into_response())
