@@ -48,8 +48,7 @@ pub fn render(report: &Weekly, format: Format) -> crate::Result<String> {
 /// delta_high) and verdict; and last the name of the key (the team's, service's or
 /// responder's; an incident's title). A first `freshness` row holds `data_as_of`.
 fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    const HEAD: [&str; 14] = [
         "section",
         "key",
         "metric",
@@ -64,28 +63,23 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
         "delta_high",
         "verdict",
         "name",
-    ])?;
+    ];
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(HEAD)?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let count = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
+    // A row with a value and a name only (freshness, trend, escalated incidents).
+    let plain = |w: &mut csv::Writer<Vec<u8>>, [section, key, metric, value, name]: [&str; 5]| {
+        let mut line = [""; HEAD.len()];
+        line[..4].copy_from_slice(&[section, key, metric, value]);
+        line[HEAD.len() - 1] = name;
+        w.write_record(line)
+    };
     // How current the numbers are: UNIX seconds as the value, the time as the name.
     if let Some(t) = report.data_as_of {
-        w.write_record([
-            "freshness",
-            "",
-            "data_as_of",
-            &t.timestamp().to_string(),
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            &t.to_rfc3339(),
-        ])?;
+        let (secs, at) = (t.timestamp().to_string(), t.to_rfc3339());
+        plain(&mut w, ["freshness", "", "data_as_of", &secs, &at])?;
     }
-    let count = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
     let mut rows = |section: &str, row: &RowBody| -> csv::Result<()> {
         for (metric, c) in &row.metrics {
             let interval = c.interval.flatten();
@@ -116,47 +110,22 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
         rows("responder", r)?;
     }
     for b in &report.trend {
+        let start = b.start.to_string();
         for (metric, v) in &b.metrics {
-            w.write_record([
-                "trend",
-                &b.start.to_string(),
-                metric,
-                &num(*v),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ])?;
+            plain(&mut w, ["trend", &start, metric, &num(*v), ""])?;
         }
     }
     for f in &report.escalated {
+        let id = f.fact.incident_id.to_string();
         for (metric, v) in [
             ("seconds_to_first_ack", f.fact.seconds_to_first_ack),
             ("seconds_to_resolve", f.fact.seconds_to_resolve),
             ("escalation_count", Some(f.fact.escalation_count as f64)),
         ] {
-            w.write_record([
-                "escalated_incident",
-                &f.fact.incident_id.to_string(),
-                metric,
-                &num(v),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                &f.fact.title,
-            ])?;
+            plain(
+                &mut w,
+                ["escalated_incident", &id, metric, &num(v), &f.fact.title],
+            )?;
         }
     }
     Ok(String::from_utf8(
