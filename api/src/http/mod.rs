@@ -150,10 +150,9 @@ impl App {
                 }
                 // How current the facts are is read before the table: the ETL records it
                 // after its commit, so it never runs ahead of the version served.
-                let fresh = freshness(&app.state, &*app.engine.read().await).await;
                 let mut next = app.engine.read().await.clone();
                 let before = (next.version(), next.data_as_of());
-                if let Some(at) = fresh {
+                if let Some(at) = freshness(&app.state, &next).await {
                     next.set_data_as_of(at);
                 }
                 match next.refresh().await {
