@@ -37,12 +37,20 @@ async fn expected(location: &str, account: i64, period: &Period) -> Numbers {
                 g.key.clone(),
                 (
                     g.current.incident_count as f64,
-                    g.current.mtta_p90,
-                    g.current.mttr_p50,
+                    as_served(g.current.mtta_p90),
+                    as_served(g.current.mttr_p50),
                 ),
             )
         })
         .collect()
+}
+
+/// A number as a client reads it from the API's JSON: written and parsed back by
+/// serde_json, whose default parser can land one ulp away from the exact value.
+fn as_served(v: Option<f64>) -> Option<f64> {
+    serde_json::from_str::<Value>(&serde_json::to_string(&v).unwrap())
+        .unwrap()
+        .as_f64()
 }
 
 fn answered(body: &Value) -> Numbers {
