@@ -64,6 +64,15 @@ pub struct Fact {
     pub unknown_entry_count: i64,
     pub metrics_version: i32,
     pub last_entry_id: i64,
+    /// Times the incident was reopened: resolved, then moved on by a trigger,
+    /// acknowledge, unacknowledge, assign, delegate, escalate or snooze (each open span after
+    /// a resolve counts once). None: folded before reopenings were counted (a table made
+    /// before them, until `mttx reprocess` folds its history again).
+    pub reopen_count: Option<i64>,
+    /// When the incident was resolved for the last time: the resolve that closed its last
+    /// open span (None while open, including reopened and not resolved again).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub final_resolved_at: Option<Ts>,
 }
 
 impl Fact {
@@ -124,8 +133,17 @@ pub fn schema() -> SchemaRef {
         f("unknown_entry_count", Int64, false),
         f("metrics_version", Int32, false),
         f("last_entry_id", Int64, false),
+        // Added after the first tables were made: nullable, and filled with NULL where an
+        // older table lacks them (see ADDED_COLUMNS).
+        f("reopen_count", Int64, true),
+        f("final_resolved_at", ts_type(), true),
     ]))
 }
+
+/// Columns added to the schema after tables were made with it, in the order they were
+/// added: the ETL adds them to an older table when it opens it, and readers of a table that
+/// still lacks them read NULL.
+pub const ADDED_COLUMNS: [&str; 2] = ["reopen_count", "final_resolved_at"];
 
 fn micros(t: &Ts) -> i64 {
     t.timestamp_micros()
@@ -213,6 +231,8 @@ pub fn to_batch(facts: &[Fact]) -> Result<RecordBatch, ArrowError> {
         i64s(&|f| f.unknown_entry_count),
         Arc::new(version.finish()),
         i64s(&|f| f.last_entry_id),
+        opt_i64s(&|f| f.reopen_count),
+        times(&|f| f.final_resolved_at),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -227,17 +247,23 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, A
 }
 
 /// The batch with exactly the facts columns, each cast to its schema type (readers may
-/// return other column orders, `Utf8View` strings or other list field names).
+/// return other column orders, `Utf8View` strings or other list field names). A column of
+/// [`ADDED_COLUMNS`] that the batch lacks is read as NULL.
 pub fn normalize(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let schema = schema();
     let columns = schema
         .fields()
         .iter()
-        .map(|f| {
-            let c = batch.column_by_name(f.name()).ok_or_else(|| {
-                ArrowError::SchemaError(format!("facts column `{}` is missing", f.name()))
-            })?;
-            arrow::compute::cast(c, f.data_type())
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => arrow::compute::cast(c, f.data_type()),
+            None if ADDED_COLUMNS.contains(&f.name().as_str()) => Ok(arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
+            None => Err(ArrowError::SchemaError(format!(
+                "facts column `{}` is missing",
+                f.name()
+            ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema, columns)
@@ -262,6 +288,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Fact>, ArrowError> {
         (s("title")?, s("urgency")?, s("priority")?, s("status")?);
     let (policy, team) = (i("escalation_policy_id")?, i("team_id")?);
     let (created, acked, resolved) = (t("created_at")?, t("acknowledged_at")?, t("resolved_at")?);
+    let final_resolved = t("final_resolved_at")?;
     let (tta, ttr, ttm) = (
         fl("seconds_to_first_ack")?,
         fl("seconds_to_resolve")?,
@@ -285,6 +312,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Fact>, ArrowError> {
         i("interruptions_sleep")?,
         i("unknown_entry_count")?,
         i("last_entry_id")?,
+        i("reopen_count")?,
     ];
     let (ackers, assignees) = (l("acknowledged_user_ids")?, l("assigned_user_ids")?);
     let version = column::<Int32Array>(batch, "metrics_version")?;
@@ -341,6 +369,8 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Fact>, ArrowError> {
                 unknown_entry_count: counts[10].value(r),
                 metrics_version: version.value(r),
                 last_entry_id: counts[11].value(r),
+                reopen_count: opt_i(counts[12], r),
+                final_resolved_at: opt_t(final_resolved, r),
             })
         })
         .collect()
@@ -402,6 +432,8 @@ mod tests {
             unknown_entry_count: 0,
             metrics_version: 1,
             last_entry_id: 99,
+            reopen_count: (id % 2 == 0).then_some(id),
+            final_resolved_at: DateTime::from_timestamp(1_761_500_000 + id, 0),
         }
     }
 
@@ -412,5 +444,23 @@ mod tests {
         assert_eq!(batch.schema(), schema());
         assert_eq!(from_batch(&batch).unwrap(), facts);
         assert_eq!(facts[0].month(), "2025-10");
+    }
+
+    #[test]
+    fn a_batch_from_before_the_added_columns_reads_them_as_null() {
+        let facts = vec![sample(1), sample(2)];
+        let batch = to_batch(&facts).unwrap();
+        let mut old = batch.clone();
+        for name in ADDED_COLUMNS {
+            let i = old.schema().index_of(name).unwrap();
+            old.remove_column(i);
+        }
+        let read = from_batch(&old).unwrap();
+        assert_eq!(read[1].reopen_count, None);
+        assert_eq!(read[1].final_resolved_at, None);
+        assert_eq!(read[1].last_entry_id, 99);
+        old.remove_column(old.schema().index_of("title").unwrap());
+        let err = from_batch(&old).unwrap_err().to_string();
+        assert!(err.contains("`title` is missing"), "{err}");
     }
 }

@@ -193,8 +193,57 @@ fn walkdir_count(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// The facts schema's columns `table` lacks (those added to the schema after it was made).
+fn missing_columns(table: &DeltaTable) -> Result<Vec<deltalake::kernel::StructField>> {
+    let schema: StructType = mttx_facts::schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| Error::Arrow(Box::new(e)))?;
+    let snapshot = table
+        .snapshot()
+        .map_err(delta_err("reading the facts table's schema"))?;
+    let have = snapshot.schema();
+    Ok(schema
+        .fields()
+        .filter(|f| have.field(f.name()).is_none())
+        .cloned()
+        .collect())
+}
+
+/// Adds to a table made before them the columns added to the facts schema since
+/// ([`mttx_facts::ADDED_COLUMNS`]); its older rows read NULL there until `mttx reprocess`
+/// folds them again. Another worker adding them at the same time is fine.
+async fn add_missing_columns(mut table: DeltaTable, location: &str) -> Result<DeltaTable> {
+    for _attempt in 0..5 {
+        let missing = missing_columns(&table)?;
+        if missing.is_empty() {
+            return Ok(table);
+        }
+        let names: Vec<String> = missing.iter().map(|f| f.name().clone()).collect();
+        match table.clone().add_columns().with_fields(missing).await {
+            Ok(t) => {
+                tracing::info!(
+                    columns = names.join(", "),
+                    "added the facts columns this table predates; its older rows read NULL there until `mttx reprocess` folds them again"
+                );
+                return Ok(t);
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "adding the facts columns conflicted; reading the table again");
+                table = DeltaTable::try_from_url(table_url(location)?)
+                    .await
+                    .map_err(delta_err("opening the facts table"))?;
+            }
+        }
+    }
+    Err(Error::Conflict(format!(
+        "could not add the new facts columns to {location}: other writers kept committing first"
+    )))
+}
+
 impl FactsTable {
-    /// Opens the table at `location`, creating it (empty, with the facts schema) if needed.
+    /// Opens the table at `location`, creating it (empty, with the facts schema) if needed,
+    /// and adding the columns an older table lacks.
     #[tracing::instrument(skip_all, fields(location), err)]
     pub async fn open(location: &str) -> Result<Self> {
         let url = table_url(location)?;
@@ -230,6 +279,7 @@ impl FactsTable {
                 }
             }
         };
+        let table = add_missing_columns(table, location).await?;
         Ok(Self {
             table,
             uri: location.to_owned(),

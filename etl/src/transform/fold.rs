@@ -59,6 +59,18 @@ pub struct Folded {
 
 /// Notification channels that interrupt a person.
 const INTERRUPTING: [&str; 3] = ["sms", "phone", "push"];
+/// Entry types that move a resolved incident back into work: one of them after a resolve
+/// reopens it. Notifications (resolve notices), notes, urgency and priority changes and the
+/// escalation path's bookkeeping after a resolve do not.
+pub const REOPENING: [&str; 7] = [
+    "trigger",
+    "acknowledge",
+    "unacknowledge",
+    "assign",
+    "delegate",
+    "escalate",
+    "snooze",
+];
 /// Pages to one user closer than this to the last counted one are the same interruption.
 const REPEAT_WINDOW_S: i64 = 60;
 
@@ -200,6 +212,8 @@ pub fn fold(
         unknown_entry_count: 0,
         metrics_version: version as i32,
         last_entry_id,
+        reopen_count: Some(0),
+        final_resolved_at: None,
     };
 
     let mut first_ack_by_user: BTreeMap<i64, Ts> = BTreeMap::new();
@@ -219,6 +233,23 @@ pub fn fold(
         .collect();
     // (user, time) of every interrupting notification, in time order.
     let mut pages: Vec<(i64, Ts)> = Vec::new();
+
+    // Reopenings: resolved since when (None: open), in time order with the work done at
+    // the very instant of a resolve before it (so ids never decide); each open span after a
+    // resolve is one reopening.
+    let mut moves: Vec<&Entry> = kept.clone();
+    moves.sort_by_key(|e| (e.created_at, e.entry_type == "resolve", e.id));
+    let mut resolved_since: Option<Ts> = None;
+    let mut reopenings = 0_i64;
+    for e in moves {
+        match e.entry_type.as_str() {
+            "resolve" if resolved_since.is_none() => {
+                resolved_since = Some(e.created_at.max(created_at));
+            }
+            t if REOPENING.contains(&t) && resolved_since.take().is_some() => reopenings += 1,
+            _ => {}
+        }
+    }
 
     for e in &kept {
         let null = |field: &str| format!("{} entry without {field}", e.entry_type);
@@ -330,6 +361,8 @@ pub fn fold(
         }
     }
 
+    fact.reopen_count = Some(reopenings);
+    fact.final_resolved_at = resolved_since;
     fact.escalation_count = escalations.len() as i64;
     fact.timeout_escalations = escalations.values().filter(|t| **t).count() as i64;
     fact.manual_escalations = fact.escalation_count - fact.timeout_escalations;

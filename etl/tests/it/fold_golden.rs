@@ -118,6 +118,11 @@ fn golden_incidents_fold_to_the_hand_worked_facts() {
             "unknown entries of {id}"
         );
         assert_eq!(v1.last_entry_id, want.last_entry_id, "last entry of {id}");
+        assert_eq!(
+            (v1.reopen_count, v1.final_resolved_at),
+            (Some(want.reopen_count), want.final_resolved_at),
+            "reopenings and final resolve of {id}"
+        );
     }
 }
 

@@ -34,8 +34,18 @@ proptest! {
             for d in [f.seconds_to_first_ack, f.seconds_to_resolve, f.seconds_to_mobilize].into_iter().flatten() {
                 prop_assert!(d >= 0.0, "negative duration in {f:?}");
             }
+            // Acknowledged after the (first) resolve only by reopening it.
             if let (Some(a), Some(r)) = (f.seconds_to_first_ack, f.seconds_to_resolve) {
-                prop_assert!(a <= r, "acknowledged after resolve: {f:?}");
+                prop_assert!(a <= r || f.reopen_count > Some(0), "acknowledged after resolve: {f:?}");
+            }
+            // The final resolve is the first unless reopened; an open incident has none.
+            match (f.resolved_at, f.final_resolved_at, f.reopen_count) {
+                (None, None, Some(0)) => {}
+                (Some(first), Some(last), Some(0)) => prop_assert_eq!(first, last),
+                (Some(first), last, Some(n)) if n > 0 => {
+                    prop_assert!(last.is_none_or(|l| l > first), "{f:?}");
+                }
+                _ => prop_assert!(false, "reopenings and resolves disagree: {f:?}"),
             }
             if let Some(m) = f.seconds_to_mobilize {
                 prop_assert!(m >= f.seconds_to_first_ack.unwrap_or(0.0));

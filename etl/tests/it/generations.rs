@@ -1,6 +1,6 @@
 //! The generations' orchestration as a library, without the binary: following the served
 //! generation, what a reprocess has to do (the per-account version arithmetic), switching
-//! and dropping — on the golden set (11 incidents, 86 log entries).
+//! and dropping — on the golden set (14 incidents, 116 log entries).
 
 use mttx_etl::generations::{Refusal, Target, drop, list, switch};
 use mttx_etl::reprocess::{plan, reprocess, target_versions};
@@ -45,7 +45,7 @@ async fn generations_follow_switch_and_drop_through_the_library() {
     .unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].0, 1);
-    assert_eq!((runs[0].2, runs[0].3), (86, 11));
+    assert_eq!((runs[0].2, runs[0].3), (116, 14));
 
     let (served, all) = list(&state, &base).await.unwrap();
     assert_eq!((served.id, all.len()), (1, 1));
@@ -96,7 +96,7 @@ async fn generations_follow_switch_and_drop_through_the_library() {
         .unwrap();
     assert_eq!((done.from.id, done.to.id), (1, 2));
     assert_eq!(done.to.status, GenerationStatus::Ready);
-    assert_eq!(done.summary.incidents_written, 11);
+    assert_eq!(done.summary.incidents_written, 14);
     assert!(matches!(
         refused(switch(&source, &state, &base, Target::Id(2), Shutdown::new()).await),
         Refusal::AlreadyServed(2)

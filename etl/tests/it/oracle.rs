@@ -45,6 +45,8 @@ pub struct Oracle {
     pub assigned_user_ids: Vec<i64>,
     pub unknown_entry_count: i64,
     pub last_entry_id: i64,
+    pub reopen_count: i64,
+    pub final_resolved_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The oracle's row in the fold's terms, for one metrics version.
@@ -83,6 +85,8 @@ pub fn as_fact(o: &Oracle, version: MetricsVersion, like: &Fact) -> Fact {
         assigned_user_ids: o.assigned_user_ids.clone(),
         unknown_entry_count: o.unknown_entry_count,
         last_entry_id: o.last_entry_id,
+        reopen_count: Some(o.reopen_count),
+        final_resolved_at: o.final_resolved_at,
         // Not part of the oracle: the incident's own columns and derived timestamps.
         title: like.title.clone(),
         status: like.status.clone(),
@@ -209,9 +213,14 @@ async fn the_oracle_agrees_with_the_hand_worked_golden_facts(pool: PgPool) {
             (want.unknown_entry_count, want.last_entry_id, want.major),
             "{id}"
         );
+        assert_eq!(
+            (o.reopen_count, o.final_resolved_at),
+            (want.reopen_count, want.final_resolved_at),
+            "{id}"
+        );
     }
     // And the fold agrees with both.
-    assert_eq!(differential(&pool, &loc).await, 11);
+    assert_eq!(differential(&pool, &loc).await, 14);
 }
 
 /// On a generated log of more than 100k entries with bad input of every kind, every

@@ -88,7 +88,7 @@ async fn golden_set_through_the_pipeline(pool: PgPool) {
     // Small ranges: several backfill commits.
     let (facts, summary, state) = etl_once(&loc, &scratch, 7).await;
     assert_eq!(summary.backfill.as_ref().unwrap().ranges_committed, 2);
-    assert_eq!(summary.entries_read, 86);
+    assert_eq!(summary.entries_read, 116);
     let expected = golden::expected_facts().unwrap();
     assert_eq!(facts.len(), expected.len());
     for (got, want) in facts.iter().zip(&expected) {
@@ -215,7 +215,7 @@ async fn entries_committed_out_of_id_order_are_not_missed(pool: PgPool) {
     load_dataset(&golden::dataset().unwrap(), &loc, false)
         .await
         .unwrap();
-    sqlx::query("SELECT setval('incident_log_entries_id_seq', 86)")
+    sqlx::query("SELECT setval('incident_log_entries_id_seq', 116)")
         .execute(&pool)
         .await
         .unwrap();

@@ -83,6 +83,35 @@ assignees AS (
     WHERE type IN ('assign', 'delegate', 'escalate') GROUP BY 1
 ),
 notif AS (SELECT incident_id, count(*) AS n FROM e WHERE type = 'notify' GROUP BY 1),
+-- Reopenings: keep the resolves ('r') and the entries that put an incident back to work
+-- ('o'), in time order with an 'o' at the very instant of an 'r' before it, then by id. An
+-- 'o' right after an 'r' is a reopening; the final resolve is the first 'r' of a closing
+-- run of 'r's that no 'o' follows.
+moves AS (
+    SELECT e.incident_id, e.created_at, e.id,
+           CASE WHEN e.type = 'resolve' THEN 'r' ELSE 'o' END AS kind
+    FROM e
+    WHERE e.type IN ('resolve', 'trigger', 'acknowledge', 'unacknowledge', 'assign',
+                     'delegate', 'escalate', 'snooze')
+),
+runs AS (
+    SELECT m.*,
+           lag(kind) OVER w AS prev_kind,
+           count(*) FILTER (WHERE kind = 'o') OVER (
+               PARTITION BY incident_id ORDER BY created_at DESC, kind = 'r' DESC, id DESC
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS opens_from_here
+    FROM moves m
+    WINDOW w AS (PARTITION BY incident_id ORDER BY created_at, kind = 'r', id)
+),
+reopen AS (
+    SELECT r.incident_id,
+           count(*) FILTER (WHERE kind = 'o' AND prev_kind = 'r') AS n,
+           min(GREATEST(r.created_at, b.c_at)) FILTER (
+               WHERE kind = 'r' AND prev_kind IS DISTINCT FROM 'r' AND opens_from_here = 0)
+               AS final_at
+    FROM runs r JOIN base b ON b.id = r.incident_id
+    GROUP BY 1
+),
 unknown AS (
     SELECT incident_id, count(*) AS n FROM e
     WHERE type NOT IN ('trigger', 'acknowledge', 'unacknowledge', 'assign', 'delegate', 'escalate',
@@ -148,7 +177,9 @@ SELECT b.id AS incident_id, b.account_id, b.incident_number, b.service_id,
        COALESCE(ackers.ids, '{}') AS acknowledged_user_ids,
        COALESCE(assignees.ids, '{}') AS assigned_user_ids,
        COALESCE(unknown.n, 0) AS unknown_entry_count,
-       COALESCE(last_entry.id, 0) AS last_entry_id
+       COALESCE(last_entry.id, 0) AS last_entry_id,
+       COALESCE(reopen.n, 0) AS reopen_count,
+       reopen.final_at AS final_resolved_at
 FROM base b
 JOIN services s ON s.id = b.service_id
 LEFT JOIN escalation_policies p1 ON p1.id = b.policy_v1
@@ -163,4 +194,5 @@ LEFT JOIN notif ON notif.incident_id = b.id
 LEFT JOIN unknown ON unknown.incident_id = b.id
 LEFT JOIN last_entry ON last_entry.incident_id = b.id
 LEFT JOIN bands ON bands.incident_id = b.id
+LEFT JOIN reopen ON reopen.incident_id = b.id
 ORDER BY b.id

@@ -116,7 +116,7 @@ fn the_golden_set_loads_from_the_command_line() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("11 incidents, 86 log entries"), "{stdout}");
+    assert!(stdout.contains("14 incidents, 116 log entries"), "{stdout}");
     assert!(
         dir.join("golden.sqlite").exists(),
         "MTTX_SOURCE is honoured"
@@ -164,7 +164,7 @@ fn etl_run_once_folds_the_golden_set() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("86 log entries read, 11 incidents written"),
+        stdout.contains("116 log entries read, 14 incidents written"),
         "{stdout}"
     );
     assert!(stdout.contains("quarantined: 10"), "{stdout}");

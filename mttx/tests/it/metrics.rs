@@ -1,5 +1,5 @@
 //! `mttx etl run --metrics-addr`: Prometheus counters while the ETL follows the log; the
-//! numbers are the golden set's (86 entries, 11 incidents, 10 bad inputs by reason).
+//! numbers are the golden set's (116 entries, 14 incidents, 10 bad inputs by reason).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -68,8 +68,8 @@ fn the_etl_serves_prometheus_counters_while_following() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let page = loop {
         let page = get(&addr, "/metrics");
-        if value(&page, "mttx_etl_entries_read_total") == Some(86.0)
-            && value(&page, "mttx_etl_high_water") == Some(86.0)
+        if value(&page, "mttx_etl_entries_read_total") == Some(116.0)
+            && value(&page, "mttx_etl_high_water") == Some(116.0)
             && value(&page, "mttx_etl_upkeeps_total").is_some_and(|n| n >= 1.0)
         {
             break page;
@@ -87,11 +87,11 @@ fn the_etl_serves_prometheus_counters_while_following() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("read up to entry 86"), "{stdout}");
+    assert!(stdout.contains("read up to entry 116"), "{stdout}");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("openmetrics-text"), "{page}");
     for (series, want) in [
-        ("mttx_etl_incidents_written_total", 11.0),
+        ("mttx_etl_incidents_written_total", 14.0),
         ("mttx_etl_quarantined_total{reason=\"null_field\"}", 4.0),
         ("mttx_etl_quarantined_total{reason=\"orphan\"}", 2.0),
         ("mttx_etl_quarantined_total{reason=\"duplicate\"}", 1.0),
@@ -100,8 +100,8 @@ fn the_etl_serves_prometheus_counters_while_following() {
             1.0,
         ),
         ("mttx_etl_backfill_ranges_done", 1.0),
-        ("mttx_etl_high_water", 86.0),
-        ("mttx_etl_replica_max_id", 86.0),
+        ("mttx_etl_high_water", 116.0),
+        ("mttx_etl_replica_max_id", 116.0),
     ] {
         assert_eq!(value(&page, series), Some(want), "{series} in\n{page}");
     }
