@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::datafusion::common::ScalarValue;
-use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col, lit, nullif};
 use mttx_facts::{MetricsVersion, Versions};
 
 use crate::{Error, Filters, Result, facts_err};
@@ -126,7 +126,8 @@ impl Engine {
             .map_err(facts_err("refreshing the facts table"))
     }
 
-    /// The whole facts table, to filter and aggregate.
+    /// The whole facts table, to filter and aggregate. A table made before a column of
+    /// [`mttx_facts::ADDED_COLUMNS`] (until the ETL adds it) reads NULL there.
     pub(crate) async fn frame(&self) -> Result<(SessionContext, DataFrame)> {
         let ctx = self.ctx.clone();
         let provider = self
@@ -134,9 +135,25 @@ impl Engine {
             .table_provider()
             .await
             .map_err(facts_err("preparing a query"))?;
-        let df = ctx
+        let mut df = ctx
             .read_table(provider)
             .map_err(facts_err("preparing a query"))?;
+        let schema = mttx_facts::schema();
+        for name in mttx_facts::ADDED_COLUMNS {
+            if df.schema().has_column_with_unqualified_name(name) {
+                continue;
+            }
+            let field = schema
+                .field_with_name(name)
+                .map_err(facts_err("preparing a query"))?;
+            // NULL computed from a column, not a literal: a filter on a literal-only column
+            // would be pushed into the Delta scan as a partition filter and not applied.
+            let id = col("incident_id");
+            let null = cast(nullif(id.clone(), id), field.data_type().clone());
+            df = df
+                .with_column(name, null)
+                .map_err(facts_err("preparing a query"))?;
+        }
         Ok((ctx, df))
     }
 

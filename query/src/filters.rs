@@ -24,6 +24,9 @@ pub struct Filters {
     pub alert: Option<String>,
     /// Woke someone up (an interruption in sleep hours) at least once, or never.
     pub interrupted_sleep: Option<bool>,
+    /// Reopened at least once, or never (incidents folded before reopenings were counted
+    /// match neither).
+    pub reopened: Option<bool>,
 }
 
 impl Filters {
@@ -53,6 +56,12 @@ impl Filters {
         if let Some(i) = self.interrupted_sleep {
             parts.push(col("interruptions_sleep").gt(lit(0_i64)).eq(lit(i)));
         }
+        // Rows without a count (folded before reopenings were counted) match neither.
+        match self.reopened {
+            Some(true) => parts.push(col("reopen_count").gt(lit(0_i64))),
+            Some(false) => parts.push(col("reopen_count").eq(lit(0_i64))),
+            None => {}
+        }
         if let Some(a) = &self.alert {
             parts.push(crate::noisy::fingerprint_expr(col("title")).eq(lit(a.clone())));
         }
@@ -72,6 +81,10 @@ pub enum Sort {
     CreatedAt,
     TimeToAck,
     TimeToResolve,
+    /// The number of reopenings.
+    Reopenings,
+    /// The final resolve time.
+    FinalResolve,
 }
 
 impl Sort {
@@ -80,6 +93,8 @@ impl Sort {
             Sort::CreatedAt => "created_at",
             Sort::TimeToAck => "seconds_to_first_ack",
             Sort::TimeToResolve => "seconds_to_resolve",
+            Sort::Reopenings => "reopen_count",
+            Sort::FinalResolve => "final_resolved_at",
         }
     }
 }
@@ -106,14 +121,15 @@ impl Page {
     /// The sort value as a Float64 expression (the `SORT_KEY` column); with the incident id
     /// it orders incidents totally, which keyset paging needs.
     pub(crate) fn sort_key(&self) -> Expr {
-        let key = match self.sort {
-            Sort::CreatedAt => cast(col("created_at"), DataType::Int64),
-            s => deltalake::datafusion::functions::expr_fn::coalesce(vec![
-                col(s.column()),
-                lit(self.missing_key()),
-            ]),
+        let column = col(self.sort.column());
+        let value = match self.sort {
+            // Instants sort by their microseconds.
+            Sort::CreatedAt | Sort::FinalResolve => {
+                cast(cast(column, DataType::Int64), DataType::Float64)
+            }
+            _ => cast(column, DataType::Float64),
         };
-        cast(key, DataType::Float64)
+        deltalake::datafusion::functions::expr_fn::coalesce(vec![value, lit(self.missing_key())])
     }
 
     /// The cursor of `fact`'s position in this order: `after` it, a page starts just past
@@ -123,6 +139,10 @@ impl Page {
             Sort::CreatedAt => fact.created_at.timestamp_micros() as f64,
             Sort::TimeToAck => fact.seconds_to_first_ack.unwrap_or(self.missing_key()),
             Sort::TimeToResolve => fact.seconds_to_resolve.unwrap_or(self.missing_key()),
+            Sort::Reopenings => fact.reopen_count.map_or(self.missing_key(), |n| n as f64),
+            Sort::FinalResolve => fact
+                .final_resolved_at
+                .map_or(self.missing_key(), |t| t.timestamp_micros() as f64),
         };
         Cursor {
             key,

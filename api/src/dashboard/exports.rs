@@ -210,6 +210,8 @@ fn facts_csv(name: &str, facts: &[NamedFact], tz: Tz) -> Result<Response, ApiErr
         "interruptions_sleep",
         "acknowledged_user_ids",
         "acknowledged_user_names",
+        "reopen_count",
+        "final_resolved_at",
     ])
     .map_err(csv_error)?;
     let opt = |v: Option<String>| v.unwrap_or_default();
@@ -244,6 +246,8 @@ fn facts_csv(name: &str, facts: &[NamedFact], tz: Tz) -> Result<Response, ApiErr
                 .collect::<Vec<_>>()
                 .join(" "),
             named.acknowledged_user_names.join("; "),
+            opt(f.reopen_count.map(|v| v.to_string())),
+            opt(f.final_resolved_at.map(|t| local(t, tz))),
         ])
         .map_err(csv_error)?;
     }

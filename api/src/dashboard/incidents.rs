@@ -55,6 +55,7 @@ fn describe(f: &Filters, names: &Directory) -> Vec<String> {
     flag(f.major, "major", "not major");
     flag(f.escalated, "escalated", "never escalated");
     flag(f.interrupted_sleep, "woke someone up", "woke nobody up");
+    flag(f.reopened, "reopened", "never reopened");
     if let Some(a) = &f.alert {
         out.push(format!("alert “{a}”"));
     }
@@ -128,6 +129,23 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         base.append_pair(k, &params[k]);
     }
     let base = base.finish();
+    // A link to the same incidents that were reopened (or, from there, to those never).
+    let (reopened_value, reopened_label) = match filters.reopened {
+        Some(true) => ("false", "Only those never reopened"),
+        _ => ("true", "Only reopened ones"),
+    };
+    let mut reopened_href =
+        url::form_urlencoded::Serializer::new("/dashboard/incidents?".to_owned());
+    let mut keys: Vec<&String> = params
+        .keys()
+        .filter(|k| !["after", "reopened"].contains(&k.as_str()))
+        .collect();
+    keys.sort();
+    for k in keys {
+        reopened_href.append_pair(k, &params[k]);
+    }
+    reopened_href.append_pair("reopened", reopened_value);
+    let reopened_href = reopened_href.finish();
     let sort = params.get("sort").map_or("-created_at", String::as_str);
     let next_href = found.next.as_ref().map(|n| {
         let mut q = url::form_urlencoded::Serializer::new(format!("/dashboard/incidents?{base}&"));
@@ -158,6 +176,8 @@ async fn incidents_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
             base,
             next_href,
             back_href,
+            reopened_href,
+            reopened_label,
             first_page => page.after.is_none(),
         },
     ))
@@ -244,6 +264,7 @@ async fn incident_of(
             created => local(fact.created_at, tz),
             acknowledged => fact.acknowledged_at.map(|t| local(t, tz)),
             resolved => fact.resolved_at.map(|t| local(t, tz)),
+            final_resolved => fact.final_resolved_at.map(|t| local(t, tz)),
             steps,
             week_href => dashboard_href(monday, tz, fact.team_id),
         },

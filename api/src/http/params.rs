@@ -59,6 +59,8 @@ pub struct FilterParams {
     alert: Option<String>,
     /// Incidents that interrupted someone in sleep hours (true), or none (false).
     interrupted_sleep: Option<bool>,
+    /// Incidents reopened after a resolve at least once (true), or never (false).
+    reopened: Option<bool>,
 }
 
 /// Breakdown and trend of a report.
@@ -86,8 +88,8 @@ pub struct ReportParams {
     reason = "declares parameters for the document; handlers parse them"
 )]
 pub struct PageParams {
-    /// created_at, time_to_ack or time_to_resolve; a leading `-` sorts descending
-    /// (default `-created_at`). Missing values sort last.
+    /// created_at, time_to_ack, time_to_resolve, reopen_count or final_resolved_at; a
+    /// leading `-` sorts descending (default `-created_at`). Missing values sort last.
     sort: Option<String>,
     /// The `next` cursor of the previous page.
     after: Option<String>,
@@ -245,6 +247,7 @@ pub(crate) fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiEr
     let major = flag("major")?;
     let escalated = flag("escalated")?;
     let interrupted_sleep = flag("interrupted_sleep")?;
+    let reopened = flag("reopened")?;
     Ok(Filters {
         team: id_param(params, "team")?,
         service: id_param(params, "service")?,
@@ -256,6 +259,7 @@ pub(crate) fn filters(params: &HashMap<String, String>) -> Result<Filters, ApiEr
         escalated,
         alert: params.get("alert").filter(|a| !a.is_empty()).cloned(),
         interrupted_sleep,
+        reopened,
     })
 }
 
@@ -348,9 +352,11 @@ pub(crate) fn page(params: &HashMap<String, String>) -> Result<Page, ApiError> {
         "created_at" => Sort::CreatedAt,
         "time_to_ack" => Sort::TimeToAck,
         "time_to_resolve" => Sort::TimeToResolve,
+        "reopen_count" => Sort::Reopenings,
+        "final_resolved_at" => Sort::FinalResolve,
         _ => {
             return Err(bad(format!(
-                "`sort` = `{sort_text}`: use created_at, time_to_ack or time_to_resolve, with a leading - for descending"
+                "`sort` = `{sort_text}`: use created_at, time_to_ack, time_to_resolve, reopen_count or final_resolved_at, with a leading - for descending"
             )));
         }
     };

@@ -223,6 +223,64 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
     // Slowest resolve first: incident 5 (3600 s).
     assert_eq!(ids(&body)[0], 5);
 
+    // Reopened incidents (account 2, worked in the golden README): filter and sort by them;
+    // the answer carries the count and the final resolve, and the dashboard marks them.
+    let nyc = "from=2026-10-26&to=2026-11-02&tz=America/New_York";
+    let (status, body) = call(
+        format!("/api/v1/incidents?{nyc}&reopened=true&sort=-reopen_count"),
+        Some(two.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), vec![13, 12]);
+    let got: Vec<(Value, Value, Value)> = body["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["reopen_count"].clone(),
+                f["final_resolved_at"].clone(),
+                f["seconds_to_resolve"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2.into(), Value::Null, 600.0.into()),
+            (1.into(), "2026-10-27T10:40:00Z".into(), 1200.0.into()),
+        ]
+    );
+    let (status, body) = call(
+        format!("/api/v1/incidents?{nyc}&reopened=false&sort=final_resolved_at"),
+        Some(two.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), vec![11, 14]);
+    let (status, _, page) = oneshot(
+        &router,
+        &format!("/dashboard/incidents?{nyc}&sort=-reopen_count"),
+        Some(&two),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<tr data-incident=").count(), 4, "{page}");
+    assert_eq!(page.matches(r#"class="reopened""#).count(), 2, "{page}");
+    for (id, count) in [(13, "2×"), (12, "1×")] {
+        let row = &page[page.find(&format!(r#"<tr data-incident="{id}""#)).unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains(r#"class="reopened""#) && row.contains(count),
+            "{row}"
+        );
+    }
+    let (status, _, page) = oneshot(&router, "/dashboard/incidents/13", Some(&two)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"id="reopened" data-count="2""#), "{page}");
+    assert!(page.contains("open again"), "{page}");
+
     // Detail: facts and the timeline from the replica; another account's id is a 404.
     let (status, body) = call("/api/v1/incidents/5".into(), Some(one.clone())).await;
     assert_eq!(status, 200, "{body}");
@@ -249,6 +307,8 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
         ("team=abc", "not an id"),
         ("urgency=urgent", "high or low"),
         ("major=yes", "true or false"),
+        ("reopened=maybe", "`reopened`"),
+        ("sort=-reopened", "reopen_count"),
     ] {
         let path = format!("/api/v1/incidents?from=2026-10-26&to=2026-11-02&{query}");
         let (status, body) = call(path, Some(one.clone())).await;

@@ -455,6 +455,49 @@ async fn the_dashboard_shows_the_api_numbers_in_chromium(pool: PgPool) {
     assert_eq!(shown_types, Value::Array(want_types));
     save(&dir.join("timeline.png"), &c.screenshot().await.unwrap());
 
+    // Reopened incidents are marked with their count, and an incident list links to only
+    // them: exactly the API's `reopened=true` drilldown.
+    c.goto(&format!(
+        "{base}/dashboard/incidents?{period}&sort=-created_at"
+    ))
+    .await
+    .unwrap();
+    wait_for(&c, "#reopened-filter").await;
+    c.find(Locator::Id("reopened-filter"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#total").await;
+    let shown = js(
+        &c,
+        "return [...document.querySelectorAll('#incidents tbody tr')].map(r => [Number(r.dataset.incident), r.classList.contains('reopened'), r.querySelector('.badge') !== null, Number(r.querySelector('[data-reopened]').dataset.reopened)])",
+    )
+    .await;
+    let reopened = api(format!(
+        "/api/v1/incidents?{period}&reopened=true&sort=-created_at"
+    ))
+    .await;
+    let want: Vec<Value> = reopened["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::json!([f["incident_id"], true, true, f["reopen_count"]]))
+        .collect();
+    assert!(
+        !want.is_empty(),
+        "the generated week holds reopened incidents"
+    );
+    assert!(
+        reopened["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["reopen_count"].as_i64().unwrap() >= 1)
+    );
+    assert_eq!(shown, Value::Array(want));
+
     // Every table exports as CSV: the services' counts are the API's, and the incidents
     // behind the number are all there.
     let csv_of = |path: String| {

@@ -17,6 +17,7 @@ fn scratch(name: &str) -> PathBuf {
 
 mod differential;
 mod noisy;
+mod reopened;
 mod zones;
 
 /// The golden set, through the ETL, into a facts table; returns its location.
