@@ -14,6 +14,8 @@ pub enum Error {
     BadWeek(String),
     #[error("`{text}`: {year} has no ISO week {week}")]
     NoSuchWeek { text: String, year: i32, week: u32 },
+    #[error("`{0}` is out of range: ask for a week of the years 1900 to 9999")]
+    WeekOutOfRange(String),
     #[error(transparent)]
     Query(#[from] mttx_query::Error),
     #[error(transparent)]

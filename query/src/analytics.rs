@@ -137,7 +137,9 @@ impl Buckets {
     fn start_of(self, d: NaiveDate) -> NaiveDate {
         match self.unit {
             Unit::Day => d,
-            Unit::Week => d - Days::new(u64::from(d.weekday().num_days_from_monday())),
+            Unit::Week => d
+                .checked_sub_days(Days::new(u64::from(d.weekday().num_days_from_monday())))
+                .unwrap_or(d),
             Unit::Month => d.with_day(1).unwrap_or(d),
         }
     }

@@ -35,7 +35,7 @@ pub use filters::{Filters, Page, Sort};
 pub use metrics::{Compared, Metrics, Row, Samples};
 pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyIncidents, NoisyOptions, Repeats};
-pub use period::{Period, Unit, local_instant, local_midnight};
+pub use period::{Period, Unit, YEARS, local_instant, local_midnight, supported_date};
 pub use report::{GroupBy, Report};
 pub use uncertainty::{DEFAULT_MIN_SAMPLE, Verdict};
 

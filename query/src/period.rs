@@ -57,9 +57,29 @@ pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
 /// How far back [`local_instant`] looks for the offset before a gap: two days, in minutes.
 const GAP_SEARCH_MINUTES: i64 = 2 * 24 * 60;
 
+/// The years mttx takes dates in: far outside any incident log, and far inside what the
+/// date arithmetic around a period (its previous period, ISO weeks, trends, local
+/// midnights) can reach.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
+/// `date` when its year is one of [`YEARS`]; otherwise the 400 that says so, naming the
+/// parameter `what`.
+pub fn supported_date(what: &str, date: NaiveDate) -> Result<NaiveDate> {
+    if YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(Error::BadRequest(format!(
+            "`{what}` = {date} is out of range: use a date from 1900-01-01 to 9999-12-31"
+        )))
+    }
+}
+
 impl Period {
-    /// Checks a period: `from` before `to`, at most `max_days` long.
+    /// Checks a period: both dates in [`YEARS`], `from` before `to`, at most `max_days`
+    /// long.
     pub fn new(tz: Tz, from: NaiveDate, to: NaiveDate, max_days: u64) -> Result<Self> {
+        supported_date("from", from)?;
+        supported_date("to", to)?;
         if from >= to {
             return Err(Error::BadRequest(format!(
                 "`from` ({from}) must be before `to` ({to})"
@@ -94,23 +114,27 @@ impl Period {
 
     /// The buckets of `unit` that cover the period, each clipped to it: `[from, to)` dates.
     pub fn buckets(&self, unit: Unit) -> Vec<(NaiveDate, NaiveDate)> {
+        // Checked throughout: a period made by hand at the ends of the calendar ends its
+        // buckets there instead of overflowing.
         let start = match unit {
             Unit::Day => self.from,
-            Unit::Week => {
-                self.from - Days::new(u64::from(self.from.weekday().num_days_from_monday()))
-            }
+            Unit::Week => self
+                .from
+                .checked_sub_days(Days::new(u64::from(
+                    self.from.weekday().num_days_from_monday(),
+                )))
+                .unwrap_or(self.from),
             Unit::Month => self.from.with_day(1).unwrap_or(self.from),
         };
         let mut out = Vec::new();
         let mut at = start;
         while at < self.to {
             let next = match unit {
-                Unit::Day => at + Days::new(1),
-                Unit::Week => at + Days::new(7),
-                Unit::Month => at
-                    .checked_add_months(chrono::Months::new(1))
-                    .unwrap_or(self.to),
-            };
+                Unit::Day => at.checked_add_days(Days::new(1)),
+                Unit::Week => at.checked_add_days(Days::new(7)),
+                Unit::Month => at.checked_add_months(chrono::Months::new(1)),
+            }
+            .unwrap_or(self.to);
             out.push((at.max(self.from), next.min(self.to)));
             at = next;
         }
@@ -270,5 +294,74 @@ mod tests {
             "fortnight".parse::<Unit>().err().map(|e| e.to_string()),
             Some("unknown unit `fortnight`: use day, week or month".to_owned())
         );
+    }
+
+    mod no_panic {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any date chrono can hold, from -262143-01-01 to +262142-12-31.
+        fn any_date() -> impl Strategy<Value = NaiveDate> {
+            (NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce())
+                .prop_map(|n| NaiveDate::from_num_days_from_ce_opt(n).unwrap_or(NaiveDate::MIN))
+        }
+
+        fn any_zone() -> impl Strategy<Value = Tz> {
+            (0..chrono_tz::TZ_VARIANTS.len()).prop_map(|i| chrono_tz::TZ_VARIANTS[i])
+        }
+
+        /// Every method of a period answers, however it was made.
+        fn answers(p: &Period) {
+            let _ = (p.previous(), p.instants());
+            for unit in [Unit::Day, Unit::Week, Unit::Month] {
+                let buckets = p.buckets(unit);
+                assert!(buckets.iter().all(|(a, b)| a < b || p.from >= p.to));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+            /// Over the whole calendar and every zone: local instants never panic, a checked
+            /// period is in range or refused with a message, and a period made by hand (even
+            /// at the calendar's ends) still answers.
+            #[test]
+            fn no_date_panics(a in any_date(), days in -500_i64..=500, tz in any_zone()) {
+                let b = a.checked_add_signed(TimeDelta::days(days)).unwrap_or(a);
+                let _ = local_midnight(tz, a);
+                let _ = local_instant(tz, a.and_time(NaiveTime::MIN));
+                let valid = YEARS.contains(&a.year()) && YEARS.contains(&b.year()) && a < b && days <= 400;
+                match Period::new(tz, a, b, 400) {
+                    Ok(p) => {
+                        prop_assert!(valid);
+                        answers(&p);
+                    }
+                    Err(e) => prop_assert!(!valid, "{a} to {b} refused: {e}"),
+                }
+                answers(&Period { tz, from: a.min(b), to: a.max(b) });
+            }
+        }
+
+        #[test]
+        fn the_ends_of_the_calendar_are_refused_or_answered() {
+            let near = |d: NaiveDate, n: i64| d.checked_add_signed(TimeDelta::days(n)).unwrap();
+            for tz in [
+                chrono_tz::UTC,
+                chrono_tz::Pacific::Kiritimati,
+                chrono_tz::Etc::GMTPlus12,
+            ] {
+                for (from, to) in [
+                    (NaiveDate::MIN, near(NaiveDate::MIN, 8)),
+                    (near(NaiveDate::MAX, -8), NaiveDate::MAX),
+                ] {
+                    let err = Period::new(tz, from, to, 400).unwrap_err().to_string();
+                    assert!(err.contains("out of range"), "{err}");
+                    answers(&Period { tz, from, to });
+                    let _ = (local_midnight(tz, from), local_midnight(tz, to));
+                }
+            }
+            let last = Period::new(chrono_tz::UTC, d("9999-12-01"), d("9999-12-31"), 400).unwrap();
+            answers(&last);
+        }
     }
 }

@@ -61,6 +61,9 @@ pub fn parse_week(text: &str) -> crate::Result<NaiveDate> {
         .ok_or_else(bad)?;
     let year: i32 = year.parse().map_err(|_| bad())?;
     let week: u32 = week.parse().map_err(|_| bad())?;
+    if !mttx_query::YEARS.contains(&year) {
+        return Err(crate::Error::WeekOutOfRange(text.to_owned()));
+    }
     NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).ok_or_else(|| crate::Error::NoSuchWeek {
         text: text.to_owned(),
         year,
@@ -114,9 +117,11 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// The Monday of the ISO week holding `day`.
+/// The Monday of the ISO week holding `day` (the calendar's first day for a week it
+/// begins in the middle of).
 pub fn monday_of(day: NaiveDate) -> NaiveDate {
-    day - Days::new(u64::from(day.weekday().num_days_from_monday()))
+    day.checked_sub_days(Days::new(u64::from(day.weekday().num_days_from_monday())))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 /// The Monday of the last complete ISO week in `tz`.
@@ -152,8 +157,11 @@ pub async fn weekly(
         }
         .into());
     }
-    let period = Period::new(tz, monday, monday + Days::new(7), 400)?;
-    let twelve = Period::new(tz, monday - Days::new(77), monday + Days::new(7), 400)?;
+    // Checked, so a week at the ends of the calendar is refused by Period, not overflowed.
+    let next = monday.checked_add_days(Days::new(7)).unwrap_or(monday);
+    let period = Period::new(tz, monday, next, 400)?;
+    let first = monday.checked_sub_days(Days::new(77)).unwrap_or(monday);
+    let twelve = Period::new(tz, first, next, 400)?;
     let by_team = engine
         .report(account, &period, Some(GroupBy::Team), &Filters::default())
         .await?;
@@ -261,4 +269,43 @@ pub async fn weekly(
         escalated,
         noisy: NamedNoisy::new(names, noisy),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        /// Any year and week number parse to a Monday of the years mttx takes, or to an
+        /// error that says what to write; any date has its Monday and ISO name.
+        #[test]
+        fn weeks_and_mondays_never_panic(year in any::<i32>(), week in 0_u32..=60, days in any::<i32>()) {
+            let text = format!("{year}-W{week:02}");
+            match parse_week(&text) {
+                Ok(monday) => {
+                    prop_assert!(mttx_query::YEARS.contains(&monday.iso_week().year()));
+                    prop_assert_eq!(monday.weekday(), Weekday::Mon);
+                    prop_assert_eq!(iso(monday), text);
+                }
+                Err(e) => prop_assert!(e.to_string().contains(&text)),
+            }
+            let day = NaiveDate::from_num_days_from_ce_opt(days).unwrap_or(NaiveDate::MIN);
+            let monday = monday_of(day);
+            prop_assert!(monday <= day);
+            let _ = iso(monday);
+        }
+    }
+
+    #[test]
+    fn the_weeks_that_panicked_are_refused() {
+        for text in ["-262143-W10", "262142-W52", "1899-W52", "10000-W01"] {
+            let e = parse_week(text).unwrap_err().to_string();
+            assert!(e.contains("out of range"), "{text}: {e}");
+        }
+        assert_eq!(parse_week("2026-W44").unwrap().to_string(), "2026-10-26");
+        assert_eq!(monday_of(NaiveDate::MIN), NaiveDate::MIN);
+    }
 }

@@ -168,6 +168,13 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
             "from=2026-10-26&to=2026-11-02&bucket=week",
             "unknown parameter `bucket`",
         ),
+        // The calendar's ends: refused with the range, never a closed connection.
+        (
+            "from=-262143-01-01&to=-262143-01-09&unit=week",
+            "out of range",
+        ),
+        ("from=%2B262142-12-01&to=%2B262142-12-31", "out of range"),
+        ("from=1899-12-25&to=1900-01-08&unit=month", "out of range"),
     ] {
         let (status, body) = call(format!("{base}{query}"), Some(one.clone())).await;
         assert_eq!(status, 400, "{query}: {body}");
@@ -222,6 +229,18 @@ async fn the_report_api_serves_each_account_its_own_numbers() {
     assert_eq!(status, 200, "{body}");
     // Slowest resolve first: incident 5 (3600 s).
     assert_eq!(ids(&body)[0], 5);
+
+    // Extreme weeks and dates on the drilldown and the dashboard: a 400 that says why.
+    for path in [
+        "/api/v1/incidents?from=-262143-01-01&to=-262143-01-09",
+        "/dashboard?week=-262143-W10",
+        "/dashboard/table.csv?week=-262143-W10&table=trend",
+        "/dashboard/incidents?from=%2B262142-12-01&to=%2B262142-12-31",
+    ] {
+        let (status, _, body) = oneshot(&router, path, Some(&one)).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("out of range"), "{path}: {body}");
+    }
 
     // Reopened incidents (account 2, worked in the golden README): filter and sort by them;
     // the answer carries the count and the final resolve, and the dashboard marks them.

@@ -73,8 +73,8 @@ fn parse_until(s: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| {
-        format!("--until `{s}` is neither a date (2026-11-23) nor an RFC 3339 time (2026-11-23T00:00:00Z)")
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        super::usage(format!("--until `{s}` is neither a date (2026-11-23) nor an RFC 3339 time (2026-11-23T00:00:00Z)"))
     })?;
     Ok(date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
@@ -93,6 +93,7 @@ pub async fn run(places: &Places, command: FixturesCommand) -> anyhow::Result<()
                 pagerduty_share: args.pagerduty_share,
                 ..Config::default()
             };
+            cfg.validate().map_err(super::usage)?;
             let summary = mttx_fixtures::generate_into(cfg, &source, args.replace).await?;
             println!("generated into {source}\n{summary}");
         }

@@ -6,7 +6,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use mttx_etl::Shutdown;
 use mttx_migrations::Location;
@@ -193,7 +192,28 @@ pub enum Command {
 }
 
 fn location(flag: &str, value: &str) -> anyhow::Result<Location> {
-    value.parse().with_context(|| format!("--{flag}"))
+    value
+        .parse::<Location>()
+        .map_err(|e| usage(format!("--{flag}: {e}")))
+}
+
+/// A bad argument found after parsing (a location, a date, a setting out of range): the
+/// message says what to write instead, and `mttx` exits with status 2, as for the
+/// arguments clap itself refuses.
+#[derive(Debug)]
+pub(crate) struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `message` as a [`Usage`] error.
+pub(crate) fn usage(message: impl std::fmt::Display) -> anyhow::Error {
+    Usage(message.to_string()).into()
 }
 
 /// The one handler of SIGINT and SIGTERM: the first cancels the returned token (every
@@ -263,7 +283,8 @@ fn init_tracing() {
         .init();
 }
 
-/// Runs the command line; errors print their whole chain and exit with status 1.
+/// Runs the command line; errors print their whole chain and exit with status 1, or 2 for
+/// a bad argument ([`Usage`]).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -279,6 +300,10 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -2,7 +2,6 @@
 //! the replica at `--source` and, unless `--tz` says otherwise, in the account's own time
 //! zone.
 
-use anyhow::Context as _;
 use clap::Subcommand;
 use mttx_api::named::account_zone;
 use mttx_api::weekly::Format;
@@ -24,18 +23,23 @@ pub enum ReportCommand {
         #[arg(long)]
         team: Option<i64>,
         /// ISO week such as 2026-W44 (default: the last complete week in the time zone).
-        #[arg(long)]
-        week: Option<String>,
+        #[arg(long, value_parser = parse_week)]
+        week: Option<chrono::NaiveDate>,
         /// IANA time zone of the week (default: the account's own, from the replica at
         /// --source; UTC without a replica).
-        #[arg(long)]
-        tz: Option<String>,
+        #[arg(long, value_parser = super::parse_zone)]
+        tz: Option<chrono_tz::Tz>,
         #[arg(long, value_enum, default_value = "html")]
         format: FormatArg,
         /// Write here instead of stdout.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
+}
+
+/// `--week`: an ISO week such as 2026-W44, as its Monday (a bad one is a usage error).
+fn parse_week(s: &str) -> Result<chrono::NaiveDate, String> {
+    mttx_api::weekly::parse_week(s).map_err(|e| e.to_string())
 }
 
 /// The formats of `--format`.
@@ -69,9 +73,7 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
     } = command;
     let (names, source) = directory(places, account).await?;
     let tz: chrono_tz::Tz = match tz {
-        Some(tz) => tz.parse().map_err(|_| {
-            anyhow::anyhow!("--tz `{tz}` is not an IANA time zone such as Europe/Berlin")
-        })?,
+        Some(tz) => tz,
         None => match (account_zone(&names), &names.time_zone) {
             (Some(tz), _) => tz,
             (None, Some(zone)) => {
@@ -83,10 +85,7 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
             (None, None) => chrono_tz::UTC,
         },
     };
-    let monday = match week {
-        Some(w) => mttx_api::weekly::parse_week(&w).context("--week")?,
-        None => mttx_api::weekly::last_week(tz),
-    };
+    let monday = week.unwrap_or_else(|| mttx_api::weekly::last_week(tz));
     let state = places.open_state().await?;
     let engine = mttx_api::open_served(&state, &places.facts)
         .await?

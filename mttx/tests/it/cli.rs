@@ -84,24 +84,42 @@ fn bad_arguments_say_what_to_fix() {
             "--bad-rate",
         ),
         (
-            vec![
-                "fixtures",
-                "generate",
-                "--source",
-                "postgres://nobody@127.0.0.1:1/none",
-            ],
-            "cannot open",
+            vec!["report", "weekly", "--account", "1", "--week=-262143-W10"],
+            "out of range",
+        ),
+        (
+            vec!["report", "weekly", "--account", "1", "--week", "2026-W60"],
+            "has no ISO week 60",
+        ),
+        (
+            vec!["report", "weekly", "--account", "1", "--tz", "Mars/Olympus"],
+            "not an IANA time zone",
         ),
     ] {
         let out = mttx(&dir, &args);
         let (_, stderr) = text(&out);
-        assert!(!out.status.success(), "{args:?} succeeded");
+        // A bad argument: status 2 with the fix, never a panic (101).
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains(needle),
             "{args:?}: `{needle}` missing from {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // A database that cannot be reached is a failure, not a usage error: status 1.
+    let out = mttx(
+        &dir,
+        &[
+            "fixtures",
+            "generate",
+            "--source",
+            "postgres://nobody@127.0.0.1:1/none",
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot open"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -225,6 +225,16 @@ pub fn zone(name: Option<&str>) -> Result<Tz, ApiError> {
 /// An instant as a request gives it: ISO 8601 with an offset, or a local date-time or date
 /// read in `tz`.
 fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
+    let at = read_instant(field, text, tz)?;
+    if !mttx_query::YEARS.contains(&chrono::Datelike::year(&at)) {
+        return Err(bad(format!(
+            "filters.{field} `{text}` is out of range: ask for times in the years 1900 to 9999"
+        )));
+    }
+    Ok(at)
+}
+
+fn read_instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -255,7 +265,9 @@ pub fn range(
     };
     let start = match start {
         Some(s) => instant(names.0, s, tz)?,
-        None => end - chrono::Duration::days(DEFAULT_RANGE_DAYS),
+        None => end
+            .checked_sub_signed(chrono::Duration::days(DEFAULT_RANGE_DAYS))
+            .unwrap_or(end),
     };
     if end <= start {
         return Err(bad(format!(
