@@ -10,6 +10,7 @@
 pub mod body;
 pub mod dashboard;
 mod error;
+pub mod export;
 pub mod http;
 pub mod metrics_server;
 pub mod named;

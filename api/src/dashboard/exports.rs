@@ -100,7 +100,7 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         .first()
         .map(|r| r.metrics.keys().collect())
         .unwrap_or_default();
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::export::Csv::new();
     // Means and percentiles carry their sample sizes, interval and verdict.
     let judged: Vec<bool> = metrics
         .iter()
@@ -152,12 +152,12 @@ async fn table_csv_of(app: &App, account: i64, query: Option<&str>) -> Result<Re
         }
         w.write_record(&line).map_err(csv_error)?;
     }
-    let body = w.into_inner().map_err(|e| csv_error(e.into_error()))?;
+    let body = w.into_inner().map_err(csv_error)?;
     Ok(csv_response(&format!("{table}-{}.csv", report.week), body))
 }
 
 fn trend_csv(report: &Weekly) -> Result<Response, ApiError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::export::Csv::new();
     let metrics: Vec<&String> = report
         .trend
         .first()
@@ -177,14 +177,14 @@ fn trend_csv(report: &Weekly) -> Result<Response, ApiError> {
         }));
         w.write_record(&line).map_err(csv_error)?;
     }
-    let body = w.into_inner().map_err(|e| csv_error(e.into_error()))?;
+    let body = w.into_inner().map_err(csv_error)?;
     Ok(csv_response(&format!("trend-{}.csv", report.week), body))
 }
 
 /// Incidents as CSV, one row each, times in `tz` (RFC 3339 with offset), each id with its
 /// name beside it.
 fn facts_csv(name: &str, facts: &[NamedFact], tz: Tz) -> Result<Response, ApiError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::export::Csv::new();
     w.write_record([
         "incident_id",
         "incident_number",
@@ -251,7 +251,7 @@ fn facts_csv(name: &str, facts: &[NamedFact], tz: Tz) -> Result<Response, ApiErr
         ])
         .map_err(csv_error)?;
     }
-    let body = w.into_inner().map_err(|e| csv_error(e.into_error()))?;
+    let body = w.into_inner().map_err(csv_error)?;
     Ok(csv_response(name, body))
 }
 

@@ -64,12 +64,12 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
         "verdict",
         "name",
     ];
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::export::Csv::new();
     w.write_record(HEAD)?;
     let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     let count = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
     // A row with a value and a name only (freshness, trend, escalated incidents).
-    let plain = |w: &mut csv::Writer<Vec<u8>>, [section, key, metric, value, name]: [&str; 5]| {
+    let plain = |w: &mut crate::export::Csv, [section, key, metric, value, name]: [&str; 5]| {
         let mut line = [""; HEAD.len()];
         line[..4].copy_from_slice(&[section, key, metric, value]);
         line[HEAD.len() - 1] = name;
@@ -129,7 +129,7 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
         }
     }
     Ok(String::from_utf8(
-        w.into_inner().map_err(csv::IntoInnerError::into_error)?,
+        w.into_inner()?,
     )?)
 }
 
@@ -236,6 +236,16 @@ pub(crate) fn filters(env: &mut minijinja::Environment<'_>) {
 fn template(name: &str, source: &str, report: &Weekly) -> Result<String, minijinja::Error> {
     let mut env = minijinja::Environment::new();
     filters(&mut env);
+    if name.ends_with(".md") {
+        // Every value written into the Markdown is text, never markup: titles and names
+        // come from alert sources anyone can write to.
+        env.set_formatter(|out, _state, value| {
+            if !value.is_undefined() && !value.is_none() {
+                out.write_str(&crate::export::markdown(&value.to_string()))?;
+            }
+            Ok(())
+        });
+    }
     env.add_template(name, source)?;
     env.get_template(name)?.render(report)
 }

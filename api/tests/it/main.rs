@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod dashboard;
 mod dashboard_names;
+mod exports;
 mod freshness;
 mod goalert;
 mod names;
