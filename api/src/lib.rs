@@ -49,11 +49,25 @@ pub async fn serve(
     addr: SocketAddr,
     router: Router,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_until(addr, router, std::future::pending()).await
+}
+
+/// Serves `router` at `addr` until `stop` completes, then stops gracefully: no new
+/// connections are accepted, idle ones are closed, and every request already received is
+/// answered before the returned task ends. Returns the bound address and that task.
+pub async fn serve_until(
+    addr: SocketAddr,
+    router: Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listen = |source| Error::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
     let bound = listener.local_addr().map_err(listen)?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, "the server stopped");
         }
     });

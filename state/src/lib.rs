@@ -132,4 +132,16 @@ impl State {
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+
+    /// Whether the database answers a `SELECT 1` (a readiness check).
+    pub async fn ping(&self) -> Result<()> {
+        let done = match &self.pool {
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        };
+        done.map_err(|source| Error::Sql {
+            doing: "checking that the state database answers",
+            source,
+        })
+    }
 }

@@ -88,9 +88,18 @@ pub struct App {
     pub(crate) accepted: Accepted,
     extra_metrics: Option<fn() -> String>,
     min_sample: usize,
+    /// Set when the server starts to stop: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
+    /// Says the server is stopping: `/readyz` answers 503 so load balancers stop sending
+    /// requests; the requests already here are still answered.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Opens the facts table for serving.
     pub async fn open(
         facts: &str,
@@ -112,6 +121,7 @@ impl App {
             accepted: params::accepted(),
             extra_metrics: options.extra_metrics,
             min_sample: options.min_sample,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -209,10 +219,47 @@ pub(crate) async fn health() -> &'static str {
     "ok\n"
 }
 
+/// Readiness: whether a load balancer should send this server requests. 200 while the facts
+/// are open and the state database answers; 503 once the server is draining for a stop,
+/// or when the state does not answer.
+#[utoipa::path(get, path = "/readyz", security(()), responses(
+    (status = 200, description = "Ready: the facts are open and the state answers", body = String),
+    (status = 503, description = "Not ready: draining for a stop, or the state database does not answer", body = wire::ErrorBody),
+))]
+pub(crate) async fn ready(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    // Not ready is a normal state (a drain, a state restart): answered, not logged as an error.
+    let not_ready = |message: &str| {
+        let body = wire::ErrorBody {
+            error: wire::ErrorDetail {
+                status: 503,
+                message: message.to_owned(),
+            },
+        };
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(body),
+        )
+            .into_response()
+    };
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return not_ready("draining: this server is stopping; send requests to another");
+    }
+    if let Err(e) = app.state.ping().await {
+        tracing::warn!(error = %e, "not ready: the state database does not answer");
+        return not_ready("not ready: the state database does not answer");
+    }
+    let version = app.engine.read().await.version();
+    format!("ready (facts version {version})\n").into_response()
+}
+
 /// The API's routes: `/api/v1/…`, the document, liveness and the counters.
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics::scrape))
         .route("/openapi.json", get(openapi::document))
         .route("/api/v1/reports/incidents", get(reports::report))

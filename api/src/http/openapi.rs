@@ -48,6 +48,7 @@ impl utoipa::Modify for Bearer {
         super::incidents::detail,
         super::reports::noisy,
         super::health,
+        super::ready,
         super::metrics::scrape,
         super::analytics::all,
         super::analytics::services,

@@ -128,9 +128,7 @@ fn csv(report: &Weekly) -> Result<String, Box<dyn std::error::Error + Send + Syn
             )?;
         }
     }
-    Ok(String::from_utf8(
-        w.into_inner()?,
-    )?)
+    Ok(String::from_utf8(w.into_inner()?)?)
 }
 
 /// Seconds as a short duration: 45s, 12m 05s, 3h 20m, 2d 4h.

@@ -659,3 +659,25 @@ async fn the_server_answers_over_a_real_socket() {
     assert_eq!(body["error"]["status"], 404);
     let _ = std::fs::remove_dir_all(&served.dir);
 }
+
+/// `/readyz`: ready while the facts are open and the state answers; 503 once draining for
+/// a stop, while `/healthz` still says the process is alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_to_draining_on_a_stop() {
+    let Served { router, app, .. } = golden_server("ready").await;
+    let (status, _, body) = oneshot(&router, "/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("ready (facts version"), "{body}");
+    app.drain();
+    let (status, body) = oneshot_json(&router, "/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("draining"),
+        "{body}"
+    );
+    let (status, _) = oneshot_json(&router, "/healthz", None).await;
+    assert_eq!(status, 200);
+}

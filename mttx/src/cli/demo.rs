@@ -9,7 +9,7 @@ use mttx_fixtures::Config;
 use mttx_migrations::Location;
 
 use super::Places;
-use super::serve::{start, until_stopped};
+use super::serve::{StopArgs, serve_until_stopped};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -19,10 +19,16 @@ pub struct DemoArgs {
     /// Incidents in the sample replica (when it is made).
     #[arg(long, default_value_t = 20_000)]
     incidents: u64,
+    #[command(flatten)]
+    stop: StopArgs,
 }
 
 pub async fn run(places: &Places, args: DemoArgs) -> anyhow::Result<()> {
-    let DemoArgs { listen, incidents } = args;
+    let DemoArgs {
+        listen,
+        incidents,
+        stop,
+    } = args;
     let source = places.source()?;
     let fresh = match &source {
         Location::Sqlite(path) => !path.exists(),
@@ -57,20 +63,20 @@ pub async fn run(places: &Places, args: DemoArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;
-    let (bound, task) = start(app, listen).await?;
     let monday = mttx_api::weekly::monday_of(Utc::now().date_naive());
     let last_monday = monday - chrono::Days::new(7);
-    println!(
-        "\nmttx demo is serving at http://{bound}\n\n\
-         token for account 1 (valid 30 days):\n  {token}\n\n\
-         the dashboard: open http://{bound}/dashboard and sign in with the token\n\n\
-         last week's report by team, in Berlin time:\n  \
-         curl -H 'Authorization: Bearer {token}' \\\n    \
-         'http://{bound}/api/v1/reports/incidents?from={last_monday}&to={monday}&tz=Europe/Berlin&group_by=team'\n\n\
-         noisy alerts of that week: /api/v1/reports/noisy?from={last_monday}&to={monday}&tz=Europe/Berlin\n\
-         every endpoint and parameter: http://{bound}/openapi.json\n\n\
-         Ctrl-C stops it."
-    );
-    until_stopped(task).await;
-    Ok(())
+    serve_until_stopped(app, listen, stop, |bound| {
+        println!(
+            "\nmttx demo is serving at http://{bound}\n\n\
+             token for account 1 (valid 30 days):\n  {token}\n\n\
+             the dashboard: open http://{bound}/dashboard and sign in with the token\n\n\
+             last week's report by team, in Berlin time:\n  \
+             curl -H 'Authorization: Bearer {token}' \\\n    \
+             'http://{bound}/api/v1/reports/incidents?from={last_monday}&to={monday}&tz=Europe/Berlin&group_by=team'\n\n\
+             noisy alerts of that week: /api/v1/reports/noisy?from={last_monday}&to={monday}&tz=Europe/Berlin\n\
+             every endpoint and parameter: http://{bound}/openapi.json\n\n\
+             Ctrl-C stops it."
+        );
+    })
+    .await
 }

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use super::{Places, shutdown_on_signal};
@@ -17,6 +16,17 @@ pub struct ServeArgs {
     /// by account, parameters and facts table version, so none is ever stale.
     #[arg(long, default_value_t = 256, env = "MTTX_CACHE_MIB")]
     cache_mib: u64,
+    #[command(flatten)]
+    stop: StopArgs,
+}
+
+/// How a server stops.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct StopArgs {
+    /// On SIGTERM or SIGINT, how long to keep answering the requests already received
+    /// before exiting anyway (new connections are refused at once and /readyz says 503).
+    #[arg(long, default_value_t = 30, env = "MTTX_SHUTDOWN_SECONDS")]
+    shutdown_seconds: u64,
 }
 
 pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
@@ -29,31 +39,50 @@ pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;
-    let (bound, task) = start(app, args.listen).await?;
-    tracing::info!(
-        "serving the report API at http://{bound}/api/v1/reports/incidents (document: /openapi.json)"
-    );
-    eprintln!("listening on http://{bound}");
-    until_stopped(task).await;
-    Ok(())
+    serve_until_stopped(app, args.listen, args.stop, |bound| {
+        tracing::info!(
+            "serving the report API at http://{bound}/api/v1/reports/incidents (document: /openapi.json)"
+        );
+        eprintln!("listening on http://{bound}");
+    })
+    .await
 }
 
-/// Serves `app` at `listen`, following the served facts: the bound address and the task.
-pub async fn start(
+/// Serves `app` at `listen`, following the served facts, until SIGTERM or SIGINT (or the
+/// server stops by itself); `announce` is told the bound address. On the signal the
+/// server drains: /readyz answers 503, no new connection is accepted, and the requests
+/// already received are answered for up to `--shutdown-seconds` before it returns.
+pub async fn serve_until_stopped(
     app: std::sync::Arc<mttx_api::App>,
     listen: SocketAddr,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    stop: StopArgs,
+    announce: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     app.follow(Duration::from_secs(1));
-    mttx_api::serve(listen, mttx_api::app(app))
+    let shutdown = shutdown_on_signal("stopping the server: answering the requests in flight");
+    let drained = {
+        let (shutdown, app) = (shutdown.clone(), app.clone());
+        async move {
+            shutdown.cancelled().await;
+            app.drain();
+        }
+    };
+    let (bound, task) = mttx_api::serve_until(listen, mttx_api::app(app), drained)
         .await
-        .context("--listen")
-}
-
-/// Until SIGINT/SIGTERM, or the server stops by itself.
-pub async fn until_stopped(task: tokio::task::JoinHandle<()>) {
-    let shutdown = shutdown_on_signal("stopping the server");
+        .map_err(|e| anyhow::Error::new(e).context("--listen"))?;
+    announce(bound);
+    let mut task = std::pin::pin!(task);
     tokio::select! {
+        _ = &mut task => return Ok(()),
         _ = shutdown.cancelled() => {}
-        _ = task => {}
     }
+    let grace = Duration::from_secs(stop.shutdown_seconds);
+    match tokio::time::timeout(grace, task).await {
+        Ok(_) => tracing::info!("stopped: every request received was answered"),
+        Err(_) => tracing::warn!(
+            "stopped after {} s (--shutdown-seconds) with requests still running",
+            grace.as_secs()
+        ),
+    }
+    Ok(())
 }

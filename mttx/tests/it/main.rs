@@ -11,4 +11,5 @@ mod metrics;
 #[path = "../../../pagerduty/tests/it/server.rs"]
 mod pd_server;
 mod reprocess;
+mod serve;
 mod weekly;
