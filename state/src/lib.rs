@@ -27,7 +27,7 @@ pub use generations::{Generation, GenerationStatus};
 pub use leases::Lease;
 pub use quarantine::Quarantined;
 pub use runs::RunCounts;
-pub use tokens::TokenCheck;
+pub use tokens::{Scope, TokenCheck, TokenInfo};
 
 pub use mttx_facts::{MetricsVersion, Versions};
 

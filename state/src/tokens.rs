@@ -1,17 +1,66 @@
 //! `api_tokens`: bearer tokens, each scoped to one account. Only a token's SHA-256 hash and
 //! its first characters (to tell tokens apart when revoking) are stored.
 
+use chrono::{DateTime, Utc};
+
 use crate::dialect::dialect;
 use crate::{Error, Result, State, err};
 
 /// What a presented API token turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenCheck {
-    /// Valid, for this account.
-    Account(i64),
+    /// Valid, for this account, with this scope.
+    Account(i64, Scope),
     Unknown,
     Expired,
     Revoked,
+}
+
+/// What a token may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every endpoint: the report API, the Analytics API and the dashboard.
+    #[default]
+    Api,
+    /// The dashboard's pages and downloads only: a token on a shared screen cannot read
+    /// the JSON APIs.
+    Dashboard,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Api => "api",
+            Scope::Dashboard => "dashboard",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "api" => Ok(Scope::Api),
+            "dashboard" => Ok(Scope::Dashboard),
+            _ => Err(format!("`{s}` is not a scope: use api or dashboard")),
+        }
+    }
+}
+
+/// One token as `mttx token list` shows it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    /// The token's first characters, to tell tokens apart.
+    pub prefix: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When the API last checked it (at most once per token check period of a server).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -32,6 +81,19 @@ impl State {
         name: &str,
         ttl_s: Option<i64>,
     ) -> Result<String> {
+        self.create_scoped_token(account, name, ttl_s, Scope::Api)
+            .await
+    }
+
+    /// [`State::create_token`] with a [`Scope`].
+    #[tracing::instrument(skip_all, fields(account, name, scope = scope.as_str()), err)]
+    pub async fn create_scoped_token(
+        &self,
+        account: i64,
+        name: &str,
+        ttl_s: Option<i64>,
+        scope: Scope,
+    ) -> Result<String> {
         let mut bytes = [0_u8; 24];
         getrandom::fill(&mut bytes).map_err(Error::Random)?;
         let token: String = std::iter::once("mttx_".to_owned())
@@ -39,8 +101,8 @@ impl State {
             .collect();
         let sql = dialect(
             &self.pool,
-            "INSERT INTO api_tokens (account_id, name, token_prefix, token_hash, expires_at) \
-             VALUES ($1, $2, $3, $4, CASE WHEN $5 < 0 THEN NULL ELSE {now+$5} END)",
+            "INSERT INTO api_tokens (account_id, name, token_prefix, token_hash, expires_at, scope) \
+             VALUES ($1, $2, $3, $4, CASE WHEN $5 < 0 THEN NULL ELSE {now+$5} END, $6)",
         );
         on_pool!(&self.pool, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -49,6 +111,7 @@ impl State {
                 .bind(&token[..13])
                 .bind(sha256_hex(&token))
                 .bind(ttl_s.unwrap_or(-1))
+                .bind(scope.as_str())
                 .execute(p)
                 .await
                 .map(drop)
@@ -57,28 +120,125 @@ impl State {
         Ok(token)
     }
 
-    /// Checks a presented token.
+    /// Checks a presented token, and records that a valid one was used.
     #[tracing::instrument(skip_all, err)]
     pub async fn check_token(&self, token: &str) -> Result<TokenCheck> {
         let sql = dialect(
             &self.pool,
-            "SELECT account_id, expires_at IS NOT NULL AND expires_at < {now}, revoked_at IS NOT NULL \
+            "SELECT account_id, expires_at IS NOT NULL AND expires_at < {now}, revoked_at IS NOT NULL, scope \
              FROM api_tokens WHERE token_hash = $1",
         );
         let hash = sha256_hex(token);
-        let row: Option<(i64, bool, bool)> = on_pool!(&self.pool, p => {
+        let row: Option<(i64, bool, bool, String)> = on_pool!(&self.pool, p => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&hash)
                 .fetch_optional(p)
                 .await
                 .map_err(err("checking a token"))?
         });
-        Ok(match row {
+        let check = match row {
             None => TokenCheck::Unknown,
-            Some((_, _, true)) => TokenCheck::Revoked,
-            Some((_, true, _)) => TokenCheck::Expired,
-            Some((account, false, false)) => TokenCheck::Account(account),
-        })
+            Some((_, _, true, _)) => TokenCheck::Revoked,
+            Some((_, true, _, _)) => TokenCheck::Expired,
+            // A scope this mttx does not know reads as the narrowest.
+            Some((account, false, false, scope)) => {
+                TokenCheck::Account(account, scope.parse().unwrap_or(Scope::Dashboard))
+            }
+        };
+        if matches!(check, TokenCheck::Account(..)) {
+            let used = dialect(
+                &self.pool,
+                "UPDATE api_tokens SET last_used_at = {now} WHERE token_hash = $1",
+            );
+            on_pool!(&self.pool, p => {
+                sqlx::query(sqlx::AssertSqlSafe(used.as_str()))
+                    .bind(&hash)
+                    .execute(p)
+                    .await
+                    .map(drop)
+                    .map_err(err("recording a token's use"))?
+            });
+        }
+        Ok(check)
+    }
+
+    /// The tokens of `account`, oldest first (never the tokens themselves).
+    #[tracing::instrument(skip_all, fields(account), err)]
+    pub async fn list_tokens(&self, account: i64) -> Result<Vec<TokenInfo>> {
+        let sql = dialect(
+            &self.pool,
+            "SELECT id, account_id, name, token_prefix, scope, created_at, expires_at, revoked_at, last_used_at \
+             FROM api_tokens WHERE account_id = $1 ORDER BY id",
+        );
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(account)
+                .fetch_all(p)
+                .await
+                .map_err(err("listing tokens"))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| TokenInfo {
+                id: r.0,
+                account_id: r.1,
+                name: r.2,
+                prefix: r.3,
+                scope: r.4,
+                created_at: r.5,
+                expires_at: r.6,
+                revoked_at: r.7,
+                last_used_at: r.8,
+            })
+            .collect())
+    }
+
+    /// Revokes the token with id `id`: the token as it is now (None: no such token). A
+    /// token revoked before keeps its first revocation time.
+    #[tracing::instrument(skip_all, fields(id), err)]
+    pub async fn revoke_token(&self, id: i64) -> Result<Option<TokenInfo>> {
+        let sql = dialect(
+            &self.pool,
+            "UPDATE api_tokens SET revoked_at = {now} WHERE id = $1 AND revoked_at IS NULL",
+        );
+        on_pool!(&self.pool, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .execute(p)
+                .await
+                .map(drop)
+                .map_err(err("revoking a token"))?
+        });
+        let account_sql = dialect(
+            &self.pool,
+            "SELECT account_id FROM api_tokens WHERE id = $1",
+        );
+        let account: Option<i64> = on_pool!(&self.pool, p => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(account_sql.as_str()))
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(err("revoking a token"))?
+        });
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        Ok(self
+            .list_tokens(account)
+            .await?
+            .into_iter()
+            .find(|t| t.id == id))
     }
 
     /// Revokes every token of `account` whose text starts with `prefix`; returns how many.

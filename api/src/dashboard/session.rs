@@ -76,10 +76,14 @@ async fn signed_in(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<i64, Res
             .finish();
         return Err(Redirect::to(&to).into_response());
     };
-    token_account(app, token).await.map_err(|e| {
-        let (status, m) = e.answer();
-        login_page(status, Some(&m), &next, from_cookie.is_some())
-    })
+    // Any scope reads the dashboard.
+    token_account(app, token)
+        .await
+        .map(|(account, _scope)| account)
+        .map_err(|e| {
+            let (status, m) = e.answer();
+            login_page(status, Some(&m), &next, from_cookie.is_some())
+        })
 }
 
 /// The signed-in account of a page request; not signed in, the sign-in page (saying

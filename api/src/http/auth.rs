@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
-use mttx_state::TokenCheck;
+use mttx_state::{Scope, TokenCheck};
 use quick_cache::sync::Cache;
 
 use super::{ApiError, App};
@@ -34,7 +34,12 @@ impl FromRequestParts<Arc<App>> for Account {
                     .into(),
             )
         })?;
-        token_account(app, token).await.map(Account)
+        match token_account(app, token).await? {
+            (account, Scope::Api) => Ok(Account(account)),
+            (_, Scope::Dashboard) => Err(ApiError::Forbidden(
+                "this token may only sign in to the dashboard; for the API create one with `mttx token create --account <id>` (scope api, the default)".into(),
+            )),
+        }
     }
 }
 
@@ -52,9 +57,10 @@ pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
     Some(token.trim().trim_matches('"'))
 }
 
-/// The account of `token`, or a 401 that says why not (unknown, expired, revoked).
+/// The account and scope of `token`, or a 401 that says why not (unknown, expired,
+/// revoked).
 #[tracing::instrument(skip_all)]
-pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiError> {
+pub(crate) async fn token_account(app: &App, token: &str) -> Result<(i64, Scope), ApiError> {
     let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
     let check = match app.tokens.get(token) {
         Some(c) => Ok(c),
@@ -67,7 +73,7 @@ pub(crate) async fn token_account(app: &App, token: &str) -> Result<i64, ApiErro
         }),
     };
     match check {
-        Ok(TokenCheck::Account(a)) => Ok(a),
+        Ok(TokenCheck::Account(a, scope)) => Ok((a, scope)),
         Ok(TokenCheck::Unknown) => Err(unauthorized(
             "this token is not known; create one with `mttx token create`",
         )),

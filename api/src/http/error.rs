@@ -22,6 +22,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401: no usable token; the message says what to do.
     Unauthorized(String),
+    /// 403: a token whose scope does not reach this endpoint.
+    Forbidden(String),
     /// 404: nothing there, or not in the token's account.
     NotFound(String),
     /// 503: a store cannot be read right now; asking again may work.
@@ -62,6 +64,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +74,10 @@ impl ApiError {
     /// What the client is told.
     pub fn message(&self) -> &str {
         match self {
-            Self::BadRequest(m) | Self::Unauthorized(m) | Self::NotFound(m) => m,
+            Self::BadRequest(m)
+            | Self::Unauthorized(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m) => m,
             Self::Unavailable { message, .. } | Self::Internal { message, .. } => message,
         }
     }

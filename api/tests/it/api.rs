@@ -681,3 +681,78 @@ async fn readiness_turns_to_draining_on_a_stop() {
     let (status, _) = oneshot_json(&router, "/healthz", None).await;
     assert_eq!(status, 200);
 }
+
+/// Tokens: each use is recorded, a revoked one is refused within the token check period
+/// (10 s), and a dashboard-scoped one signs in to the dashboard but reads no JSON API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_recorded_revoked_and_scoped() {
+    let dir = scratch("tokens");
+    let replica = Location::Sqlite(dir.join("replica.sqlite"));
+    load_dataset(&golden::dataset().unwrap(), &replica, false)
+        .await
+        .unwrap();
+    let (facts, state) = folded(&dir, &replica).await;
+    let token = state.create_token(1, "ci", None).await.unwrap();
+    let screen = state
+        .create_scoped_token(1, "wall screen", None, mttx_state::Scope::Dashboard)
+        .await
+        .unwrap();
+    let listed = state.list_tokens(1).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|t| t.last_used_at.is_none()));
+    let id = listed.iter().find(|t| t.name == "ci").unwrap().id;
+    let app = App::open(&facts, state.clone(), None, Default::default())
+        .await
+        .unwrap();
+    let router = mttx_api::app(app);
+
+    let (status, body) = oneshot_json(&router, WEEK, Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    let used = state.list_tokens(1).await.unwrap();
+    let ci = used.iter().find(|t| t.id == id).unwrap();
+    assert!(ci.last_used_at.is_some(), "{ci:?}");
+    assert!(
+        !format!("{used:?}").contains(&token[13..]),
+        "a listing shows the token"
+    );
+
+    // The dashboard-scoped token: pages yes, JSON no (403 with the fix).
+    let (status, body) = oneshot_json(&router, WEEK, Some(&screen)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dashboard"),
+        "{body}"
+    );
+    let (status, _, page) = oneshot(&router, "/dashboard?week=2026-W44", Some(&screen)).await;
+    assert_eq!(status, 200, "{page}");
+
+    // Revoked while the server holds a fresh check of it: refused within 10 s.
+    let revoked = state.revoke_token(id).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let since = std::time::Instant::now();
+    loop {
+        let (status, body) = oneshot_json(&router, WEEK, Some(&token)).await;
+        if status == 401 {
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("revoked"),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            since.elapsed() <= mttx_api::http::auth::TOKEN_TTL + std::time::Duration::from_secs(1),
+            "a revoked token still works after {:?}",
+            since.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(state.revoke_token(999_999).await.unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -112,3 +112,52 @@ async fn concurrent_claims_hand_out_each_lease_once(pool: PgPool) {
     let want: Vec<String> = items.into_iter().map(|i| i.0).collect();
     assert_eq!(all, want);
 }
+
+/// Tokens on both state backends: scope, use, listing and revocation read back alike.
+async fn tokens(state: &State) {
+    let t = state.create_token(5, "api", Some(3600)).await.unwrap();
+    let d = state
+        .create_scoped_token(5, "screen", None, mttx_state::Scope::Dashboard)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.check_token(&t).await.unwrap(),
+        mttx_state::TokenCheck::Account(5, mttx_state::Scope::Api)
+    );
+    assert_eq!(
+        state.check_token(&d).await.unwrap(),
+        mttx_state::TokenCheck::Account(5, mttx_state::Scope::Dashboard)
+    );
+    let listed = state.list_tokens(5).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let api = &listed[0];
+    assert_eq!((api.name.as_str(), api.scope.as_str()), ("api", "api"));
+    assert!(api.last_used_at.is_some() && api.revoked_at.is_none());
+    let hours = (api.expires_at.unwrap() - api.created_at).num_minutes();
+    assert!((59..=61).contains(&hours), "{api:?}");
+    assert_eq!(listed[1].expires_at, None);
+    let revoked = state.revoke_token(api.id).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        state.check_token(&t).await.unwrap(),
+        mttx_state::TokenCheck::Revoked
+    );
+    assert!(state.list_tokens(6).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn tokens_on_postgres(pool: PgPool) {
+    tokens(&State::open(&location(&pool).await).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn tokens_on_sqlite() {
+    let dir = mttx_fixtures::testing::scratch("tokens").unwrap();
+    tokens(
+        &State::open(&Location::Sqlite(dir.join("state.sqlite")))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

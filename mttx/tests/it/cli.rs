@@ -289,8 +289,61 @@ fn token_create_prints_the_token_last() {
     assert!(token.starts_with("mttx_") && token.len() == 53, "{stdout}");
     assert!(stderr.contains("account 3"), "{stderr}");
     let out = mttx(&dir, &["token", "create", "--account", "0"]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out).1.contains("--account must be"),
+        "{:?}",
+        text(&out)
+    );
+
+    // A dashboard token beside it; the list shows both, never a token.
+    let out = mttx(
+        &dir,
+        &[
+            "token",
+            "create",
+            "--account",
+            "3",
+            "--name",
+            "screen",
+            "--scope",
+            "dashboard",
+        ],
+    );
+    let screen = text(&out).0.lines().last().unwrap().to_owned();
+    let out = mttx(&dir, &["token", "list", "--account", "3"]);
+    let (list, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(lines[0].starts_with("id  name"), "{list}");
+    assert!(
+        lines[1].contains("wall") && lines[1].contains(" api ") && lines[1].contains(&token[..13]),
+        "{list}"
+    );
+    assert!(
+        lines[2].contains("screen") && lines[2].contains("dashboard"),
+        "{list}"
+    );
+    assert!(!list.contains(token) && !list.contains(&screen), "{list}");
+    let id = lines[1].split_whitespace().next().unwrap();
+    says(
+        &mttx(&dir, &["token", "revoke", "--id", id]),
+        "revoked token",
+    );
+    let out = mttx(&dir, &["token", "list", "--account", "3"]);
+    let revoked_line = text(&out).0.lines().nth(1).unwrap().to_owned();
+    assert!(revoked_line.trim_end().ends_with("UTC"), "{revoked_line}");
+    let out = mttx(&dir, &["token", "revoke", "--id", "4242"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("no token 4242"), "{:?}", text(&out));
+    let out = mttx(
+        &dir,
+        &["token", "create", "--account", "3", "--scope", "admin"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("use api or dashboard"),
         "{:?}",
         text(&out)
     );
