@@ -27,12 +27,17 @@ pub use error::{Error, Result};
 pub use http::{App, AppOptions, CACHE_BYTES, open_served};
 
 /// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
-/// for anything else, and around them the request counters, a 64 KiB body limit,
+/// for anything else, security headers on every answer, and around them the request
+/// counters, a 64 KiB body limit,
 /// compression, a 30 s timeout (503) and request tracing.
 pub fn app(app: Arc<App>) -> Router {
     http::routes()
         .merge(dashboard::routes())
         .fallback(http::nothing_here)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            http::headers::secure,
+        ))
         .with_state(app)
         .layer(axum::middleware::from_fn(http::metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
@@ -64,7 +69,9 @@ pub async fn serve_until(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
     let bound = listener.local_addr().map_err(listen)?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
+        // The peer's address reaches handlers (the sign-in rate limit).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service)
             .with_graceful_shutdown(stop)
             .await
         {

@@ -34,7 +34,7 @@ fn translate(postgres: bool, sql: &str) -> String {
             format!("(now() + make_interval(secs => {param}))")
         } else {
             format!(
-                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || CAST({param} AS TEXT) || ' seconds')"
+                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', CAST({param} AS TEXT) || ' seconds')"
             )
         };
         out.replace_range(at..=end, &later);
@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(
             translate(false, sql),
             "UPDATE t SET at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), until = \
-             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || CAST(?2 AS TEXT) || ' seconds'), \
+             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', CAST(?2 AS TEXT) || ' seconds'), \
              v = CAST(?1 AS TEXT)"
         );
     }

@@ -6,6 +6,7 @@
 //! - [`leases`]: work held by one worker at a time (backfill ranges, the lead of the
 //!   incremental ETL), with fences and a [`leases::heartbeat`].
 //! - [`tokens`]: API tokens, stored as hashes.
+//! - [`sessions`]: dashboard sign-ins, stored as hashes, each tied to its token.
 //! - [`generations`]: the generations of the facts table and which one is served.
 //! - [`freshness`]: how current each facts table is (`data_as_of`).
 //!
@@ -20,6 +21,7 @@ pub mod generations;
 pub mod leases;
 pub mod quarantine;
 pub mod runs;
+pub mod sessions;
 pub mod tokens;
 
 pub use freshness::Freshness;

@@ -21,6 +21,9 @@ mod incidents;
 mod overview;
 mod session;
 
+pub use session::LOGINS_PER_MINUTE;
+pub(crate) use session::LoginLimit;
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 

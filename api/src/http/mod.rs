@@ -17,6 +17,7 @@ pub mod analytics;
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod headers;
 pub mod incidents;
 pub mod metrics;
 pub mod names;
@@ -60,6 +61,12 @@ pub struct AppOptions {
     /// The fewest values on either side of a change of a mean or percentile for a verdict.
     /// Default [`mttx_query::DEFAULT_MIN_SAMPLE`].
     pub min_sample: usize,
+    /// Mark the session cookie `Secure` and send HSTS (the server is reached over HTTPS).
+    pub cookie_secure: bool,
+    /// Trust `X-Forwarded-For`, `-Proto` and `-Host` from a proxy in front: the client's
+    /// address for the sign-in rate limit, and HTTPS (a `Secure` cookie, HSTS) when the
+    /// proxy says so.
+    pub trust_proxy: bool,
 }
 
 impl Default for AppOptions {
@@ -69,6 +76,8 @@ impl Default for AppOptions {
             extra_metrics: None,
             names_ttl: names::NAMES_TTL,
             min_sample: mttx_query::DEFAULT_MIN_SAMPLE,
+            cookie_secure: false,
+            trust_proxy: false,
         }
     }
 }
@@ -79,7 +88,7 @@ pub struct App {
     pub(crate) engine: RwLock<Engine>,
     /// The `--facts` location: generation 1, and where new generations are built beside.
     base: String,
-    state: State,
+    pub(crate) state: State,
     /// The replica, for incident timelines (None: detail without timeline).
     pub(crate) source: Option<Source>,
     answers: Answers,
@@ -90,6 +99,30 @@ pub struct App {
     min_sample: usize,
     /// Set when the server starts to stop: `/readyz` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+    /// How the server is reached: behind TLS, behind a proxy.
+    pub(crate) reach: Reach,
+    /// Sign-in attempts by client address.
+    pub(crate) login_limit: crate::dashboard::LoginLimit,
+}
+
+/// How the server is reached (from [`AppOptions`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Reach {
+    pub cookie_secure: bool,
+    pub trust_proxy: bool,
+}
+
+impl Reach {
+    /// Whether `headers` came over HTTPS: always with `cookie_secure`, else when a
+    /// trusted proxy says so.
+    pub fn https(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.cookie_secure
+            || (self.trust_proxy
+                && headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|p| p.eq_ignore_ascii_case("https")))
+    }
 }
 
 impl App {
@@ -122,6 +155,11 @@ impl App {
             extra_metrics: options.extra_metrics,
             min_sample: options.min_sample,
             draining: std::sync::atomic::AtomicBool::new(false),
+            reach: Reach {
+                cookie_secure: options.cookie_secure,
+                trust_proxy: options.trust_proxy,
+            },
+            login_limit: crate::dashboard::LoginLimit::default(),
         }))
     }
 

@@ -11,3 +11,4 @@ mod freshness;
 mod goalert;
 mod names;
 mod pagerduty;
+mod web;

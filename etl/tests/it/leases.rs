@@ -136,7 +136,31 @@ async fn tokens(state: &State) {
     let hours = (api.expires_at.unwrap() - api.created_at).num_minutes();
     assert!((59..=61).contains(&hours), "{api:?}");
     assert_eq!(listed[1].expires_at, None);
+    // A session opened with the token signs in as it; it ends when closed, and a session
+    // of a revoked token is refused.
+    let id = state.open_session(&t, 3600).await.unwrap().unwrap();
+    assert_eq!(id.len(), 64);
+    assert_eq!(
+        state.check_session(&id).await.unwrap(),
+        mttx_state::TokenCheck::Account(5, mttx_state::Scope::Api)
+    );
+    assert!(state.close_session(&id).await.unwrap());
+    assert_eq!(
+        state.check_session(&id).await.unwrap(),
+        mttx_state::TokenCheck::Unknown
+    );
+    assert_eq!(state.open_session("mttx_nope", 3600).await.unwrap(), None);
+    let kept = state.open_session(&t, 3600).await.unwrap().unwrap();
+    let short = state.open_session(&t, -1).await.unwrap().unwrap();
+    assert_eq!(
+        state.check_session(&short).await.unwrap(),
+        mttx_state::TokenCheck::Expired
+    );
     let revoked = state.revoke_token(api.id).await.unwrap().unwrap();
+    assert_eq!(
+        state.check_session(&kept).await.unwrap(),
+        mttx_state::TokenCheck::Revoked
+    );
     assert!(revoked.revoked_at.is_some());
     assert_eq!(
         state.check_token(&t).await.unwrap(),

@@ -60,6 +60,8 @@ pub async fn run(places: &Places, args: DemoArgs) -> anyhow::Result<()> {
     let options = mttx_api::AppOptions {
         extra_metrics: Some(mttx_etl::metrics::render),
         min_sample: places.min_sample,
+        cookie_secure: stop.cookie_secure,
+        trust_proxy: stop.trust_proxy,
         ..Default::default()
     };
     let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;

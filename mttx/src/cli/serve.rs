@@ -20,13 +20,21 @@ pub struct ServeArgs {
     stop: StopArgs,
 }
 
-/// How a server stops.
+/// How a server stops, and how it is reached.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct StopArgs {
     /// On SIGTERM or SIGINT, how long to keep answering the requests already received
     /// before exiting anyway (new connections are refused at once and /readyz says 503).
     #[arg(long, default_value_t = 30, env = "MTTX_SHUTDOWN_SECONDS")]
     shutdown_seconds: u64,
+    /// The dashboard is reached over HTTPS: mark its session cookie `Secure` and send HSTS.
+    #[arg(long, env = "MTTX_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+    /// Trust X-Forwarded-For/-Proto/-Host from a proxy in front (the client address of
+    /// the sign-in rate limit; `Secure` cookies and HSTS when it says https). Only behind a
+    /// proxy that sets them.
+    #[arg(long, env = "MTTX_TRUST_PROXY")]
+    pub trust_proxy: bool,
 }
 
 pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
@@ -36,6 +44,8 @@ pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
         cache_bytes: args.cache_mib << 20,
         extra_metrics: Some(mttx_etl::metrics::render),
         min_sample: places.min_sample,
+        cookie_secure: args.stop.cookie_secure,
+        trust_proxy: args.stop.trust_proxy,
         ..Default::default()
     };
     let app = mttx_api::App::open(&places.facts, state, Some(replica), options).await?;
