@@ -14,6 +14,7 @@ pub mod export;
 pub mod http;
 pub mod metrics_server;
 pub mod named;
+mod server;
 pub mod weekly;
 
 use std::net::SocketAddr;
@@ -29,7 +30,8 @@ pub use http::{App, AppOptions, CACHE_BYTES, open_served};
 /// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
 /// for anything else, security headers on every answer, and around them the request
 /// counters, a 64 KiB body limit,
-/// compression, a 30 s timeout (503) and request tracing.
+/// compression, a 30 s timeout (503), request tracing and, outermost, one error shape
+/// (JSON) for every refusal ([`http::limits`]).
 pub fn app(app: Arc<App>) -> Router {
     http::routes()
         .merge(dashboard::routes())
@@ -47,6 +49,7 @@ pub fn app(app: Arc<App>) -> Router {
             Duration::from_secs(30),
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(http::limits::one_error_shape))
 }
 
 /// Serves `router` at `addr` until the process ends; returns the bound address.
@@ -67,16 +70,7 @@ pub async fn serve_until(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listen = |source| Error::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
-    let bound = listener.local_addr().map_err(listen)?;
-    let task = tokio::spawn(async move {
-        // The peer's address reaches handlers (the sign-in rate limit).
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "the server stopped");
-        }
-    });
+    let bound = server::address(&listener).map_err(listen)?;
+    let task = tokio::spawn(server::run(listener, router, stop));
     Ok((bound, task))
 }

@@ -33,9 +33,7 @@ fn translate(postgres: bool, sql: &str) -> String {
         let later = if postgres {
             format!("(now() + make_interval(secs => {param}))")
         } else {
-            format!(
-                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', CAST({param} AS TEXT) || ' seconds')"
-            )
+            format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', CAST({param} AS TEXT) || ' seconds')")
         };
         out.replace_range(at..=end, &later);
     }

@@ -131,7 +131,7 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// Prometheus counters of the server (and of an ETL in the same process).
-#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String)))]
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
     if let Some(t) = app.engine.read().await.data_as_of() {
         GLOBAL.data_as_of.set(t.timestamp());

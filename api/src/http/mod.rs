@@ -19,6 +19,7 @@ pub mod cache;
 pub mod error;
 pub mod headers;
 pub mod incidents;
+pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod openapi;

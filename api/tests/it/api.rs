@@ -756,3 +756,102 @@ async fn tokens_are_recorded_revoked_and_scoped() {
     assert!(state.revoke_token(999_999).await.unwrap().is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One error shape over a real socket: a wrong method (405), a body too large (413), a URL
+/// too long (414) and too many or too large headers (431) all answer the JSON error, with
+/// a message that says what to send instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_is_the_json_error() {
+    use std::io::{Read, Write};
+    let served = golden_server("api-refusals").await;
+    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), served.router.clone())
+        .await
+        .unwrap();
+    let one = served.one.clone();
+    let raw = move |head: String, body: Vec<u8>| -> (u16, String, String) {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        // The server may answer before reading a body it refuses.
+        let _ = s.write_all(&body);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        (status, head.to_ascii_lowercase(), body.to_owned())
+    };
+    let cases = tokio::task::spawn_blocking(move || {
+        let auth = format!("Authorization: Bearer {one}\r\n");
+        let big = vec![b'{'; 100 * 1024];
+        let many: String = (0..150).map(|i| format!("X-Extra-{i}: {i}\r\n")).collect();
+        let large = format!("X-Large: {}\r\n", "a".repeat(40 * 1024));
+        vec![
+            (
+                405,
+                "allow",
+                raw(
+                    format!("DELETE {WEEK} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+                    vec![],
+                ),
+            ),
+            (
+                413,
+                "64 kib",
+                raw(
+                    format!(
+                        "POST /analytics/raw/incidents HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        big.len()
+                    ),
+                    big,
+                ),
+            ),
+            (
+                414,
+                "at most 8192",
+                raw(
+                    format!(
+                        "GET {WEEK}&x={} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n",
+                        "a".repeat(9000)
+                    ),
+                    vec![],
+                ),
+            ),
+            (
+                431,
+                "at most 100 headers",
+                raw(
+                    format!("GET {WEEK} HTTP/1.1\r\nHost: x\r\n{auth}{many}Connection: close\r\n\r\n"),
+                    vec![],
+                ),
+            ),
+            (
+                431,
+                "bytes",
+                raw(
+                    format!("GET {WEEK} HTTP/1.1\r\nHost: x\r\n{auth}{large}Connection: close\r\n\r\n"),
+                    vec![],
+                ),
+            ),
+        ]
+    })
+    .await
+    .unwrap();
+    for (want, needle, (status, head, body)) in cases {
+        assert_eq!(status, want, "{head}\n{body}");
+        assert!(
+            head.contains("content-type: application/json"),
+            "{want}: {head}"
+        );
+        let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(json["error"]["status"], want, "{body}");
+        let message = json["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        assert!(
+            message.contains(needle) || head.contains(needle),
+            "{want}: `{needle}` in {head}\n{body}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&served.dir);
+}
