@@ -30,8 +30,8 @@ pub use http::{App, AppOptions, CACHE_BYTES, open_served};
 /// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
 /// for anything else, security headers on every answer, and around them the request
 /// counters, a 64 KiB body limit,
-/// compression, a 30 s timeout (503), request tracing and, outermost, one error shape
-/// (JSON) for every refusal ([`http::limits`]).
+/// compression, a 30 s timeout (503), request tracing, one error shape (JSON) for every
+/// refusal ([`http::limits`]) and, outermost, a request id ([`http::request_id`]).
 pub fn app(app: Arc<App>) -> Router {
     http::routes()
         .merge(dashboard::routes())
@@ -50,6 +50,7 @@ pub fn app(app: Arc<App>) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(http::limits::one_error_shape))
+        .layer(axum::middleware::from_fn(http::request_id::tag))
 }
 
 /// Serves `router` at `addr` until the process ends; returns the bound address.

@@ -25,6 +25,7 @@ pub mod names;
 pub mod openapi;
 pub mod params;
 pub mod reports;
+pub mod request_id;
 pub mod wire;
 
 use std::sync::Arc;

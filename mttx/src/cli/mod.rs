@@ -30,8 +30,25 @@ mod token;
 pub struct Cli {
     #[command(flatten)]
     pub places: Places,
+    /// Log lines on stderr as text (colours only on a terminal) or as JSON, one object a
+    /// line, for a log collector.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "MTTX_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where mttx reads and writes.
@@ -270,24 +287,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing() {
+/// What is logged unless `RUST_LOG` says otherwise: mttx's own info, the libraries'
+/// warnings, and not what they log for normal states — the delta kernel's ERROR on opening
+/// a table that does not exist yet (a fresh one; the error comes back to mttx anyway), and
+/// delta-rs's WARN on every MERGE about a scan metric it derives.
+pub const DEFAULT_LOG_FILTER: &str = "info,buoyant_kernel=warn,buoyant_kernel::snapshot::builder=off,\
+     deltalake=warn,deltalake_core=warn,deltalake_core::operations::merge=error,datafusion=warn";
+
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "info,buoyant_kernel=warn,deltalake=warn,deltalake_core=warn,datafusion=warn",
-        )
-    });
-    tracing_subscriber::fmt()
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => lines
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Runs the command line; errors print their whole chain and exit with status 1, or 2 for
 /// a bad argument ([`Usage`]).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

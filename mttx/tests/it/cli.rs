@@ -658,3 +658,121 @@ async fn a_goalert_database_folds_and_reports_end_to_end(pool: PgPool) {
     assert!(text(&out).1.contains("PostgreSQL"), "{}", text(&out).1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Logs an operator can live with: a fresh table and a MERGE log no ERROR or WARN, no
+/// colour codes when stderr is not a terminal, `--log-format json` writes one JSON object
+/// a line, and a served request's lines carry its request id, which the answer says back.
+#[test]
+fn logs_are_quiet_plain_or_json_and_carry_request_ids() {
+    use std::io::{Read as _, Write as _};
+    let dir = scratch("logs");
+    says(
+        &mttx(&dir, &["fixtures", "golden"]),
+        "loaded the golden set",
+    );
+    // As an operator runs it: the default log filter (no RUST_LOG).
+    let logged = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mttx"))
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("RUST_LOG")
+            .env_remove("MTTX_LOG_FORMAT")
+            .output()
+            .unwrap()
+    };
+    let out = logged(&["etl", "run", "--once"]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for bad in ["ERROR", "WARN", "\u{1b}["] {
+        assert!(
+            !stderr.contains(bad),
+            "`{bad:?}` in a fresh run's log:\n{stderr}"
+        );
+    }
+    // A MERGE: one more entry, folded into the table.
+    let db = dir.join(".mttx/replica.sqlite");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO incident_log_entries (account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id) VALUES (1, 6, 'acknowledge', '2026-10-26T09:20:00Z', 'user', 3, 'push', 3)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let out = logged(&["etl", "run", "--once", "--log-format", "json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // The MERGE happened: the new entry folded into its incident's row.
+    assert!(stdout.contains("1 incidents written"), "{stdout}");
+    assert!(
+        !stderr.contains("\"WARN\"") && !stderr.contains("\"ERROR\""),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+
+    // A request's log lines carry its id; the answer says it back.
+    let token = text(&mttx(&dir, &["token", "create", "--account", "1"]))
+        .0
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(&dir)
+        .env("RUST_LOG", "info,tower_http=debug")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ask = |extra: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /api/v1/reports/incidents?from=2026-10-26&to=2026-11-02 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer.to_ascii_lowercase()
+    };
+    let mine = ask("X-Request-Id: ops-ticket-4711\r\n");
+    assert!(mine.starts_with("http/1.1 200"), "{mine}");
+    assert!(mine.contains("x-request-id: ops-ticket-4711"), "{mine}");
+    let made = ask("");
+    let id = made
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(id.len() > 10, "{made}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert!(server.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(log.contains("id=ops-ticket-4711"), "{log}");
+    assert!(log.contains(&format!("id={id}")), "{log}");
+    assert!(!log.contains("\u{1b}["), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
