@@ -6,13 +6,13 @@ use axum::Router;
 use mttx_api::{App, serve};
 use mttx_etl::run::{RunOptions, run};
 use mttx_etl::sink::delta::FactsTable;
-use mttx_fixtures::{golden, load_dataset};
+use mttx_fixtures::golden;
 use mttx_migrations::Location;
 use mttx_replica::Source;
 use mttx_state::State;
 use serde_json::Value;
 
-use crate::common::{folded, get, oneshot, oneshot_json, scratch};
+use crate::common::{get, golden_folded, oneshot, oneshot_json};
 
 fn assert_near(v: &Value, want: f64) {
     let got = v.as_f64().unwrap_or(f64::NAN);
@@ -37,12 +37,7 @@ struct Served {
 }
 
 async fn golden_server(name: &str) -> Served {
-    let dir = scratch(name);
-    let replica = Location::Sqlite(dir.join("replica.sqlite"));
-    load_dataset(&golden::dataset().unwrap(), &replica, false)
-        .await
-        .unwrap();
-    let (facts, state) = folded(&dir, &replica).await;
+    let (dir, replica, facts, state) = golden_folded(name).await;
     let one = state.create_token(1, "test", None).await.unwrap();
     let two = state.create_token(2, "test", None).await.unwrap();
     let revoked = state.create_token(1, "old", None).await.unwrap();
@@ -686,12 +681,7 @@ async fn readiness_turns_to_draining_on_a_stop() {
 /// (10 s), and a dashboard-scoped one signs in to the dashboard but reads no JSON API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_recorded_revoked_and_scoped() {
-    let dir = scratch("tokens");
-    let replica = Location::Sqlite(dir.join("replica.sqlite"));
-    load_dataset(&golden::dataset().unwrap(), &replica, false)
-        .await
-        .unwrap();
-    let (facts, state) = folded(&dir, &replica).await;
+    let (dir, _, facts, state) = golden_folded("tokens").await;
     let token = state.create_token(1, "ci", None).await.unwrap();
     let screen = state
         .create_scoped_token(1, "wall screen", None, mttx_state::Scope::Dashboard)

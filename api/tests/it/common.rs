@@ -41,6 +41,25 @@ pub async fn folded(
     (facts, state)
 }
 
+/// The golden set in `<scratch name>/replica.sqlite`, folded by the ETL: the folder, the
+/// replica, the facts location and the state.
+pub async fn golden_folded(
+    name: &str,
+) -> (
+    PathBuf,
+    mttx_migrations::Location,
+    String,
+    mttx_state::State,
+) {
+    let dir = scratch(name);
+    let replica = mttx_migrations::Location::Sqlite(dir.join("replica.sqlite"));
+    mttx_fixtures::load_dataset(&mttx_fixtures::golden::dataset().unwrap(), &replica, false)
+        .await
+        .unwrap();
+    let (facts, state) = folded(&dir, &replica).await;
+    (dir, replica, facts, state)
+}
+
 /// The URL of the per-test database behind `pool`.
 pub async fn test_url(pool: &PgPool) -> String {
     mttx_fixtures::testing::database_url(pool).await.unwrap()
@@ -92,11 +111,12 @@ pub async fn oneshot(
     if let Some(t) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    send(app, request.body(Body::empty()).unwrap()).await
+}
+
+/// Any request through `app` in the process: status, headers (lower-case names), body.
+pub async fn send(app: &Router, request: Request<Body>) -> (u16, Vec<(String, String)>, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let headers = response
         .headers()

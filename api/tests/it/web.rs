@@ -11,12 +11,9 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use fantoccini::Locator;
 use mttx_api::{App, AppOptions};
-use mttx_fixtures::{golden, load_dataset};
-use mttx_migrations::Location;
-use tower::ServiceExt;
 
 use crate::browser::{browser, chromedriver, sign_in, wait_for};
-use crate::common::{folded, oneshot, scratch};
+use crate::common::{golden_folded, oneshot, send};
 
 struct Site {
     router: Router,
@@ -27,12 +24,7 @@ struct Site {
 }
 
 async fn site(name: &str, options: AppOptions) -> Site {
-    let dir = scratch(name);
-    let replica = Location::Sqlite(dir.join("replica.sqlite"));
-    load_dataset(&golden::dataset().unwrap(), &replica, false)
-        .await
-        .unwrap();
-    let (facts, state) = folded(&dir, &replica).await;
+    let (dir, _, facts, state) = golden_folded(name).await;
     let token = state.create_token(1, "web", None).await.unwrap();
     let app = App::open(&facts, state.clone(), None, options)
         .await
@@ -59,21 +51,7 @@ async fn post(
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::from(form.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
+    send(router, request.body(Body::from(form.to_owned())).unwrap()).await
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -89,26 +67,11 @@ async fn get_with_cookie(
     path: &str,
     cookie: &str,
 ) -> (u16, Vec<(String, String)>, String) {
-    let response = router
-        .clone()
-        .oneshot(
-            Request::get(path)
-                .header(header::COOKIE, cookie)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+    let request = Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
         .unwrap();
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
+    send(router, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
