@@ -99,10 +99,13 @@ pub struct IncidentFilters {
         alias = "min_acknowledgements",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(minimum = 0)]
     pub min_ackowledgements: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub min_timeout_escalations: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub min_manual_escalations: Option<i64>,
 }
 
