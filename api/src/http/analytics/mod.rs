@@ -233,7 +233,7 @@ macro_rules! metrics_endpoint {
                             post,
                             path = $path,
                             tag = "pagerduty-analytics",
-                            request_body = MetricsRequest,
+                            request_body = Option<MetricsRequest>,
                             security(("pagerduty_token" = []), ("bearer" = [])),
                             responses(
                                 (status = 200, description = "The rows", body = MetricsBody),
@@ -299,7 +299,7 @@ metrics_endpoint!(
     post,
     path = "/analytics/metrics/responders/all",
     tag = "pagerduty-analytics",
-    request_body = RespondersRequest,
+    request_body = Option<RespondersRequest>,
     security(("pagerduty_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "One row", body = RespondersBody),
@@ -362,7 +362,7 @@ fn cursor_error(e: mttx_query::Error, field: &str) -> PdError {
     post,
     path = "/analytics/raw/incidents",
     tag = "pagerduty-analytics",
-    request_body = RawRequest,
+    request_body = Option<RawRequest>,
     security(("pagerduty_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "A page of incidents", body = RawBody),
