@@ -91,12 +91,18 @@ pub struct State {
     pool: Pool,
 }
 
-/// Whether opening the state failed because another process was creating it at the time.
+/// Whether opening the state failed because another process was creating or migrating it
+/// at the time (its CREATE TABLE or ALTER TABLE … ADD COLUMN landed first).
 fn racing(e: &mttx_migrations::Error) -> bool {
     let text = format!("{e:?}");
-    ["database is locked", "already exists", "UNIQUE constraint"]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "database is locked",
+        "already exists",
+        "UNIQUE constraint",
+        "duplicate column name",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 impl State {
