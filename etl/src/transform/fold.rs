@@ -237,17 +237,25 @@ pub fn fold(
     // Reopenings: resolved since when (None: open), in time order with the work done at
     // the very instant of a resolve before it (so ids never decide); each open span after a
     // resolve is one reopening.
-    let mut moves: Vec<&Entry> = kept.clone();
-    moves.sort_by_key(|e| (e.created_at, e.entry_type == "resolve", e.id));
+    // `kept` is in time order: only within a run of equal times do the resolves go last.
     let mut resolved_since: Option<Ts> = None;
     let mut reopenings = 0_i64;
-    for e in moves {
-        match e.entry_type.as_str() {
-            "resolve" if resolved_since.is_none() => {
-                resolved_since = Some(e.created_at.max(created_at));
+    for instant in kept.chunk_by(|a, b| a.created_at == b.created_at) {
+        for resolves in [false, true] {
+            for e in instant
+                .iter()
+                .filter(|e| (e.entry_type == "resolve") == resolves)
+            {
+                match e.entry_type.as_str() {
+                    "resolve" if resolved_since.is_none() => {
+                        resolved_since = Some(e.created_at.max(created_at));
+                    }
+                    t if REOPENING.contains(&t) && resolved_since.take().is_some() => {
+                        reopenings += 1
+                    }
+                    _ => {}
+                }
             }
-            t if REOPENING.contains(&t) && resolved_since.take().is_some() => reopenings += 1,
-            _ => {}
         }
     }
 
