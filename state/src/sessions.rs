@@ -3,8 +3,8 @@
 //! session never outlives that token (revoked or expired) and the cookie never holds it.
 
 use crate::dialect::dialect;
-use crate::tokens::sha256_hex;
-use crate::{Error, Result, State, TokenCheck, err};
+use crate::tokens::{checked, random_hex, sha256_hex};
+use crate::{Result, State, TokenCheck, err};
 
 impl State {
     /// Opens a session of `ttl_s` seconds for the valid `token`: its id (what the cookie
@@ -12,9 +12,7 @@ impl State {
     /// sessions are removed on the way.
     #[tracing::instrument(skip_all, err)]
     pub async fn open_session(&self, token: &str, ttl_s: i64) -> Result<Option<String>> {
-        let mut bytes = [0_u8; 32];
-        getrandom::fill(&mut bytes).map_err(Error::Random)?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = random_hex(32)?;
         let purge = dialect(
             &self.pool,
             "DELETE FROM dashboard_sessions WHERE expires_at < {now}",
@@ -63,14 +61,7 @@ impl State {
                 .await
                 .map_err(err("checking a session"))?
         });
-        Ok(match row {
-            None => TokenCheck::Unknown,
-            Some((_, _, true, _)) => TokenCheck::Revoked,
-            Some((_, true, _, _)) => TokenCheck::Expired,
-            Some((account, false, false, scope)) => {
-                TokenCheck::Account(account, scope.parse().unwrap_or(crate::Scope::Dashboard))
-            }
-        })
+        Ok(checked(row))
     }
 
     /// Ends the session `id` (signing out); true if there was one.

@@ -63,6 +63,26 @@ pub struct TokenInfo {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// `bytes` bytes from the operating system's random source, as hex.
+pub(crate) fn random_hex(bytes: usize) -> Result<String> {
+    let mut raw = vec![0_u8; bytes];
+    getrandom::fill(&mut raw).map_err(Error::Random)?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A token's or session's check from its row: (account, expired, revoked, scope). A scope
+/// this mttx does not know reads as the narrowest.
+pub(crate) fn checked(row: Option<(i64, bool, bool, String)>) -> TokenCheck {
+    match row {
+        None => TokenCheck::Unknown,
+        Some((_, _, true, _)) => TokenCheck::Revoked,
+        Some((_, true, _, _)) => TokenCheck::Expired,
+        Some((account, false, false, scope)) => {
+            TokenCheck::Account(account, scope.parse().unwrap_or(Scope::Dashboard))
+        }
+    }
+}
+
 pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes())
@@ -94,11 +114,7 @@ impl State {
         ttl_s: Option<i64>,
         scope: Scope,
     ) -> Result<String> {
-        let mut bytes = [0_u8; 24];
-        getrandom::fill(&mut bytes).map_err(Error::Random)?;
-        let token: String = std::iter::once("mttx_".to_owned())
-            .chain(bytes.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let token = format!("mttx_{}", random_hex(24)?);
         let sql = dialect(
             &self.pool,
             "INSERT INTO api_tokens (account_id, name, token_prefix, token_hash, expires_at, scope) \
@@ -136,15 +152,7 @@ impl State {
                 .await
                 .map_err(err("checking a token"))?
         });
-        let check = match row {
-            None => TokenCheck::Unknown,
-            Some((_, _, true, _)) => TokenCheck::Revoked,
-            Some((_, true, _, _)) => TokenCheck::Expired,
-            // A scope this mttx does not know reads as the narrowest.
-            Some((account, false, false, scope)) => {
-                TokenCheck::Account(account, scope.parse().unwrap_or(Scope::Dashboard))
-            }
-        };
+        let check = checked(row);
         if matches!(check, TokenCheck::Account(..)) {
             let used = dialect(
                 &self.pool,
@@ -165,43 +173,7 @@ impl State {
     /// The tokens of `account`, oldest first (never the tokens themselves).
     #[tracing::instrument(skip_all, fields(account), err)]
     pub async fn list_tokens(&self, account: i64) -> Result<Vec<TokenInfo>> {
-        let sql = dialect(
-            &self.pool,
-            "SELECT id, account_id, name, token_prefix, scope, created_at, expires_at, revoked_at, last_used_at \
-             FROM api_tokens WHERE account_id = $1 ORDER BY id",
-        );
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        );
-        let rows: Vec<Row> = on_pool!(&self.pool, p => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(account)
-                .fetch_all(p)
-                .await
-                .map_err(err("listing tokens"))?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|r| TokenInfo {
-                id: r.0,
-                account_id: r.1,
-                name: r.2,
-                prefix: r.3,
-                scope: r.4,
-                created_at: r.5,
-                expires_at: r.6,
-                revoked_at: r.7,
-                last_used_at: r.8,
-            })
-            .collect())
+        self.tokens_where("account_id = $1", account).await
     }
 
     /// Revokes the token with id `id`: the token as it is now (None: no such token). A
@@ -220,25 +192,50 @@ impl State {
                 .map(drop)
                 .map_err(err("revoking a token"))?
         });
-        let account_sql = dialect(
+        Ok(self.tokens_where("id = $1", id).await?.pop())
+    }
+
+    /// The tokens whose row meets `condition` (on the one parameter `value`), oldest first.
+    async fn tokens_where(&self, condition: &str, value: i64) -> Result<Vec<TokenInfo>> {
+        let sql = dialect(
             &self.pool,
-            "SELECT account_id FROM api_tokens WHERE id = $1",
+            &format!(
+                "SELECT id, account_id, name, token_prefix, scope, created_at, expires_at, revoked_at, last_used_at \
+                 FROM api_tokens WHERE {condition} ORDER BY id"
+            ),
         );
-        let account: Option<i64> = on_pool!(&self.pool, p => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(account_sql.as_str()))
-                .bind(id)
-                .fetch_optional(p)
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(value)
+                .fetch_all(p)
                 .await
-                .map_err(err("revoking a token"))?
+                .map_err(err("reading tokens"))?
         });
-        let Some(account) = account else {
-            return Ok(None);
-        };
-        Ok(self
-            .list_tokens(account)
-            .await?
+        Ok(rows
             .into_iter()
-            .find(|t| t.id == id))
+            .map(|r| TokenInfo {
+                id: r.0,
+                account_id: r.1,
+                name: r.2,
+                prefix: r.3,
+                scope: r.4,
+                created_at: r.5,
+                expires_at: r.6,
+                revoked_at: r.7,
+                last_used_at: r.8,
+            })
+            .collect())
     }
 
     /// Revokes every token of `account` whose text starts with `prefix`; returns how many.
