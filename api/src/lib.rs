@@ -71,7 +71,7 @@ pub async fn serve_until(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listen = |source| Error::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
-    let bound = server::address(&listener).map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let task = tokio::spawn(server::run(listener, router, stop));
     Ok((bound, task))
 }

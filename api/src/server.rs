@@ -5,7 +5,6 @@
 //! ([`crate::http::limits`]) instead of hyper's empty one.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -84,9 +83,4 @@ pub(crate) async fn run(
     drop(listener);
     let _ = stopping.send(true);
     while connections.join_next().await.is_some() {}
-}
-
-/// The bound address of `listener` (for the caller to announce).
-pub(crate) fn address(listener: &TcpListener) -> std::io::Result<SocketAddr> {
-    listener.local_addr()
 }

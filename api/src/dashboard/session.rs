@@ -20,9 +20,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use mttx_state::TokenCheck;
 
 use super::html;
-use crate::http::App;
 use crate::http::auth::{bearer, token_account};
 use crate::http::params::query_params;
+use crate::http::{ApiError, App};
 
 /// The session cookie: a random session id, HttpOnly and SameSite=Strict.
 const COOKIE: &str = "mttx_session";
@@ -111,6 +111,12 @@ fn login_page(status: StatusCode, message: Option<&str>, next: &str, clear: bool
     page
 }
 
+/// The sign-in page saying why `e` refused (a 5xx is logged by [`ApiError::answer`]).
+fn refusal_page(e: ApiError, next: &str, clear: bool) -> Response {
+    let (status, m) = e.answer();
+    login_page(status, Some(&m), next, clear)
+}
+
 /// Why a check refused, in words for the sign-in page.
 fn refused(check: TokenCheck) -> &'static str {
     match check {
@@ -131,10 +137,7 @@ async fn signed_in(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<i64, Res
         return token_account(app, token)
             .await
             .map(|(account, _scope)| account)
-            .map_err(|e| {
-                let (status, m) = e.answer();
-                login_page(status, Some(&m), &next, false)
-            });
+            .map_err(|e| refusal_page(e, &next, false));
     }
     let Some(session) = cookie(headers, COOKIE).filter(|t| !t.is_empty()) else {
         let to: String = url::form_urlencoded::Serializer::new(String::from("/login?"))
@@ -150,12 +153,11 @@ async fn signed_in(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<i64, Res
             &next,
             true,
         )),
-        Err(e) => {
-            let (status, m) =
-                crate::http::ApiError::unavailable("cannot check sign-ins right now; try again", e)
-                    .answer();
-            Err(login_page(status, Some(&m), &next, false))
-        }
+        Err(e) => Err(refusal_page(
+            ApiError::unavailable("cannot check sign-ins right now; try again", e),
+            &next,
+            false,
+        )),
     }
 }
 
@@ -279,8 +281,7 @@ pub(super) async fn login(
         );
     }
     if let Err(e) = token_account(&app, token).await {
-        let (status, m) = e.answer();
-        return login_page(status, Some(&m), &next, true);
+        return refusal_page(e, &next, true);
     }
     match app
         .state
@@ -302,12 +303,11 @@ pub(super) async fn login(
             &next,
             true,
         ),
-        Err(e) => {
-            let (status, m) =
-                crate::http::ApiError::unavailable("cannot sign in right now; try again", e)
-                    .answer();
-            login_page(status, Some(&m), &next, false)
-        }
+        Err(e) => refusal_page(
+            ApiError::unavailable("cannot sign in right now; try again", e),
+            &next,
+            false,
+        ),
     }
 }
 

@@ -115,14 +115,20 @@ impl StdError for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = self.answer();
-        let body = ErrorBody {
-            error: ErrorDetail {
-                status: status.as_u16(),
-                message,
-            },
-        };
-        (status, axum::Json(body)).into_response()
+        json_error(status, message)
     }
+}
+
+/// The JSON error answer, `{"error": {"status", "message"}}`, as is (nothing logged): what
+/// every refusal of the API looks like.
+pub(crate) fn json_error(status: StatusCode, message: String) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            status: status.as_u16(),
+            message,
+        },
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// A query the engine refuses is the client's to fix (400); any other engine failure is

@@ -7,9 +7,9 @@
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use super::wire::{ErrorBody, ErrorDetail};
+use super::error::json_error;
 
 /// The longest URL taken, in bytes.
 pub const MAX_URI: usize = 8 * 1024;
@@ -17,16 +17,6 @@ pub const MAX_URI: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// The most bytes of request headers taken.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-
-fn json_error(status: StatusCode, message: String) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            status: status.as_u16(),
-            message,
-        },
-    };
-    (status, axum::Json(body)).into_response()
-}
 
 /// What to tell a client whose request a layer or the router refused without a body.
 fn message(status: StatusCode) -> String {

@@ -272,17 +272,7 @@ pub(crate) async fn ready(
     use axum::response::IntoResponse as _;
     // Not ready is a normal state (a drain, a state restart): answered, not logged as an error.
     let not_ready = |message: &str| {
-        let body = wire::ErrorBody {
-            error: wire::ErrorDetail {
-                status: 503,
-                message: message.to_owned(),
-            },
-        };
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(body),
-        )
-            .into_response()
+        error::json_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, message.into())
     };
     if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return not_ready("draining: this server is stopping; send requests to another");
