@@ -22,7 +22,17 @@ use crate::{Context, Entry, Error, IncidentRow, Result};
 
 /// How long one statement may run on the replica.
 pub const STATEMENT_TIMEOUT: &str = "60s";
+/// Tries of a statement that failed transiently (connection cut, server restarting).
 const RETRIES: u32 = 6;
+/// Tries of a statement the standby cancelled for a conflict with recovery: not a fault of
+/// the replica, and the next try usually falls between two of the primary's cleanups.
+const CONFLICT_RETRIES: u32 = 30;
+/// The longest pause between two tries.
+const MAX_DELAY: Duration = Duration::from_secs(10);
+/// The longest pause between two tries of a statement the standby cancelled.
+const MAX_CONFLICT_DELAY: Duration = Duration::from_secs(1);
+/// Ids read per statement when looking for ids not visible yet: a short statement each.
+const IDS_PER_READ: i64 = 10_000;
 
 /// The replica, opened read-only.
 #[derive(Debug, Clone)]
@@ -79,6 +89,28 @@ pub fn transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether the standby cancelled a statement because replaying the primary's changes
+/// conflicted with it (SQLSTATE 40001, "conflict with recovery").
+fn cancelled_by_standby(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.message().contains("conflict with recovery"))
+}
+
+/// The binary COPY of the logs of `which`'s incidents: the replica's fastest way out. COPY
+/// takes no parameters, so the condition is written out (integers only).
+fn copy_logs_sql(which: &Which<'_>) -> String {
+    let condition = match which {
+        Which::Ids(ids) => {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!("incident_id = ANY('{{{}}}'::bigint[])", list.join(","))
+        }
+        Which::Range(from, to) => format!("incident_id >= {from} AND incident_id < {to}"),
+    };
+    format!(
+        "COPY (SELECT {} FROM incident_log_entries WHERE {condition}) TO STDOUT (FORMAT binary)",
+        copy::COLUMNS
+    )
+}
+
 /// Runs `op` again after a short, growing pause while it fails transiently.
 pub async fn with_retries<T, F, Fut>(what: &'static str, mut op: F) -> Result<T>
 where
@@ -89,11 +121,23 @@ where
     for attempt in 1.. {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < RETRIES && transient(&e) => {
+            Err(e) if transient(&e) => {
+                let (tries, longest) = if cancelled_by_standby(&e) {
+                    (CONFLICT_RETRIES, MAX_CONFLICT_DELAY)
+                } else {
+                    (RETRIES, MAX_DELAY)
+                };
+                if attempt >= tries {
+                    return Err(Error::Read {
+                        doing: what,
+                        source: e,
+                    });
+                }
+                delay = delay.min(longest);
                 crate::RETRIES.inc();
                 tracing::warn!(what, attempt, error = %e, delay_ms = delay.as_millis() as u64, "replica statement failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 3).min(Duration::from_secs(10));
+                delay *= 3;
             }
             Err(source) => {
                 return Err(Error::Read {
@@ -199,6 +243,20 @@ type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArgu
 type LiteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 impl<'a> Which<'a> {
+    /// The same incidents in two smaller parts (None: one incident, not to be split).
+    fn halves(&self) -> Option<(Which<'a>, Which<'a>)> {
+        match *self {
+            Which::Ids(ids) if ids.len() > 1 => {
+                let (a, b) = ids.split_at(ids.len() / 2);
+                Some((Which::Ids(a), Which::Ids(b)))
+            }
+            Which::Range(from, to) if to - from > 1 => {
+                let mid = from + (to - from) / 2;
+                Some((Which::Range(from, mid), Which::Range(mid, to)))
+            }
+            _ => None,
+        }
+    }
     fn pg(&self, column: &str) -> String {
         match self {
             Which::Ids(_) => format!("{column} = ANY($1)"),
@@ -557,28 +615,39 @@ impl Source {
         let list = which.json();
         match &self.pool {
             Pool::Postgres(pg) => {
-                // Binary COPY: the replica's fastest way out. COPY takes no parameters, so the
-                // condition is written out (integers only).
-                let condition = match which {
-                    Which::Ids(ids) => {
-                        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                        format!("incident_id = ANY('{{{}}}'::bigint[])", list.join(","))
+                // A read the standby cancelled (its replay had to remove rows the read still
+                // saw) is read again in two halves: shorter statements finish between the
+                // primary's cleanups, where the same long one could be cancelled every time.
+                let mut parts = vec![which];
+                while let Some(part) = parts.pop() {
+                    let sql = copy_logs_sql(&part);
+                    let buf = match copy_out(pg, &sql).await {
+                        Ok(buf) => buf,
+                        Err(source) if !transient(&source) => {
+                            return Err(Error::Read {
+                                doing: "reading incident logs",
+                                source,
+                            });
+                        }
+                        Err(e) => {
+                            crate::RETRIES.inc();
+                            if let Some((a, b)) = part.halves().filter(|_| cancelled_by_standby(&e))
+                            {
+                                tracing::warn!(error = %e, "replica statement failed; retrying its incidents in two halves");
+                                parts.extend([b, a]);
+                                continue;
+                            }
+                            tracing::warn!(error = %e, "replica statement failed; retrying");
+                            with_retries("reading incident logs", || copy_out(pg, &sql)).await?
+                        }
+                    };
+                    let rows = copy::entries(&buf).map_err(|e| Error::Read {
+                        doing: "decoding log entries",
+                        source: sqlx::Error::Decode(e.into()),
+                    })?;
+                    for (e, account) in rows {
+                        add(e, account);
                     }
-                    Which::Range(from, to) => {
-                        format!("incident_id >= {from} AND incident_id < {to}")
-                    }
-                };
-                let sql = format!(
-                    "COPY (SELECT {} FROM incident_log_entries WHERE {condition}) TO STDOUT (FORMAT binary)",
-                    copy::COLUMNS
-                );
-                let buf = with_retries("reading incident logs", || copy_out(pg, &sql)).await?;
-                let rows = copy::entries(&buf).map_err(|e| Error::Read {
-                    doing: "decoding log entries",
-                    source: sqlx::Error::Decode(e.into()),
-                })?;
-                for (e, account) in rows {
-                    add(e, account);
                 }
             }
             Pool::Sqlite(lite) => {
@@ -669,26 +738,32 @@ impl Source {
             "SELECT id FROM {} WHERE id > $1 AND id <= $2 ORDER BY id",
             self.tables().log
         );
-        let present: Vec<i64> = match &self.pool {
-            Pool::Postgres(p) => {
-                with_retries("reading recent entry ids", || {
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql_pg.as_str()))
-                        .bind(from)
-                        .bind(to)
-                        .fetch_all(p)
-                })
-                .await?
-            }
-            Pool::Sqlite(p) => {
-                with_retries("reading recent entry ids", || {
-                    sqlx::query_scalar(SQL_LITE)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_all(p)
-                })
-                .await?
-            }
-        };
+        let mut present: Vec<i64> = Vec::new();
+        let mut start = from;
+        while start < to {
+            let end = to.min(start.saturating_add(IDS_PER_READ));
+            present.extend(match &self.pool {
+                Pool::Postgres(p) => {
+                    with_retries("reading recent entry ids", || {
+                        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql_pg.as_str()))
+                            .bind(start)
+                            .bind(end)
+                            .fetch_all(p)
+                    })
+                    .await?
+                }
+                Pool::Sqlite(p) => {
+                    with_retries("reading recent entry ids", || {
+                        sqlx::query_scalar::<_, i64>(SQL_LITE)
+                            .bind(start)
+                            .bind(end)
+                            .fetch_all(p)
+                    })
+                    .await?
+                }
+            });
+            start = end;
+        }
         let mut missing = Vec::new();
         let mut next = from + 1;
         for id in present.into_iter().chain(std::iter::once(to + 1)) {
@@ -712,5 +787,31 @@ impl Source {
             })
             .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(w: Which<'_>) -> (i64, i64) {
+        match w {
+            Which::Range(a, b) => (a, b),
+            Which::Ids(ids) => (ids[0], ids[ids.len() - 1]),
+        }
+    }
+
+    #[test]
+    fn a_cancelled_read_splits_into_halves_down_to_one_incident() {
+        let (a, b) = Which::Range(10, 15).halves().unwrap();
+        assert_eq!((bounds(a), bounds(b)), ((10, 12), (12, 15)));
+        assert!(Which::Range(7, 8).halves().is_none());
+        let ids = [3, 5, 8];
+        let (a, b) = Which::Ids(&ids).halves().unwrap();
+        assert_eq!((bounds(a), bounds(b)), ((3, 3), (5, 8)));
+        assert!(Which::Ids(&ids[..1]).halves().is_none());
+        assert!(
+            copy_logs_sql(&Which::Range(1, 9)).contains("incident_id >= 1 AND incident_id < 9")
+        );
     }
 }
