@@ -203,16 +203,25 @@ pub struct RawRequest {
     pub time_zone: Option<String>,
 }
 
-/// A body read from JSON, with a 400 that says what is wrong.
+/// A body read from JSON, with a 400 that says what is wrong. The body and its `filters`
+/// must be JSON objects: serde would otherwise read an array as a struct, field by position.
 pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_slice(b"{}").map_err(|e| bad(e.to_string()));
-    }
-    serde_json::from_slice(body).map_err(|e| {
+    let declared = |e: &dyn std::fmt::Display| {
         bad(format!(
             "the request body is not as PagerDuty's Analytics API declares it: {e}"
         ))
-    })
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}").map_err(|e| bad(e.to_string()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| declared(&e))?;
+    let Some(fields) = value.as_object() else {
+        return Err(declared(&"the body must be a JSON object"));
+    };
+    if fields.get("filters").is_some_and(|f| !f.is_object()) {
+        return Err(declared(&"`filters` must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| declared(&e))
 }
 
 /// The zone of a request (default `Etc/UTC`).
@@ -382,6 +391,18 @@ mod tests {
             .to_string();
         assert!(e.contains("unknown variant `year`"), "{e}");
         assert!(parse::<MetricsRequest>(b"").is_ok());
+        // serde alone reads arrays as structs, field by position.
+        for body in [
+            &br#"{"filters": [null, null]}"#[..],
+            br#"{"filters": ["2026-01-01"]}"#,
+            br#"[{}, null]"#,
+            br#""filters""#,
+        ] {
+            let e = parse::<MetricsRequest>(body).unwrap_err().to_string();
+            assert!(e.contains("must be a JSON object"), "{e}");
+            let e = parse::<RawRequest>(body).unwrap_err().to_string();
+            assert!(e.contains("must be a JSON object"), "{e}");
+        }
         let r: MetricsRequest =
             parse(br#"{"filters": {"min_acknowledgements": 2}, "aggregate_unit": null}"#).unwrap();
         assert_eq!(r.filters.min_ackowledgements, Some(2));
