@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: starts what the tests need (PostgreSQL, Chromium) and runs every test of the
-# workspace against it. Build output goes to one shared target directory.
+# The test command: starts what the tests need (PostgreSQL, a hot standby, Chromium, Python)
+# and runs every test of the workspace against it. Build output goes to one shared target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,10 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-python.sh
+# A primary and its hot standby (streaming replication) for the standby test.
+bash scripts/ensure-standby.sh
+export MTTX_STANDBY_PRIMARY_URL=${MTTX_STANDBY_PRIMARY_URL:-postgres://postgres@127.0.0.1:5433/postgres}
+export MTTX_STANDBY_URL=${MTTX_STANDBY_URL:-postgres://postgres@127.0.0.1:5434/postgres}
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"

@@ -11,5 +11,7 @@ mod metrics;
 #[path = "../../../pagerduty/tests/it/server.rs"]
 mod pd_server;
 mod reprocess;
+mod schemathesis;
 mod serve;
+mod standby;
 mod weekly;

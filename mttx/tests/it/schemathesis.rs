@@ -1,0 +1,115 @@
+//! schemathesis (from PyPI) against a live `mttx serve` with a token, every check on,
+//! deterministic (a fixed seed) and bounded (a few examples per operation): 0 failures.
+//! The one documented exception is in api/tests/schemathesis.toml.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::scratch;
+
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../api/tests/schemathesis.toml"
+);
+
+/// schemathesis's `st` (scripts/ensure-python.sh installs it).
+fn st() -> String {
+    std::env::var("MTTX_SCHEMATHESIS").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/mttx-st/bin/st",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+fn mttx(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The server, stopped however the test ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn schemathesis_with_every_check_finds_nothing() {
+    let st = st();
+    assert!(
+        Path::new(&st).exists(),
+        "{st} is missing: run the tests with scripts/test.sh (scripts/ensure-python.sh installs schemathesis)"
+    );
+    let dir = scratch("schemathesis");
+    mttx(
+        &dir,
+        &["fixtures", "generate", "--incidents", "600", "--weeks", "4"],
+    );
+    mttx(&dir, &["etl", "run", "--once"]);
+    let created = mttx(&dir, &["token", "create", "--account", "1"]);
+    let token = created.lines().last().unwrap().trim().to_owned();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_mttx"))
+            .args(["serve", "--listen", &addr.to_string()])
+            .current_dir(&dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new(&st)
+        .args(["--config-file", CONFIG, "run"])
+        .arg(format!("http://{addr}/openapi.json"))
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["--checks", "all", "--max-examples", "15", "--seed", "18"])
+        .args(["--workers", "2", "--request-timeout", "30", "--no-shrink"])
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The summary line, e.g. "1234 test cases generated, 1234 passed".
+    let summary = stdout
+        .lines()
+        .filter(|l| l.contains("generated") || l.contains("passed"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!("{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
