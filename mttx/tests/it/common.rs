@@ -64,3 +64,53 @@ pub fn exchange(addr: SocketAddr, request: &str) -> (u16, Value) {
         serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
     )
 }
+
+/// `mttx <args>` run in `dir`, which must succeed: its standard output.
+pub fn mttx_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A child process killed (SIGKILL) however the test ends.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The address an `mttx … --metrics-addr 127.0.0.1:0` announces on its standard error
+/// (logged at info), and the rest of its standard error, line by line.
+pub fn metrics_address(
+    child: &mut std::process::Child,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+        if let Some(rest) = line.split("metrics at http://").nth(1) {
+            return (rest.trim_end_matches("/metrics").to_owned(), rx);
+        }
+    }
+}

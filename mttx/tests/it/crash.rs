@@ -11,7 +11,7 @@ use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{Config, generate_into};
 use sqlx::PgPool;
 
-use crate::common::{scratch, test_url};
+use crate::common::{Killed, scratch, test_url};
 
 /// A small deterministic generator of kill moments (the seed is printed on failure).
 struct Moments(u64);
@@ -407,15 +407,7 @@ async fn nothing_that_arrives_during_a_reprocess_is_lost(pool: PgPool) {
     .unwrap();
     let live = root.join("live");
     run_to_end(&live, &url, &args);
-    // Killed however the test ends.
-    struct Follower(Child);
-    impl Drop for Follower {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let follower = Follower(
+    let follower = Killed(
         etl(&live, &url, &["--poll-seconds", "0.2"])
             .spawn()
             .unwrap(),

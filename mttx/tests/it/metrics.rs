@@ -1,12 +1,12 @@
 //! `mttx etl run --metrics-addr`: Prometheus counters while the ETL follows the log; the
 //! numbers are the golden set's (116 entries, 14 incidents, 10 bad inputs by reason).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::scratch;
+use crate::common::{metrics_address, scratch};
 
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -52,19 +52,7 @@ fn the_etl_serves_prometheus_counters_while_following() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        if let Some(rest) = line.split("metrics at http://").nth(1) {
-            break rest.trim_end_matches("/metrics").to_owned();
-        }
-    };
+    let (addr, _log) = metrics_address(&mut child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let page = loop {
         let page = get(&addr, "/metrics");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::scratch;
+use crate::common::{Killed, mttx_in as mttx, scratch};
 
 const CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -22,31 +22,6 @@ fn st() -> String {
             std::env::var("HOME").unwrap_or_default()
         )
     })
-}
-
-fn mttx(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mttx"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// The server, stopped however the test ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -70,7 +45,7 @@ fn schemathesis_with_every_check_finds_nothing() {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _server = Server(
+    let _server = Killed(
         Command::new(env!("CARGO_BIN_EXE_mttx"))
             .args(["serve", "--listen", &addr.to_string()])
             .current_dir(&dir)

@@ -5,9 +5,9 @@
 //! standby's statements), and the standby is restarted once. The ETL retries, its counter
 //! shows it, and the facts equal a fresh run's over the primary.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{Config, generate_into};
 use sqlx::{Connection, PgPool};
 
-use crate::common::scratch;
+use crate::common::{Killed, metrics_address, scratch};
 
 /// The admin URLs of the primary and of the standby, as scripts/test.sh exports them.
 fn clusters() -> (String, String) {
@@ -65,16 +65,6 @@ fn metric(addr: &str, series: &str) -> Option<f64> {
     s.read_to_string(&mut page).ok()?;
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// The follower, killed however the test ends.
-struct Follower(Child);
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Appends notes, rewrites a slice of the log and of the incidents without changing them,
@@ -208,20 +198,8 @@ async fn following_a_hot_standby_through_conflicts_and_a_restart_misses_nothing(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut follower = Follower(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        if let Some(rest) = line.split("metrics at http://").nth(1) {
-            break rest.trim_end_matches("/metrics").to_owned();
-        }
-    };
+    let (addr, rx) = metrics_address(&mut child);
+    let mut follower = Killed(child);
     // A migration on the primary takes the log table's ACCESS EXCLUSIVE lock: replayed on
     // the standby, it cancels the ETL's statements running there and makes the next ones
     // wait. With one of them waiting, the standby restarts, and the primary commits.
