@@ -82,7 +82,7 @@ pub fn transient(e: &sqlx::Error) -> bool {
             matches!(
                 db.code().as_deref(),
                 Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08000")
-            ) || db.message().contains("conflict with recovery")
+            ) || cancelled_by_standby(e)
                 || db.message().contains("database is locked")
         }
         _ => false,

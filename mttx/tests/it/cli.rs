@@ -724,27 +724,18 @@ fn logs_are_quiet_plain_or_json_and_carry_request_ids() {
         .last()
         .unwrap()
         .to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let addr = crate::common::free_addr();
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_mttx"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", &addr.to_string()])
         .current_dir(&dir)
         .env("RUST_LOG", "info,tower_http=debug")
         .stderr(log)
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(start.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::common::await_listening(addr, std::time::Duration::from_secs(30));
     let ask = |extra: &str| {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
         write!(
             s,
             "GET /api/v1/reports/incidents?from=2026-10-26&to=2026-11-02 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n"

@@ -67,15 +67,19 @@ pub fn exchange(addr: SocketAddr, request: &str) -> (u16, Value) {
 
 /// `mttx <args>` run in `dir`, which must succeed: its standard output.
 pub fn mttx_in(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mttx"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mttx"));
+    command.args(args).current_dir(dir);
+    succeeded(&mut command)
+}
+
+/// Runs `command`, which must succeed (else the test fails with its output): its standard
+/// output.
+pub fn succeeded(command: &mut std::process::Command) -> String {
+    let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{args:?}: {stdout}{}",
+        "{command:?}: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
@@ -113,4 +117,27 @@ pub fn metrics_address(
             return (rest.trim_end_matches("/metrics").to_owned(), rx);
         }
     }
+}
+
+/// A loopback address with a port free right now, for a server the test starts.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Waits until something accepts connections at `addr`, for at most `limit`.
+pub fn await_listening(addr: SocketAddr, limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(start.elapsed() < limit, "nothing listens at {addr}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A new API token of `account`, made by `mttx token create` in `dir`.
+pub fn new_token(dir: &std::path::Path, account: u32) -> String {
+    let created = mttx_in(dir, &["token", "create", "--account", &account.to_string()]);
+    created.lines().last().unwrap().trim().to_owned()
 }

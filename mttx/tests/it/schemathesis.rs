@@ -2,12 +2,11 @@
 //! deterministic (a fixed seed) and bounded (a few examples per operation): 0 failures.
 //! The one documented exception is in api/tests/schemathesis.toml.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{Killed, mttx_in as mttx, scratch};
+use crate::common::{Killed, await_listening, free_addr, mttx_in as mttx, new_token, scratch};
 
 const CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -37,14 +36,8 @@ fn schemathesis_with_every_check_finds_nothing() {
         &["fixtures", "generate", "--incidents", "600", "--weeks", "4"],
     );
     mttx(&dir, &["etl", "run", "--once"]);
-    let created = mttx(&dir, &["token", "create", "--account", "1"]);
-    let token = created.lines().last().unwrap().trim().to_owned();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let token = new_token(&dir, 1);
+    let addr = free_addr();
     let _server = Killed(
         Command::new(env!("CARGO_BIN_EXE_mttx"))
             .args(["serve", "--listen", &addr.to_string()])
@@ -55,14 +48,7 @@ fn schemathesis_with_every_check_finds_nothing() {
             .spawn()
             .unwrap(),
     );
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_listening(addr, Duration::from_secs(60));
     let out = Command::new(&st)
         .args(["--config-file", CONFIG, "run"])
         .arg(format!("http://{addr}/openapi.json"))

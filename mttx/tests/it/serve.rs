@@ -3,12 +3,12 @@
 //! `--shutdown-seconds`. `/readyz` says whether to send it requests.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{get, mttx_in as mttx, scratch};
+use crate::common::{await_listening, free_addr, get, mttx_in as mttx, new_token, scratch};
 
 /// The status and body of a response read to its end.
 fn response(mut s: TcpStream) -> (u16, String) {
@@ -37,14 +37,8 @@ fn sigterm_under_load_answers_every_request_in_flight() {
         ],
     );
     mttx(&dir, &["etl", "run", "--once"]);
-    let created = mttx(&dir, &["token", "create", "--account", "1"]);
-    let token = created.lines().last().unwrap().trim().to_owned();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let token = new_token(&dir, 1);
+    let addr = free_addr();
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_mttx"))
         .args(["serve", "--listen", &addr.to_string(), "--cache-mib", "0"])
@@ -54,14 +48,7 @@ fn sigterm_under_load_answers_every_request_in_flight() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_listening(addr, Duration::from_secs(60));
     let (status, body) = get(addr, "/readyz", None);
     assert_eq!(status, 200, "{body}");
     assert!(body.to_string().contains("ready"), "{body}");

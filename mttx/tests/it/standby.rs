@@ -17,7 +17,7 @@ use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{Config, generate_into};
 use sqlx::{Connection, PgPool};
 
-use crate::common::{Killed, metrics_address, scratch};
+use crate::common::{Killed, metrics_address, scratch, succeeded};
 
 /// The admin URLs of the primary and of the standby, as scripts/test.sh exports them.
 fn clusters() -> (String, String) {
@@ -36,15 +36,7 @@ fn on_database(admin: &str, db: &str) -> String {
 
 fn restart_standby() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ensure-standby.sh");
-    let out = Command::new("bash")
-        .args([script, "restart"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(Command::new("bash").args([script, "restart"]));
 }
 
 async fn facts(dir: &std::path::Path) -> Vec<Fact> {
@@ -269,19 +261,14 @@ async fn following_a_hot_standby_through_conflicts_and_a_restart_misses_nothing(
     caught_up(&primary, &standby_url).await;
 
     let reference = root.join("reference");
-    let out = Command::new(env!("CARGO_BIN_EXE_mttx"))
-        .args(["etl", "run", "--once", "--source", &primary_url])
-        .arg("--facts")
-        .arg(reference.join("facts"))
-        .arg("--state")
-        .arg(reference.join("state.sqlite"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_mttx"))
+            .args(["etl", "run", "--once", "--source", &primary_url])
+            .arg("--facts")
+            .arg(reference.join("facts"))
+            .arg("--state")
+            .arg(reference.join("state.sqlite"))
+            .env("RUST_LOG", "warn"),
     );
     let want = facts(&reference).await;
     assert!(want.len() > 9_500, "{}", want.len());
