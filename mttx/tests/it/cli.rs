@@ -208,9 +208,9 @@ fn etl_run_once_folds_the_golden_set() {
     );
     let out = mttx(
         &dir,
-        &["etl", "run", "--once", "--facts", "s3://bucket/facts"],
+        &["etl", "run", "--once", "--facts", "gs://bucket/facts"],
     );
-    assert!(text(&out).1.contains("--features s3"), "{:?}", text(&out));
+    assert!(text(&out).1.contains("--features gcs"), "{:?}", text(&out));
     let out = mttx(&dir, &["etl", "run", "--once", "--workers", "0"]);
     assert!(
         text(&out).1.contains("--workers must be"),
