@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: starts what the tests need (PostgreSQL, a hot standby, Chromium, Python)
+# The test command: starts what the tests need (PostgreSQL, a hot standby, Chromium, Python,
+# an S3 server and Azurite)
 # and runs every test of the workspace against it. Build output goes to one shared target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,14 @@ bash scripts/ensure-python.sh
 bash scripts/ensure-standby.sh
 export MTTX_STANDBY_PRIMARY_URL=${MTTX_STANDBY_PRIMARY_URL:-postgres://postgres@127.0.0.1:5433/postgres}
 export MTTX_STANDBY_URL=${MTTX_STANDBY_URL:-postgres://postgres@127.0.0.1:5434/postgres}
+# Object stores on loopback (scripts/ensure-objstores.sh): moto for S3, Azurite for Azure Blob.
+# The facts tests on s3:// and az:// (and the processes they start) reach them through each
+# store's usual environment variables, as a user's mttx would reach the real ones.
+bash scripts/ensure-objstores.sh
+export AWS_ENDPOINT_URL=http://127.0.0.1:${MTTX_MOTO_PORT:-5390} AWS_ALLOW_HTTP=true \
+    AWS_ACCESS_KEY_ID=mttx AWS_SECRET_ACCESS_KEY=mttx AWS_REGION=us-east-1
+export AZURE_STORAGE_USE_EMULATOR=true \
+    AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:${MTTX_AZURITE_PORT:-10000}
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"
