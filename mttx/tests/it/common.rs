@@ -111,11 +111,19 @@ pub fn metrics_address(
             let _ = tx.send(line);
         }
     });
+    let mut seen = Vec::new();
     loop {
-        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+        let line = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => panic!(
+                "no metrics address announced ({e}); the process said:\n{}",
+                seen.join("\n")
+            ),
+        };
         if let Some(rest) = line.split("metrics at http://").nth(1) {
             return (rest.trim_end_matches("/metrics").to_owned(), rx);
         }
+        seen.push(line);
     }
 }
 
@@ -140,4 +148,19 @@ pub fn await_listening(addr: SocketAddr, limit: std::time::Duration) {
 pub fn new_token(dir: &std::path::Path, account: u32) -> String {
     let created = mttx_in(dir, &["token", "create", "--account", &account.to_string()]);
     created.lines().last().unwrap().trim().to_owned()
+}
+
+/// The value of the series `series` (name and labels as written) on the Prometheus page at
+/// `addr`, if it answers and has it.
+pub fn metric(addr: &str, series: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut page = String::new();
+    s.read_to_string(&mut page).ok()?;
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

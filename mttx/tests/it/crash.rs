@@ -14,10 +14,10 @@ use sqlx::PgPool;
 use crate::common::{Killed, scratch, test_url};
 
 /// A small deterministic generator of kill moments (the seed is printed on failure).
-struct Moments(u64);
+pub(crate) struct Moments(pub u64);
 
 impl Moments {
-    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -56,7 +56,7 @@ fn run_to_end(dir: &Path, url: &str, extra: &[&str]) {
 
 /// Starts the ETL, waits a random moment, and kills it with SIGKILL if it is still running.
 /// Returns whether it was killed.
-async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
+pub(crate) async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
     if let Some(status) = child.try_wait().unwrap() {
         let mut err = String::new();
@@ -74,7 +74,10 @@ async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
 
 /// Starts `command` up to 6 times, each killed at a random moment, until a run ends by
 /// itself; returns how many were killed.
-async fn kill_until_done(mut command: impl FnMut() -> Command, moments: &mut Moments) -> usize {
+pub(crate) async fn kill_until_done(
+    mut command: impl FnMut() -> Command,
+    moments: &mut Moments,
+) -> usize {
     let mut kills = 0;
     for _ in 0..6 {
         let child = command().spawn().unwrap();
@@ -105,7 +108,7 @@ async fn quarantine(dir: &Path) -> Vec<(i64, i64, String)> {
         .unwrap()
 }
 
-fn assert_same(got: &[Fact], want: &[Fact], seed: u64) {
+pub(crate) fn assert_same(got: &[Fact], want: &[Fact], seed: u64) {
     assert_eq!(got.len(), want.len(), "row count (seed {seed:#x})");
     for (g, w) in got.iter().zip(want) {
         assert_eq!(g, w, "incident {} (seed {seed:#x})", w.incident_id);
@@ -132,7 +135,7 @@ async fn kill_test_replica(pool: &PgPool, seed: u64) -> String {
 
 /// Work cut into many small ranges with short leases, so that kills land mid-range and
 /// leases of killed workers expire quickly.
-const SMALL_RANGES: [&str; 6] = [
+pub(crate) const SMALL_RANGES: [&str; 6] = [
     "--workers",
     "3",
     "--range-incidents",
@@ -169,7 +172,7 @@ async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) 
 }
 
 /// Appends entries from two connections so that the lower id commits after the higher one.
-async fn out_of_order_writer(pool: PgPool, rounds: usize, incidents: i64) -> usize {
+pub(crate) async fn out_of_order_writer(pool: PgPool, rounds: usize, incidents: i64) -> usize {
     let mut written = 0;
     for i in 0..rounds {
         let incident = 1 + (i as i64 * 37) % incidents;

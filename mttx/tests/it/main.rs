@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod import;
 mod metrics;
+mod objstore;
 /// The local PagerDuty of the import's own tests.
 #[path = "../../../pagerduty/tests/it/server.rs"]
 mod pd_server;

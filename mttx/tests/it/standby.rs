@@ -5,8 +5,6 @@
 //! standby's statements), and the standby is restarted once. The ETL retries, its counter
 //! shows it, and the facts equal a fresh run's over the primary.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +15,7 @@ use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{Config, generate_into};
 use sqlx::{Connection, PgPool};
 
-use crate::common::{Killed, metrics_address, scratch, succeeded};
+use crate::common::{Killed, metric, metrics_address, scratch, succeeded};
 
 /// The admin URLs of the primary and of the standby, as scripts/test.sh exports them.
 fn clusters() -> (String, String) {
@@ -44,19 +42,6 @@ async fn facts(dir: &std::path::Path) -> Vec<Fact> {
         Ok(t) => t.read_all().await.unwrap_or_default(),
         Err(_) => Vec::new(),
     }
-}
-
-fn metric(addr: &str, series: &str) -> Option<f64> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut page = String::new();
-    s.read_to_string(&mut page).ok()?;
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Appends notes, rewrites a slice of the log and of the incidents without changing them,
