@@ -1,95 +1,246 @@
-//! The aggregate behind every report and trend: a DataFusion aggregate of the facts per
-//! key (period, group, bucket), each row read back into a [`Partial`]. The metric math on
-//! partials is in `metrics`.
+//! The aggregate behind every report and trend. DataFusion reads the facts (partitions
+//! pruned, filters pushed into the scan, only the columns needed); the rows are then folded
+//! here into one [`Partial`] per label (period or bucket, from `created_at`) and group, in a
+//! single pass over the Arrow arrays. A hash aggregate with `array_agg`, a CASE per label
+//! and text keys cost more than this fold (BENCHMARKS.md). The metric math on partials is
+//! in `metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use deltalake::arrow::array::{Array, AsArray, RecordBatch};
-use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use deltalake::datafusion::functions_aggregate::expr_fn::{array_agg, count, sum};
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
+};
+use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMicrosecondType};
 use deltalake::datafusion::prelude::{DataFrame, Expr, cast, col, lit, when};
 
 use crate::metrics::Partial;
-use crate::{Engine, Result, facts_err};
+use crate::{Engine, Error, Result, facts_err};
+
+/// How rows are labelled by their `created_at`: label `i` holds the rows created before
+/// `ends[i]` and at or after the previous end (the first: every row before `ends[0]`).
+/// Rows at or after the last end are not counted.
+pub(crate) struct Labels {
+    pub(crate) names: Vec<String>,
+    pub(crate) ends: Vec<i64>,
+}
+
+impl Labels {
+    /// Labels by consecutive instants: `names[i]` ends at `ends[i]`.
+    pub(crate) fn new(names: Vec<String>, ends: Vec<DateTime<Utc>>) -> Self {
+        Labels {
+            names,
+            ends: ends.iter().map(DateTime::timestamp_micros).collect(),
+        }
+    }
+
+    fn of(&self, micros: i64) -> Option<usize> {
+        let i = self.ends.partition_point(|end| *end <= micros);
+        (i < self.ends.len()).then_some(i)
+    }
+}
+
+/// The columns the fold reads.
+const COLUMNS: [&str; 10] = [
+    "created_at",
+    "seconds_to_first_ack",
+    "seconds_to_resolve",
+    "auto_resolved",
+    "escalation_count",
+    "interruptions",
+    "interruptions_business",
+    "interruptions_off_hours",
+    "interruptions_sleep",
+    "notification_count",
+];
+
+/// The group of each row: the values of the group column, numbered as they appear.
+#[derive(Default)]
+struct Groups {
+    ints: HashMap<Option<i64>, usize>,
+    texts: HashMap<String, usize>,
+    null_text: Option<usize>,
+    keys: Vec<Option<String>>,
+}
+
+impl Groups {
+    fn int(&mut self, v: Option<i64>) -> usize {
+        let next = self.keys.len();
+        *self.ints.entry(v).or_insert_with(|| {
+            self.keys.push(v.map(|v| v.to_string()));
+            next
+        })
+    }
+
+    fn text(&mut self, v: Option<&str>) -> usize {
+        let found = match v {
+            Some(v) => self.texts.get(v).copied(),
+            None => self.null_text,
+        };
+        if let Some(i) = found {
+            return i;
+        }
+        let next = self.keys.len();
+        self.keys.push(v.map(str::to_owned));
+        match v {
+            Some(v) => {
+                self.texts.insert(v.to_owned(), next);
+            }
+            None => self.null_text = Some(next),
+        }
+        next
+    }
+}
 
 impl Engine {
-    /// The metrics of `df`'s incidents per combination of `keys` (text values; none: one
-    /// row for all).
+    /// The metrics of `df`'s incidents per label of `labels` and, with `group` (a column
+    /// name), per value of that column: keyed by `[label]` or `[label, value]` (the value
+    /// as text, None for NULL).
     pub(crate) async fn aggregate(
         &self,
         df: DataFrame,
-        keys: Vec<Expr>,
+        labels: &Labels,
+        group: Option<&str>,
     ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
-        let key_count = keys.len();
-        let keys: Vec<Expr> = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| {
-                cast(k, deltalake::arrow::datatypes::DataType::Utf8).alias(format!("key{i}"))
-            })
-            .collect();
-        let aggregates = vec![
-            count(lit(1_i64)).alias("incident_count"),
-            count(col("seconds_to_first_ack")).alias("acknowledged_count"),
-            count(col("seconds_to_resolve")).alias("resolved_count"),
-            sum(one(col("auto_resolved"))).alias("auto_resolved_count"),
-            sum(one(col("escalation_count").gt(lit(0_i64)))).alias("escalated_count"),
-            // Percentiles are interpolated here, exactly as PostgreSQL's percentile_cont
-            // (DataFusion's quantizes the interpolation weight to 1e-6).
-            array_agg(col("seconds_to_first_ack")).alias("mtta_values"),
-            array_agg(col("seconds_to_resolve")).alias("mttr_values"),
-            sum(col("interruptions")).alias("interruptions"),
-            sum(col("interruptions_business")).alias("interruptions_business"),
-            sum(col("interruptions_off_hours")).alias("interruptions_off_hours"),
-            sum(col("interruptions_sleep")).alias("interruptions_sleep"),
-            sum(col("notification_count")).alias("notification_count"),
-        ];
+        let mut columns: Vec<Expr> = COLUMNS.iter().map(|c| col(*c)).collect();
+        if let Some(g) = group {
+            columns.push(col(g).alias("group_key"));
+        }
         let batches = df
-            .aggregate(keys, aggregates)
+            .select(columns)
             .map_err(facts_err("planning an aggregate"))?
             .collect()
             .await
             .map_err(facts_err("computing an aggregate"))?;
+        let mut groups = Groups::default();
+        // partials[label][group]
+        let mut partials: Vec<Vec<Partial>> = vec![Vec::new(); labels.names.len()];
+        for batch in &batches {
+            fold(batch, labels, group.is_some(), &mut groups, &mut partials)?;
+        }
         let mut out = BTreeMap::new();
-        for b in &batches {
-            let int = |name: &str, row: usize| int(b, name, row).unwrap_or(0);
-            // The durations as gathered; Partial::metrics sorts them.
-            let values = |name: &str, row: usize| values(b, name, row);
-            let keys: Vec<_> = (0..key_count)
-                .map(|i| {
-                    b.column_by_name(&format!("key{i}"))
-                        .and_then(|k| k.as_string_opt::<i32>().cloned())
-                })
-                .collect();
-            for row in 0..b.num_rows() {
-                let key: Vec<Option<String>> = keys
-                    .iter()
-                    .map(|k| {
-                        k.as_ref()
-                            .and_then(|k| (!k.is_null(row)).then(|| k.value(row).to_owned()))
-                    })
-                    .collect();
-                out.insert(
-                    key,
-                    Partial {
-                        incident_count: int("incident_count", row),
-                        acknowledged_count: int("acknowledged_count", row),
-                        resolved_count: int("resolved_count", row),
-                        auto_resolved_count: int("auto_resolved_count", row),
-                        escalated_count: int("escalated_count", row),
-                        mtta: values("mtta_values", row),
-                        mttr: values("mttr_values", row),
-                        interruptions: int("interruptions", row),
-                        interruptions_business: int("interruptions_business", row),
-                        interruptions_off_hours: int("interruptions_off_hours", row),
-                        interruptions_sleep: int("interruptions_sleep", row),
-                        notification_count: int("notification_count", row),
-                    },
-                );
+        for (label, row) in partials.into_iter().enumerate() {
+            for (g, partial) in row.into_iter().enumerate() {
+                if partial.incident_count == 0 {
+                    continue;
+                }
+                let mut key = vec![Some(labels.names[label].clone())];
+                if group.is_some() {
+                    key.push(groups.keys[g].clone());
+                }
+                out.insert(key, partial);
             }
         }
         Ok(out)
     }
+}
+
+/// A column of `b` cast to `to` (a table made before a column was added reads it as NULL of
+/// another type).
+fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| Error::Facts {
+            doing: "reading an aggregate's column",
+            source: format!("the facts have no column {name}").into(),
+        })?
+        .clone();
+    if c.data_type() == to {
+        return Ok(c);
+    }
+    deltalake::arrow::compute::cast(&c, to).map_err(facts_err("reading an aggregate's column"))
+}
+
+/// Adds the rows of `b` to `partials`.
+fn fold(
+    b: &RecordBatch,
+    labels: &Labels,
+    grouped: bool,
+    groups: &mut Groups,
+    partials: &mut [Vec<Partial>],
+) -> Result<()> {
+    let created = b
+        .column_by_name("created_at")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| Error::Facts {
+            doing: "reading an aggregate's column",
+            source: "created_at is not a timestamp in microseconds".into(),
+        })?;
+    let float = |name| column(b, name, &DataType::Float64);
+    let (ack, resolve) = (float("seconds_to_first_ack")?, float("seconds_to_resolve")?);
+    let (ack, resolve): (&Float64Array, &Float64Array) = (
+        ack.as_primitive::<Float64Type>(),
+        resolve.as_primitive::<Float64Type>(),
+    );
+    let auto = column(b, "auto_resolved", &DataType::Boolean)?;
+    let auto: &BooleanArray = auto.as_boolean();
+    let ints: Vec<ArrayRef> = [
+        "escalation_count",
+        "interruptions",
+        "interruptions_business",
+        "interruptions_off_hours",
+        "interruptions_sleep",
+        "notification_count",
+    ]
+    .into_iter()
+    .map(|name| column(b, name, &DataType::Int64))
+    .collect::<Result<_>>()?;
+    let ints: Vec<&Int64Array> = ints.iter().map(|a| a.as_primitive::<Int64Type>()).collect();
+    let int = |i: usize, row: usize| (!ints[i].is_null(row)).then(|| ints[i].value(row));
+    // The group of each row.
+    let group: Vec<usize> = match b.column_by_name("group_key").filter(|_| grouped) {
+        None => vec![0; b.num_rows()],
+        Some(k) if k.data_type() == &DataType::Int64 => {
+            let k = k.as_primitive::<Int64Type>();
+            (0..b.num_rows())
+                .map(|r| groups.int((!k.is_null(r)).then(|| k.value(r))))
+                .collect()
+        }
+        Some(_) => {
+            let k = column(b, "group_key", &DataType::Utf8)?;
+            let k = k.as_string::<i32>();
+            (0..b.num_rows())
+                .map(|r| groups.text((!k.is_null(r)).then(|| k.value(r))))
+                .collect()
+        }
+    };
+    if !grouped && groups.keys.is_empty() {
+        groups.keys.push(None);
+    }
+    for row in 0..b.num_rows() {
+        if created.is_null(row) {
+            continue;
+        }
+        let Some(label) = labels.of(created.value(row)) else {
+            continue;
+        };
+        let at = &mut partials[label];
+        if at.len() <= group[row] {
+            at.resize_with(groups.keys.len().max(group[row] + 1), Partial::default);
+        }
+        let p = &mut at[group[row]];
+        p.incident_count += 1;
+        if !ack.is_null(row) {
+            p.acknowledged_count += 1;
+            p.mtta.push(ack.value(row));
+        }
+        if !resolve.is_null(row) {
+            p.resolved_count += 1;
+            p.mttr.push(resolve.value(row));
+        }
+        if !auto.is_null(row) && auto.value(row) {
+            p.auto_resolved_count += 1;
+        }
+        if int(0, row).is_some_and(|e| e > 0) {
+            p.escalated_count += 1;
+        }
+        p.interruptions += int(1, row).unwrap_or(0);
+        p.interruptions_business += int(2, row).unwrap_or(0);
+        p.interruptions_off_hours += int(3, row).unwrap_or(0);
+        p.interruptions_sleep += int(4, row).unwrap_or(0);
+        p.notification_count += int(5, row).unwrap_or(0);
+    }
+    Ok(())
 }
 
 /// 1 where `c` holds, else 0 (NULL counts as 0): a condition to sum.

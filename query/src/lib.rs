@@ -13,9 +13,11 @@
 //! - the rows of PagerDuty's Analytics API ([`analytics`]): an instant range and lists of
 //!   teams, services, policies in, [`Tally`] rows per group and local bucket out.
 //!
-//! DataFusion gathers counts, sums and the durations themselves per key; the metric math
-//! (exact percentiles as PostgreSQL's `percentile_cont`, means, rates, deltas) is done here
-//! in plain Rust.
+//! DataFusion reads the facts (partitions pruned, filters pushed into the Parquet scan);
+//! reports and trends fold the rows into counts, sums and the durations themselves per
+//! period or bucket and group in one pass (`aggregate`), and the metric math (exact
+//! percentiles as PostgreSQL's `percentile_cont`, means, rates, deltas) is done here in
+//! plain Rust.
 
 mod aggregate;
 pub mod analytics;

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use deltalake::datafusion::prelude::{DataFrame, Expr, col, lit, when};
+use deltalake::datafusion::prelude::DataFrame;
 use serde::Serialize;
 
-use crate::engine::ts;
+use crate::aggregate::Labels;
 use crate::metrics::Partial;
 use crate::period::local_midnight;
 use crate::{Engine, Error, Filters, Metrics, Period, Result, Row, Unit, facts_err};
@@ -84,22 +84,24 @@ pub struct Report {
 }
 
 impl Engine {
-    /// The metrics of `df`'s incidents per `period` (a column), and per group when given.
+    /// The metrics of `df`'s incidents per period of `periods`, and per group when given.
     async fn metrics(
         &self,
         df: DataFrame,
+        periods: &Labels,
         group: Option<GroupBy>,
     ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
-        let (df, keys) = match group {
-            Some(GroupBy::Responder) => (
-                df.unnest_columns(&["acknowledged_user_ids"])
-                    .map_err(facts_err("listing responders"))?,
-                vec![col("period"), col("acknowledged_user_ids")],
-            ),
-            Some(g) => (df, vec![col("period"), col(g.column())]),
-            None => (df, vec![col("period")]),
-        };
-        self.aggregate(df, keys).await
+        match group {
+            Some(GroupBy::Responder) => {
+                let df = df
+                    .unnest_columns(&["acknowledged_user_ids"])
+                    .map_err(facts_err("listing responders"))?;
+                self.aggregate(df, periods, Some("acknowledged_user_ids"))
+                    .await
+            }
+            Some(g) => self.aggregate(df, periods, Some(g.column())).await,
+            None => self.aggregate(df, periods, None).await,
+        }
     }
 
     /// The report of `account` for `period` against the previous period, with a breakdown
@@ -122,19 +124,11 @@ impl Engine {
         // incident labelled with its period.
         let (from, to) = period.instants();
         let (pfrom, _) = period.previous().instants();
-        let df = self
-            .incidents(account, pfrom, to, filters)
-            .await?
-            .with_column(
-                "period",
-                when(col("created_at").lt(ts(from)), lit("previous"))
-                    .otherwise(lit("current"))
-                    .map_err(facts_err("labelling periods"))?,
-            )
-            .map_err(facts_err("labelling periods"))?;
+        let df = self.incidents(account, pfrom, to, filters).await?;
+        let periods = Labels::new(vec!["previous".into(), "current".into()], vec![from, to]);
         let key = |p: &str, k: Option<String>| vec![Some(p.to_owned()), k];
         let mut by = match group_by {
-            Some(g) => self.metrics(df.clone(), Some(g)).await?,
+            Some(g) => self.metrics(df.clone(), &periods, Some(g)).await?,
             None => BTreeMap::new(),
         };
         // Each incident is in exactly one group, except by responder (one per acknowledger,
@@ -147,7 +141,7 @@ impl Engine {
                 }
                 t
             }
-            _ => self.metrics(df, None).await?,
+            _ => self.metrics(df, &periods, None).await?,
         };
         let mut total = |p: &str| {
             totals
@@ -202,22 +196,14 @@ impl Engine {
         let (from, to) = period.instants();
         let df = self.incidents(account, from, to, filters).await?;
         let buckets = period.buckets(unit);
-        let at = |d: NaiveDate| ts(local_midnight(period.tz, d));
-        // The bucket of each incident: the first whose end is after its creation.
-        let mut chain: Option<
-            deltalake::datafusion::logical_expr::conditional_expressions::CaseBuilder,
-        > = None;
-        for (start, end) in &buckets {
-            let cond = col("created_at").lt(at(*end));
-            let value = lit(start.to_string());
-            chain = Some(match chain {
-                None => when(cond, value),
-                Some(mut c) => c.when(cond, value),
-            });
-        }
-        let label: Option<Expr> = chain.and_then(|c| c.end().ok());
-        let keys = label.map(|l| vec![l]).unwrap_or_default();
-        let mut by = self.aggregate(df, keys).await?;
+        let labels = Labels::new(
+            buckets.iter().map(|(start, _)| start.to_string()).collect(),
+            buckets
+                .iter()
+                .map(|(_, end)| local_midnight(period.tz, *end))
+                .collect(),
+        );
+        let mut by = self.aggregate(df, &labels, None).await?;
         Ok(buckets
             .iter()
             .map(|(start, _)| {
