@@ -433,7 +433,7 @@ fn bucket_of(bounds: &[(i64, Expr)]) -> Expr {
 /// The numbers of list column `name` at `row`, sorted.
 fn sorted(b: &RecordBatch, name: &str, row: usize) -> Vec<f64> {
     let mut v = values(b, name, row);
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     v
 }
 

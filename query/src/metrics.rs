@@ -131,8 +131,8 @@ impl Partial {
 
     /// The aggregates of the gathered incidents (their durations sorted here, once).
     pub(crate) fn metrics(mut self) -> Metrics {
-        self.mtta.sort_by(f64::total_cmp);
-        self.mttr.sort_by(f64::total_cmp);
+        self.mtta.sort_unstable_by(f64::total_cmp);
+        self.mttr.sort_unstable_by(f64::total_cmp);
         let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let n = self.incident_count;
         Metrics {
