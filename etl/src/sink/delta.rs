@@ -529,6 +529,15 @@ impl FactsTable {
             .clone()
             .optimize()
             .with_target_size(std::num::NonZeroU64::MIN.saturating_add(128 * 1024 * 1024 - 1))
+            // Snappy, as the ETL writes, rather than compaction's default zstd: a query opens
+            // a codec per column chunk it reads, and zstd's (a compression and a
+            // decompression context each time) and its decoding cost every report about a
+            // tenth of its CPU (BENCHMARKS.md), for files about a third smaller.
+            .with_writer_properties(
+                deltalake::parquet::file::properties::WriterProperties::builder()
+                    .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+                    .build(),
+            )
             .await;
         match optimized {
             Ok((table, metrics)) => {
