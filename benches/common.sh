@@ -3,7 +3,8 @@
 server=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mttx-target}
 bash scripts/ensure-postgres.sh
-cargo build --release -q -p mttx
+# The whole workspace, so that features resolve as in every other build (one DataFusion).
+cargo build --release -q --workspace
 mttx=$CARGO_TARGET_DIR/release/mttx
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -3,7 +3,8 @@
 # speed, `psql \copy (SELECT * FROM incident_log_entries) TO /dev/null`, on the same data in
 # the same run. For each size: generate into PostgreSQL, time COPY (median of 3), time
 # `mttx etl run --once` into a fresh Delta table (median of 3), report the ratio and the
-# ETL's peak RSS.
+# ETL's peak RSS. WORKERS may list several counts (`1,2`): each runs on the same data, to see
+# what another core brings.
 #
 #   bash benches/etl.sh [WORKERS] [SIZES...]   (default: 2 workers; 130000 1300000 incidents,
 #                                              about 1M and 10M log entries)
@@ -32,22 +33,26 @@ for incidents in "${sizes[@]}"; do
         /usr/bin/time -f "%e" -a -o "$work/copy" \
             psql -X -q -v ON_ERROR_STOP=1 "$url" -c "\\copy (SELECT * FROM incident_log_entries) TO '/dev/null'"
     done
-    : >"$work/etl"
-    : >"$work/rss"
-    for _ in $(seq "$runs"); do
-        rm -rf "$work/facts" "$work/state.sqlite"*
-        /usr/bin/time -f "%e %M" -o "$work/one" \
-            "$mttx" etl run --once --workers "$workers" --source "$url" \
-            --facts "$work/facts" --state "$work/state.sqlite" >"$work/summary" 2>/dev/null
-        awk '{print $1}' "$work/one" >>"$work/etl"
-        awk '{print $2}' "$work/one" >>"$work/rss"
-    done
-    grep -E "backfill|incidents written|quarantined:" "$work/summary" | sed 's/^/   /'
     copy_s=$(median <"$work/copy")
-    etl_s=$(median <"$work/etl")
-    rss_kib=$(sort -g "$work/rss" | tail -1)
-    printf "COPY TO /dev/null %.1f s; ETL (%s workers) %.1f s = %.0f entries/s; ratio ETL/COPY %.2f; ETL peak RSS %.0f MiB\n" \
-        "$copy_s" "$workers" "$etl_s" "$(echo "$entries / $etl_s" | bc -l)" \
-        "$(echo "$etl_s / $copy_s" | bc -l)" "$(echo "$rss_kib / 1024" | bc -l)"
+    for w in ${workers//,/ }; do
+        : >"$work/etl"
+        : >"$work/rss"
+        for _ in $(seq "$runs"); do
+            rm -rf "$work/facts" "$work/state.sqlite"*
+            /usr/bin/time -f "%e %M %U %S" -o "$work/one" \
+                "$mttx" etl run --once --workers "$w" --source "$url" \
+                --facts "$work/facts" --state "$work/state.sqlite" >"$work/summary" 2>/dev/null
+            awk '{print $1}' "$work/one" >>"$work/etl"
+            awk '{print $2}' "$work/one" >>"$work/rss"
+            awk '{print $3 + $4}' "$work/one" >>"$work/cpu"
+        done
+        grep -E "backfill|incidents written|quarantined:" "$work/summary" | sed 's/^/   /'
+        etl_s=$(median <"$work/etl")
+        rss_kib=$(sort -g "$work/rss" | tail -1)
+        printf "COPY TO /dev/null %.1f s; ETL (%s workers) %.1f s = %.0f entries/s; ratio ETL/COPY %.2f; ETL CPU (user+sys) %.1f s; ETL peak RSS %.0f MiB\n" \
+            "$copy_s" "$w" "$etl_s" "$(echo "$entries / $etl_s" | bc -l)" \
+            "$(echo "$etl_s / $copy_s" | bc -l)" "$(median <"$work/cpu")" "$(echo "$rss_kib / 1024" | bc -l)"
+        : >"$work/cpu"
+    done
     psql_ "$server/postgres" -c "DROP DATABASE $db"
 done

@@ -28,7 +28,7 @@ if ! command -v wrk >/dev/null; then
     if [ "$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null; else
         echo "install wrk (apt-get install wrk) first" >&2; exit 1; fi
 fi
-cargo bench -q -p mttx-query --bench queries --no-run 2>/dev/null
+cargo bench -q --workspace --bench queries --no-run 2>/dev/null
 
 if [ -n "${BENCH_KEEP:-}" ]; then work=$BENCH_KEEP; mkdir -p "$work"; else
     work=$(mktemp -d); trap 'rm -rf "$work"; kill %1 2>/dev/null || true' EXIT; fi
