@@ -40,7 +40,7 @@ impl Labels {
     }
 }
 
-/// The columns the fold reads.
+/// The columns the fold reads: the creation time, two durations, a flag, then integers.
 const COLUMNS: [&str; 10] = [
     "created_at",
     "seconds_to_first_ack",
@@ -174,17 +174,10 @@ fn fold(
     );
     let auto = column(b, "auto_resolved", &DataType::Boolean)?;
     let auto: &BooleanArray = auto.as_boolean();
-    let ints: Vec<ArrayRef> = [
-        "escalation_count",
-        "interruptions",
-        "interruptions_business",
-        "interruptions_off_hours",
-        "interruptions_sleep",
-        "notification_count",
-    ]
-    .into_iter()
-    .map(|name| column(b, name, &DataType::Int64))
-    .collect::<Result<_>>()?;
+    let ints: Vec<ArrayRef> = COLUMNS[4..]
+        .iter()
+        .map(|name| column(b, name, &DataType::Int64))
+        .collect::<Result<_>>()?;
     let ints: Vec<&Int64Array> = ints.iter().map(|a| a.as_primitive::<Int64Type>()).collect();
     let int = |i: usize, row: usize| (!ints[i].is_null(row)).then(|| ints[i].value(row));
     // The group of each row.
