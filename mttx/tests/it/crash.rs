@@ -11,7 +11,7 @@ use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{Config, generate_into};
 use sqlx::PgPool;
 
-use crate::common::{Killed, scratch, test_url};
+use crate::common::{Killed, appendable_replica, scratch, test_url};
 
 /// A small deterministic generator of kill moments (the seed is printed on failure).
 pub(crate) struct Moments(pub u64);
@@ -202,7 +202,6 @@ pub(crate) async fn out_of_order_writer(pool: PgPool, rounds: usize, incidents: 
 
 #[sqlx::test(migrations = false)]
 async fn kill_9_while_following_out_of_order_writers_misses_nothing(pool: PgPool) {
-    let url = test_url(&pool).await;
     let cfg = Config {
         seed: 9,
         accounts: 2,
@@ -211,15 +210,7 @@ async fn kill_9_while_following_out_of_order_writers_misses_nothing(pool: PgPool
         bad_rate: 0.02,
         ..Config::default()
     };
-    generate_into(cfg, &url.parse().unwrap(), false)
-        .await
-        .unwrap();
-    sqlx::query(
-        "SELECT setval('incident_log_entries_id_seq', (SELECT max(id) FROM incident_log_entries))",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    let url = appendable_replica(&pool, cfg).await;
     let root = scratch("crash-follow");
     let crashed = root.join("crashed");
     let follow = [

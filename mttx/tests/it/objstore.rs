@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use mttx_etl::Fact;
 use mttx_etl::sink::delta::FactsTable;
-use mttx_fixtures::{Config, generate_into};
+use mttx_fixtures::Config;
 use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::common::{
-    Killed, await_listening, free_addr, get, metric, metrics_address, mttx_in, scratch, succeeded,
-    test_url,
+    Killed, appendable_replica, await_listening, free_addr, get, metric, metrics_address, mttx_in,
+    scratch, succeeded,
 };
 use crate::crash::{Moments, SMALL_RANGES, assert_same, kill_until_done, out_of_order_writer};
 
@@ -113,7 +113,6 @@ async fn await_facts(location: &str, want: &[Fact]) {
 
 /// A generated replica in the test's database, its id sequence set for appending: its URL.
 async fn replica(pool: &PgPool, seed: u64, incidents: u64) -> String {
-    let url = test_url(pool).await;
     let cfg = Config {
         seed,
         accounts: 2,
@@ -122,16 +121,7 @@ async fn replica(pool: &PgPool, seed: u64, incidents: u64) -> String {
         bad_rate: 0.02,
         ..Config::default()
     };
-    generate_into(cfg, &url.parse().unwrap(), false)
-        .await
-        .unwrap();
-    sqlx::query(
-        "SELECT setval('incident_log_entries_id_seq', (SELECT max(id) FROM incident_log_entries))",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-    url
+    appendable_replica(pool, cfg).await
 }
 
 /// Following: polls 5 times a second, 2 workers, leases of killed workers free after 3 s.
