@@ -532,7 +532,7 @@ impl FactsTable {
             // Snappy, as the ETL writes, rather than compaction's default zstd: a query opens
             // a codec per column chunk it reads, and zstd's (a compression and a
             // decompression context each time) and its decoding cost every report about a
-            // tenth of its CPU (BENCHMARKS.md), for files about a third smaller.
+            // tenth of its CPU (BENCHMARKS.md), for files about a quarter smaller.
             .with_writer_properties(
                 deltalake::parquet::file::properties::WriterProperties::builder()
                     .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
