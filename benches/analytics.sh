@@ -51,7 +51,7 @@ cat >"$work/calls.json" <<JSON
 JSON
 "$mttx" serve --listen "127.0.0.1:$port" --cache-mib 0 --source "$url" --facts "$work/facts" --state "$work/state.sqlite" >"$work/serve.log" 2>&1 &
 serving=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+await_url "http://127.0.0.1:$port/healthz"
 
 # The same incidents in both: the teams' counts add up alike (incidents without a team are
 # in no PD row, as in PagerDuty, and in the native report's group without a key).

@@ -7,6 +7,12 @@ bash scripts/ensure-postgres.sh
 cargo build --release -q --workspace
 mttx=$CARGO_TARGET_DIR/release/mttx
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+# Waits until URL answers (a server just started), for at most 20 s.
+await_url() {
+    for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done
+    echo "nothing answers at $1" >&2
+    return 1
+}
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # The replica of query.sh and analytics.sh: query_set INCIDENTS WORK generates INCIDENTS

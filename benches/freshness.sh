@@ -23,7 +23,7 @@ places=(--source "$url" --facts "$work/facts" --state "$work/state.sqlite")
 token=$("$mttx" token create --account 1 --name bench "${places[@]}" 2>/dev/null)
 "$mttx" etl run --poll-seconds 0.5 "${places[@]}" >"$work/etl.log" 2>&1 &
 "$mttx" serve --listen 127.0.0.1:18081 "${places[@]}" >"$work/serve.log" 2>&1 &
-for _ in $(seq 100); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && break; sleep 0.2; done
+await_url "http://127.0.0.1:18081/healthz"
 echo "== $rate incidents/s for $seconds s into a replica of 20000 incidents; etl run polling every 0.5 s; serve following every 1 s"
 python3 benches/freshness.py "$url" http://127.0.0.1:18081 "$token" "$seconds" "$rate"
 kill $(jobs -p) 2>/dev/null || true

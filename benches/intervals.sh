@@ -24,7 +24,7 @@ places=(--source "$url" --facts "$work/facts" --state "$work/state.sqlite" --cac
 "$mttx" serve --listen 127.0.0.1:18082 --min-sample 10 "${places[@]}" >"$work/with.log" 2>&1 &
 "$mttx" serve --listen 127.0.0.1:18083 --min-sample 1000000000 "${places[@]}" >"$work/without.log" 2>&1 &
 for port in 18082 18083; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+    await_url "http://127.0.0.1:$port/healthz"
 done
 path="/api/v1/reports/incidents?from=$monday&to=$(date -d "$monday + 7 days" +%F)&tz=$tz&group_by=team"
 ask() { curl -sf -o /dev/null -w "%{time_total}\n" -H "Authorization: Bearer $token" "http://127.0.0.1:$1$path"; }

@@ -17,9 +17,7 @@ calls=${BENCH_CALLS:-50}
 tz=Europe/Berlin
 source benches/common.sh
 bash scripts/ensure-objstores.sh >/dev/null
-export AWS_ENDPOINT_URL=http://127.0.0.1:${MTTX_MOTO_PORT:-5390} AWS_ALLOW_HTTP=true \
-    AWS_ACCESS_KEY_ID=mttx AWS_SECRET_ACCESS_KEY=mttx AWS_REGION=us-east-1
-export AZURE_STORAGE_USE_EMULATOR=true AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:${MTTX_AZURITE_PORT:-10000}
+source scripts/objstores-env.sh
 
 work=$(mktemp -d)
 db=mttx_bench_objstore
@@ -52,7 +50,7 @@ for store in local s3 azure; do
     "$mttx" token create --account 1 --state "$state" 2>/dev/null | tail -1 >"$work/token"
     "$mttx" serve --listen 127.0.0.1:18090 --cache-mib 0 --source "$url" --facts "$facts" \
         --state "$state" >"$work/serve.log" 2>&1 &
-    for _ in $(seq 100); do curl -sf http://127.0.0.1:18090/readyz >/dev/null && break; sleep 0.2; done
+    await_url "http://127.0.0.1:18090/readyz"
     : >"$work/calls"
     for i in $(seq $((calls + 5))); do
         t=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $(cat "$work/token")" "http://127.0.0.1:18090$report")

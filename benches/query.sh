@@ -103,7 +103,7 @@ done
 echo "/api/v1/reports/incidents?from=$(date -d "$monday - 77 days" +%F)&to=$(date -d "$monday + 7 days" +%F)&tz=$tz&unit=week" >>"$work/mix.txt"
 for cache in 256 0; do
     "$mttx" serve --listen 127.0.0.1:18080 --cache-mib "$cache" --source "$url" --facts "$work/facts" --state "$work/state.sqlite" >"$work/serve.log" 2>&1 &
-    for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
+    await_url "http://127.0.0.1:18080/healthz"
     # Warm: every call once (fills the cache when there is one).
     while read -r p; do curl -sf -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:18080$p"; done <"$work/mix.txt"
     echo "cache ${cache} MiB:"

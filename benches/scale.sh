@@ -80,7 +80,7 @@ for incidents in "${sizes[@]}"; do
     token=$("$mttx" token create --account "$account" --name scale --state "$work/state.sqlite" 2>/dev/null | tail -1)
     "$mttx" serve --listen 127.0.0.1:18191 --cache-mib 0 --source "$url" --facts "$work/facts" \
         --state "$work/state.sqlite" >"$work/serve.log" 2>&1 &
-    for _ in $(seq 100); do curl -sf http://127.0.0.1:18191/readyz >/dev/null && break; sleep 0.2; done
+    await_url "http://127.0.0.1:18191/readyz"
     next=$(date -d "$monday + 7 days" +%F)
     python3 benches/http_latency.py 127.0.0.1:18191 "$token" "$runs" \
         team_weekly="/api/v1/reports/incidents?from=$monday&to=$next&tz=$tz&group_by=team" \

@@ -20,10 +20,7 @@ export MTTX_STANDBY_URL=${MTTX_STANDBY_URL:-postgres://postgres@127.0.0.1:5434/p
 # The facts tests on s3:// and az:// (and the processes they start) reach them through each
 # store's usual environment variables, as a user's mttx would reach the real ones.
 bash scripts/ensure-objstores.sh
-export AWS_ENDPOINT_URL=http://127.0.0.1:${MTTX_MOTO_PORT:-5390} AWS_ALLOW_HTTP=true \
-    AWS_ACCESS_KEY_ID=mttx AWS_SECRET_ACCESS_KEY=mttx AWS_REGION=us-east-1
-export AZURE_STORAGE_USE_EMULATOR=true \
-    AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:${MTTX_AZURITE_PORT:-10000}
+source scripts/objstores-env.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"
