@@ -146,7 +146,17 @@ pub fn await_listening(addr: SocketAddr, limit: std::time::Duration) {
 
 /// A new API token of `account`, made by `mttx token create` in `dir`.
 pub fn new_token(dir: &std::path::Path, account: u32) -> String {
-    let created = mttx_in(dir, &["token", "create", "--account", &account.to_string()]);
+    new_token_on(dir, account, ".mttx/state.sqlite")
+}
+
+/// A new API token of `account` in the state database `state`, made by `mttx token create`
+/// in `dir`.
+pub fn new_token_on(dir: &std::path::Path, account: u32, state: &str) -> String {
+    let account = account.to_string();
+    let created = mttx_in(
+        dir,
+        &["token", "create", "--account", &account, "--state", state],
+    );
     created.lines().last().unwrap().trim().to_owned()
 }
 
@@ -179,4 +189,19 @@ pub async fn appendable_replica(pool: &PgPool, cfg: mttx_fixtures::Config) -> St
     .await
     .unwrap();
     url
+}
+
+/// The committed ranges an `etl run --once` reports: "backfill: N ranges in the plan; this
+/// process committed M (…)".
+pub fn committed(stdout: &str) -> usize {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("backfill:"))
+        .unwrap_or_else(|| panic!("no backfill line in {stdout}"));
+    line.split("committed ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap()
 }

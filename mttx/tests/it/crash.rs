@@ -11,7 +11,7 @@ use mttx_etl::sink::delta::FactsTable;
 use mttx_fixtures::{Config, generate_into};
 use sqlx::PgPool;
 
-use crate::common::{Killed, appendable_replica, scratch, test_url};
+use crate::common::{self, Killed, appendable_replica, scratch, test_url};
 
 /// A small deterministic generator of kill moments (the seed is printed on failure).
 pub(crate) struct Moments(pub u64);
@@ -301,17 +301,7 @@ async fn two_processes_share_the_work(pool: PgPool) {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().find(|l| l.starts_with("backfill:")).unwrap();
-        // "backfill: N ranges in the plan; this process committed M (...)"
-        let m: usize = line
-            .split("committed ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .unwrap()
-            .parse()
-            .unwrap();
-        committed += m;
+        committed += common::committed(&String::from_utf8_lossy(&out.stdout));
     }
     assert_eq!(committed, 40, "each of the 40 ranges committed once");
     assert_same(&facts(&shared).await, &facts(&reference).await, 0);

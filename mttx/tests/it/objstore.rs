@@ -17,8 +17,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::common::{
-    Killed, appendable_replica, await_listening, free_addr, get, metric, metrics_address, mttx_in,
-    scratch, succeeded,
+    Killed, appendable_replica, await_listening, committed, free_addr, get, metric,
+    metrics_address, new_token_on, scratch, succeeded,
 };
 use crate::crash::{Moments, SMALL_RANGES, assert_same, kill_until_done, out_of_order_writer};
 
@@ -340,21 +340,6 @@ async fn reprocess_switch_and_drop_a_generation_on_s3(pool: PgPool) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// The committed ranges an `etl run --once` reports: "backfill: N ranges in the plan; this
-/// process committed M (…)".
-fn committed(stdout: &str) -> usize {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("backfill:"))
-        .unwrap_or_else(|| panic!("no backfill line in {stdout}"));
-    line.split("committed ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Two processes race on one S3 table (their own working folders, one PostgreSQL state):
 /// every range is committed once, and the facts equal one local process's.
 #[sqlx::test(migrations = false)]
@@ -467,11 +452,7 @@ async fn a_fleet_of_etl_and_api_processes_on_one_s3_table(pool: PgPool) {
     let want = facts(&reference.join("facts").display().to_string()).await;
     await_facts(&location, &want).await;
 
-    let token = mttx_in(
-        &root,
-        &["token", "create", "--account", "1", "--state", &url],
-    );
-    let token = token.lines().last().unwrap().trim().to_owned();
+    let token = new_token_on(&root, 1, &url);
     let (one, first) = serve(&root.join("api-1"), &url, &location, &url);
     let (two, second) = serve(&root.join("api-2"), &url, &location, &url);
     let report = "/api/v1/reports/incidents?from=2026-10-01&to=2026-11-30&group_by=team";
