@@ -4,7 +4,7 @@ server=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mttx-target}
 bash scripts/ensure-postgres.sh
 # The whole workspace, so that features resolve as in every other build (one DataFusion).
-cargo build --release -q --workspace
+cargo build --release -q --workspace --bins --benches
 mttx=$CARGO_TARGET_DIR/release/mttx
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # Waits until URL answers (a server just started), for at most 20 s.

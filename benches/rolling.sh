@@ -22,7 +22,7 @@ if ! command -v haproxy >/dev/null; then
     fi
 fi
 if [ -z "${ROLLING_BIN:-}" ]; then
-    cargo build --release -q --workspace
+    cargo build --release -q --workspace --bins --benches
 fi
 mttx=${ROLLING_BIN:-$CARGO_TARGET_DIR/release/mttx}
 

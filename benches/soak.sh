@@ -17,7 +17,7 @@ server=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mttx-target}
 bash scripts/ensure-postgres.sh
 if [ -z "${SOAK_BIN:-}" ]; then
-    cargo build --release -q --workspace
+    cargo build --release -q --workspace --bins --benches
 fi
 mttx=${SOAK_BIN:-$CARGO_TARGET_DIR/release/mttx}
 seed=${SOAK_SEED:-$RANDOM}
