@@ -106,13 +106,6 @@ impl Engine {
 
     /// The report of `account` for `period` against the previous period, with a breakdown
     /// when `group_by` is given (each group beside the account-wide norm).
-    #[tracing::instrument(skip_all, err, fields(
-        account = account,
-        from = %period.from,
-        to = %period.to,
-        tz = %period.tz,
-        group_by = ?group_by,
-    ))]
     pub async fn report(
         &self,
         account: i64,
@@ -120,62 +113,119 @@ impl Engine {
         group_by: Option<GroupBy>,
         filters: &Filters,
     ) -> Result<Report> {
+        Ok(self
+            .report_and_trend(account, period, group_by, None, filters)
+            .await?
+            .0)
+    }
+
+    /// The report of [`Engine::report`] and, with `unit`, the trend of [`Engine::trend`]
+    /// too, from one read of both periods: the current period's rows are labelled by
+    /// bucket, and its totals are the buckets' merged.
+    #[tracing::instrument(skip_all, err, fields(
+        account = account,
+        from = %period.from,
+        to = %period.to,
+        tz = %period.tz,
+        group_by = ?group_by,
+        unit = ?unit,
+    ))]
+    pub async fn report_and_trend(
+        &self,
+        account: i64,
+        period: &Period,
+        group_by: Option<GroupBy>,
+        unit: Option<Unit>,
+        filters: &Filters,
+    ) -> Result<(Report, Option<Vec<(NaiveDate, Metrics)>>)> {
         // One read of both periods (the previous one ends where this one starts), each
-        // incident labelled with its period.
+        // incident labelled with the previous period, or the current one or its bucket.
         let (from, to) = period.instants();
         let (pfrom, _) = period.previous().instants();
         let df = self.incidents(account, pfrom, to, filters).await?;
-        let periods = Labels::new(vec!["previous".into(), "current".into()], vec![from, to]);
-        let key = |p: &str, k: Option<String>| vec![Some(p.to_owned()), k];
-        let mut by = match group_by {
-            Some(g) => self.metrics(df.clone(), &periods, Some(g)).await?,
+        let buckets = unit.map(|u| period.buckets(u));
+        let mut names = vec![PREVIOUS.to_owned()];
+        let mut ends = vec![from];
+        match &buckets {
+            None => {
+                names.push("current".to_owned());
+                ends.push(to);
+            }
+            Some(buckets) => {
+                for (start, end) in buckets {
+                    names.push(start.to_string());
+                    ends.push(local_midnight(period.tz, *end));
+                }
+            }
+        }
+        let labels = Labels::new(names, ends);
+        // Keyed [label, group]: each group's previous and current partials.
+        let by = match group_by {
+            Some(g) => self.metrics(df.clone(), &labels, Some(g)).await?,
             None => BTreeMap::new(),
         };
         // Each incident is in exactly one group, except by responder (one per acknowledger,
-        // none without): there the account total needs its own pass.
-        let mut totals = match group_by {
+        // none without): there the account totals need their own pass.
+        let mut totals: BTreeMap<String, Partial> = BTreeMap::new();
+        match group_by {
             Some(g) if g != GroupBy::Responder => {
-                let mut t: BTreeMap<Vec<Option<String>>, Partial> = BTreeMap::new();
                 for (k, p) in &by {
-                    t.entry(vec![k[0].clone()]).or_default().merge(p);
+                    totals.entry(label_of(k)).or_default().merge(p);
                 }
-                t
             }
-            _ => self.metrics(df, &periods, None).await?,
-        };
-        let mut total = |p: &str| {
-            totals
-                .remove(&vec![Some(p.to_owned())])
-                .unwrap_or_default()
-                .metrics()
-        };
+            _ => {
+                for (k, p) in self.metrics(df, &labels, None).await? {
+                    totals.insert(label_of(&k), p);
+                }
+            }
+        }
+        // The current period's totals are its buckets' merged (or its one label's).
+        let previous = totals.remove(PREVIOUS).unwrap_or_default();
+        let mut current = Partial::default();
+        let mut trend = None;
+        if let Some(buckets) = buckets {
+            let mut each = Vec::with_capacity(buckets.len());
+            for (start, _) in buckets {
+                let p = totals.remove(&start.to_string()).unwrap_or_default();
+                current.merge(&p);
+                each.push((start, p.metrics()));
+            }
+            trend = Some(each);
+        }
+        for p in totals.into_values() {
+            current.merge(&p);
+        }
         let account_row = Row {
             min_sample: self.min_sample(),
             key: None,
-            current: total("current"),
-            previous: total("previous"),
+            current: current.metrics(),
+            previous: previous.metrics(),
         };
-        let mut groups = Vec::new();
-        if group_by.is_some() {
-            let mut keys: Vec<Option<String>> = by.keys().map(|k| k[1].clone()).collect();
-            keys.sort_by_key(natural);
-            keys.dedup();
-            for k in keys {
-                let mut take =
-                    |p: &str| by.remove(&key(p, k.clone())).unwrap_or_default().metrics();
-                groups.push(Row {
-                    min_sample: self.min_sample(),
-                    current: take("current"),
-                    previous: take("previous"),
-                    key: k,
-                });
-            }
+        let mut rows: BTreeMap<Option<String>, BTreeMap<String, Partial>> = BTreeMap::new();
+        for (k, p) in by {
+            let group = k.get(1).cloned().flatten();
+            rows.entry(group).or_default().insert(label_of(&k), p);
         }
-        Ok(Report {
+        let mut rows: Vec<(Option<String>, BTreeMap<String, Partial>)> = rows.into_iter().collect();
+        rows.sort_by_key(|(k, _)| natural(k));
+        let groups = rows
+            .into_iter()
+            .map(|(key, labelled)| {
+                let [previous, current] = split(labelled);
+                Row {
+                    min_sample: self.min_sample(),
+                    current: current.metrics(),
+                    previous: previous.metrics(),
+                    key,
+                }
+            })
+            .collect();
+        let report = Report {
             account: account_row,
             group_by,
             groups,
-        })
+        };
+        Ok((report, trend))
     }
 
     /// The metrics of each `unit` bucket of the period (a trend), in one pass over the facts.
@@ -216,6 +266,29 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// The label that names the previous period (the current one's are "current" or its
+/// buckets' first days).
+const PREVIOUS: &str = "previous";
+
+/// The label of an aggregate's key.
+fn label_of(key: &[Option<String>]) -> String {
+    key.first().cloned().flatten().unwrap_or_default()
+}
+
+/// The previous period's partial and the current period's (its labels merged).
+fn split(labelled: BTreeMap<String, Partial>) -> [Partial; 2] {
+    let mut out: [Partial; 2] = Default::default();
+    for (label, p) in labelled {
+        let side = &mut out[usize::from(label != PREVIOUS)];
+        if side.incident_count == 0 {
+            *side = p;
+        } else {
+            side.merge(&p);
+        }
+    }
+    out
 }
 
 /// Orders numeric keys as numbers, others as text, missing keys last.

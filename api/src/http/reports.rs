@@ -53,18 +53,15 @@ pub(crate) async fn report(
         Some(&names),
         &params,
         async |engine: &Engine| {
-            let report = engine.report(account, &period, group_by, &filters).await?;
-            let buckets = match unit {
-                None => None,
-                Some(unit) => Some(
-                    engine
-                        .trend(account, &period, unit, &filters)
-                        .await?
-                        .iter()
-                        .map(|(start, m)| BucketBody::new(*start, m))
-                        .collect(),
-                ),
-            };
+            let (report, trend) = engine
+                .report_and_trend(account, &period, group_by, unit, &filters)
+                .await?;
+            let buckets = trend.map(|trend| {
+                trend
+                    .iter()
+                    .map(|(start, m)| BucketBody::new(*start, m))
+                    .collect()
+            });
             let mut groups: Vec<_> = report
                 .groups
                 .iter()
