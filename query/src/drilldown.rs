@@ -118,21 +118,18 @@ impl Engine {
     /// When the account's latest incident was created (None: it has none).
     #[tracing::instrument(skip_all, err, fields(account = account))]
     pub async fn latest(&self, account: i64) -> Result<Option<DateTime<Utc>>> {
-        let (_, df) = self.frame().await?;
-        let batches = df
-            .filter(col("account_id").eq(lit(account)))
-            .and_then(|df| {
-                df.aggregate(
-                    vec![],
-                    vec![
-                        deltalake::datafusion::functions_aggregate::expr_fn::max(cast(
-                            col("created_at"),
-                            deltalake::arrow::datatypes::DataType::Int64,
-                        ))
-                        .alias("latest"),
-                    ],
-                )
-            })
+        let batches = self
+            .all_facts(account)?
+            .aggregate(
+                vec![],
+                vec![
+                    deltalake::datafusion::functions_aggregate::expr_fn::max(cast(
+                        col("created_at"),
+                        deltalake::arrow::datatypes::DataType::Int64,
+                    ))
+                    .alias("latest"),
+                ],
+            )
             .map_err(facts_err("finding the latest incident"))?
             .collect()
             .await
@@ -154,13 +151,9 @@ impl Engine {
         account: i64,
         incident_id: i64,
     ) -> Result<Option<mttx_facts::Fact>> {
-        let (_, df) = self.frame().await?;
-        let batches = df
-            .filter(
-                col("account_id")
-                    .eq(lit(account))
-                    .and(col("incident_id").eq(lit(incident_id))),
-            )
+        let batches = self
+            .all_facts(account)?
+            .filter(col("incident_id").eq(lit(incident_id)))
             .map_err(facts_err("finding an incident"))?
             .collect()
             .await

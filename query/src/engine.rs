@@ -1,6 +1,7 @@
 //! The engine: one Delta facts table (a version of it) and one DataFusion session, named
-//! by the facts generation and metrics version it serves. Every query starts here, from
-//! the table's frame or the incidents of one account and period with the filters applied.
+//! by the facts generation and metrics version it serves. Every query starts here, from the
+//! facts of one account (only its files are read) or its incidents of one period with the
+//! filters applied.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col, lit, nullif};
 use mttx_facts::{MetricsVersion, Versions};
 
+use crate::files::FileIndex;
 use crate::{Error, Filters, Result, facts_err};
 
 /// The engine over one facts table (a clone answers from the same version until refreshed).
@@ -18,6 +20,8 @@ pub struct Engine {
     table: DeltaTable,
     /// One session for every query: its runtime keeps Parquet metadata between queries.
     ctx: SessionContext,
+    /// The version's live files by account and month.
+    files: Arc<FileIndex>,
     /// The facts generation the table is, and the metrics version that made it (except
     /// the accounts reprocessed on their own, by another version).
     generation: i64,
@@ -54,9 +58,11 @@ impl Engine {
         table
             .update_datafusion_session(&ctx.state())
             .map_err(facts_err("preparing queries"))?;
+        let files = Arc::new(FileIndex::of(&table, &ctx).await?);
         Ok(Self {
             table,
             ctx,
+            files,
             generation: 0,
             versions: MetricsVersion::V1.into(),
             data_as_of: None,
@@ -120,41 +126,41 @@ impl Engine {
     /// Moves to the table's newest version.
     #[tracing::instrument(skip_all, err, fields(generation = self.generation))]
     pub async fn refresh(&mut self) -> Result<()> {
+        let before = self.table.version();
         self.table
             .update_state()
             .await
-            .map_err(facts_err("refreshing the facts table"))
+            .map_err(facts_err("refreshing the facts table"))?;
+        if self.table.version() != before {
+            self.files = Arc::new(FileIndex::of(&self.table, &self.ctx).await?);
+        }
+        Ok(())
     }
 
-    /// The whole facts table, to filter and aggregate. A table made before a column of
-    /// [`mttx_facts::ADDED_COLUMNS`] (until the ETL adds it) reads NULL there.
-    pub(crate) async fn frame(&self) -> Result<(SessionContext, DataFrame)> {
-        let ctx = self.ctx.clone();
-        let provider = self
+    /// The facts of `account` in the UTC months `first..=last` ("YYYY-MM", as the table is
+    /// cut), read from those months' files only, in the table's column order. A table made
+    /// before a column of [`mttx_facts::ADDED_COLUMNS`] (until the ETL adds it) reads NULL
+    /// there.
+    pub(crate) fn account_facts(&self, account: i64, first: &str, last: &str) -> Result<DataFrame> {
+        let files = self.files.months(account, first, last);
+        let columns: Vec<Expr> = self
+            .files
             .table
-            .table_provider()
-            .await
+            .fields()
+            .iter()
+            .map(|f| col(f.name()))
+            .collect();
+        let df = self
+            .ctx
+            .read_table(Arc::new(files))
+            .and_then(|df| df.select(columns))
             .map_err(facts_err("preparing a query"))?;
-        let mut df = ctx
-            .read_table(provider)
-            .map_err(facts_err("preparing a query"))?;
-        let schema = mttx_facts::schema();
-        for name in mttx_facts::ADDED_COLUMNS {
-            if df.schema().has_column_with_unqualified_name(name) {
-                continue;
-            }
-            let field = schema
-                .field_with_name(name)
-                .map_err(facts_err("preparing a query"))?;
-            // NULL computed from a column, not a literal: a filter on a literal-only column
-            // would be pushed into the Delta scan as a partition filter and not applied.
-            let id = col("incident_id");
-            let null = cast(nullif(id.clone(), id), field.data_type().clone());
-            df = df
-                .with_column(name, null)
-                .map_err(facts_err("preparing a query"))?;
-        }
-        Ok((ctx, df))
+        with_added_columns(df)
+    }
+
+    /// Every fact of `account`.
+    pub(crate) fn all_facts(&self, account: i64) -> Result<DataFrame> {
+        self.account_facts(account, "0000-01", "9999-12")
     }
 
     /// The incidents of `account` created in `[from, to)` that pass `filters`.
@@ -172,21 +178,40 @@ impl Engine {
                 .format("%Y-%m")
                 .to_string(),
         );
-        let (_, df) = self.frame().await?;
-        df.filter(
-            col("account_id")
-                .eq(lit(account))
-                .and(col("month").gt_eq(lit(months.0)))
-                .and(col("month").lt_eq(lit(months.1)))
-                .and(col("created_at").gt_eq(ts(from)))
-                .and(col("created_at").lt(ts(to))),
-        )
-        .and_then(|df| match filters.expr() {
-            Some(f) => df.filter(f),
-            None => Ok(df),
-        })
-        .map_err(facts_err("filtering facts"))
+        self.account_facts(account, &months.0, &months.1)?
+            .filter(
+                col("created_at")
+                    .gt_eq(ts(from))
+                    .and(col("created_at").lt(ts(to))),
+            )
+            .and_then(|df| match filters.expr() {
+                Some(f) => df.filter(f),
+                None => Ok(df),
+            })
+            .map_err(facts_err("filtering facts"))
     }
+}
+
+/// `df` with the columns of [`mttx_facts::ADDED_COLUMNS`] it lacks, as NULL (a table made
+/// before a column was added, until the ETL adds it).
+fn with_added_columns(mut df: DataFrame) -> Result<DataFrame> {
+    let schema = mttx_facts::schema();
+    for name in mttx_facts::ADDED_COLUMNS {
+        if df.schema().has_column_with_unqualified_name(name) {
+            continue;
+        }
+        let field = schema
+            .field_with_name(name)
+            .map_err(facts_err("preparing a query"))?;
+        // NULL computed from a column, not a literal: a filter on a literal-only column
+        // would be pushed into the scan as a partition filter and not applied.
+        let id = col("incident_id");
+        let null = cast(nullif(id.clone(), id), field.data_type().clone());
+        df = df
+            .with_column(name, null)
+            .map_err(facts_err("preparing a query"))?;
+    }
+    Ok(df)
 }
 
 /// An instant as a literal of the facts' `created_at` type.

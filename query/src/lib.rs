@@ -23,6 +23,7 @@ mod aggregate;
 pub mod analytics;
 mod drilldown;
 mod engine;
+mod files;
 mod filters;
 mod metrics;
 pub mod noisy;

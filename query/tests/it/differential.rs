@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use mttx_fixtures::{Config, generate_into};
-use mttx_query::{Engine, GroupBy, Metrics, Period};
+use mttx_query::{Engine, GroupBy, Metrics, Period, Unit};
 use sqlx::PgPool;
 
 pub const ORACLE: &str = include_str!("../../../etl/tests/sql/facts.sql");
@@ -57,6 +57,11 @@ type SqlRow = (
     Option<f64>,
     (i64, i64, i64, i64, i64),
 );
+
+/// The key of each ISO week in local time: its Monday, or the period's first day for a
+/// period that starts mid-week.
+const WEEK: &str =
+    "greatest((date_trunc('week', created_at AT TIME ZONE $4))::date, $2::date)::text";
 
 async fn oracle(
     pool: &PgPool,
@@ -187,6 +192,8 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
     let mut compared = 0;
     for account in [1_i64, 2] {
         for period in &periods {
+            // Each week of the period in local time (the first and last cut at its ends).
+            let by_week = oracle(&pool, WEEK, account, period, "").await;
             for (group, key) in [
                 (None, "NULL::text"),
                 (Some(GroupBy::Team), "team_id_v1::text"),
@@ -199,57 +206,81 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
                 (Some(GroupBy::Priority), "priority"),
                 (Some(GroupBy::Responder), "r.uid::text"),
             ] {
-                let report = engine
+                let plain = engine
                     .report(account, period, group, &Default::default())
                     .await
                     .unwrap();
-                let now = oracle(&pool, key, account, period, "").await;
-                let before = oracle(&pool, key, account, &period.previous(), "").await;
+                // The API's call: the same report with a weekly trend, from one read.
+                let (report, trend) = engine
+                    .report_and_trend(
+                        account,
+                        period,
+                        group,
+                        Some(Unit::Week),
+                        &Default::default(),
+                    )
+                    .await
+                    .unwrap();
+                let trend = trend.unwrap();
                 let what = format!("account {account} {period:?} {group:?}");
-                if group.is_none() {
+                for week in by_week.keys() {
+                    let found = trend.iter().any(|(s, _)| Some(s.to_string()) == *week);
+                    assert!(found, "{what}: week {week:?} has incidents but no bucket");
+                }
+                for (start, metrics) in &trend {
+                    let empty = Metrics::default();
+                    let want = by_week.get(&Some(start.to_string())).unwrap_or(&empty);
+                    assert_close(metrics, want, &format!("{what} week {start}"));
+                    compared += 1;
+                }
+                for report in [plain, report] {
+                    let now = oracle(&pool, key, account, period, "").await;
+                    let before = oracle(&pool, key, account, &period.previous(), "").await;
+                    if group.is_none() {
+                        let empty = Metrics::default();
+                        assert_close(
+                            &report.account.current,
+                            now.get(&None).unwrap_or(&empty),
+                            &what,
+                        );
+                        assert_close(
+                            &report.account.previous,
+                            before.get(&None).unwrap_or(&empty),
+                            &what,
+                        );
+                        assert!(
+                            report.account.current.incident_count > 0,
+                            "{what}: no incidents"
+                        );
+                        compared += 2;
+                        continue;
+                    }
+                    // The account row of a breakdown (merged from its groups but by responder).
+                    let totals_now = oracle(&pool, "NULL::text", account, period, "").await;
+                    let totals_before =
+                        oracle(&pool, "NULL::text", account, &period.previous(), "").await;
                     let empty = Metrics::default();
                     assert_close(
                         &report.account.current,
-                        now.get(&None).unwrap_or(&empty),
-                        &what,
+                        totals_now.get(&None).unwrap_or(&empty),
+                        &format!("{what} account row"),
                     );
                     assert_close(
                         &report.account.previous,
-                        before.get(&None).unwrap_or(&empty),
-                        &what,
+                        totals_before.get(&None).unwrap_or(&empty),
+                        &format!("{what} account row, previous"),
                     );
-                    assert!(
-                        report.account.current.incident_count > 0,
-                        "{what}: no incidents"
-                    );
-                    compared += 2;
-                    continue;
-                }
-                // The account row of a breakdown (merged from its groups but by responder).
-                let totals_now = oracle(&pool, "NULL::text", account, period, "").await;
-                let totals_before =
-                    oracle(&pool, "NULL::text", account, &period.previous(), "").await;
-                let empty = Metrics::default();
-                assert_close(
-                    &report.account.current,
-                    totals_now.get(&None).unwrap_or(&empty),
-                    &format!("{what} account row"),
-                );
-                assert_close(
-                    &report.account.previous,
-                    totals_before.get(&None).unwrap_or(&empty),
-                    &format!("{what} account row, previous"),
-                );
-                let mut keys: Vec<&Option<String>> = now.keys().chain(before.keys()).collect();
-                keys.sort();
-                keys.dedup();
-                assert_eq!(report.groups.len(), keys.len(), "{what}");
-                for row in &report.groups {
-                    let empty = Metrics::default();
-                    let w = format!("{what} key {:?}", row.key);
-                    assert_close(&row.current, now.get(&row.key).unwrap_or(&empty), &w);
-                    assert_close(&row.previous, before.get(&row.key).unwrap_or(&empty), &w);
-                    compared += 2;
+                    let mut keys: Vec<&Option<String>> = now.keys().chain(before.keys()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    assert_eq!(report.groups.len(), keys.len(), "{what}");
+                    for row in &report.groups {
+                        let empty = Metrics::default();
+                        let w = format!("{what} key {:?}", row.key);
+                        assert_close(&row.current, now.get(&row.key).unwrap_or(&empty), &w);
+                        assert_close(&row.previous, before.get(&row.key).unwrap_or(&empty), &w);
+                        compared += 2;
+                    }
                 }
             }
         }
@@ -270,14 +301,7 @@ async fn reports_equal_sql_over_the_source(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(weeks.len(), 3);
-    let by_week = oracle(
-        &pool,
-        "(date_trunc('week', created_at AT TIME ZONE $4))::date::text",
-        1,
-        &periods[0],
-        "",
-    )
-    .await;
+    let by_week = oracle(&pool, WEEK, 1, &periods[0], "").await;
     for (start, metrics) in &weeks {
         let empty = Metrics::default();
         assert_close(
@@ -440,4 +464,71 @@ async fn reports_and_trends_across_a_midnight_that_clocks_skip_equal_sql(pool: P
     }
     assert_eq!(compared, 12);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A query reads the files of the table version it serves, not what lies on disk: after a
+/// compaction whose rewritten files stay until vacuum, each incident still counts once, in
+/// an engine opened before the compaction and refreshed, and in one opened after it.
+#[sqlx::test(migrations = false)]
+async fn files_a_compaction_rewrote_are_not_read_again(pool: PgPool) {
+    let url = mttx_fixtures::testing::database_url(&pool).await.unwrap();
+    let cfg = Config {
+        seed: 45,
+        accounts: 1,
+        incidents: 600,
+        weeks: 6,
+        ..Config::default()
+    };
+    generate_into(cfg, &url.parse().unwrap(), false)
+        .await
+        .unwrap();
+    let dir = crate::scratch("rewritten");
+    let facts = dir.join("facts").display().to_string();
+    let source = mttx_replica::Source::open(&url.parse().unwrap(), 2)
+        .await
+        .unwrap();
+    let state =
+        mttx_state::State::open(&mttx_migrations::Location::Sqlite(dir.join("state.sqlite")))
+            .await
+            .unwrap();
+    let mut table = mttx_etl::sink::delta::FactsTable::open(&facts)
+        .await
+        .unwrap();
+    // Small batches: many files in each month, for the compaction to rewrite.
+    let options = mttx_etl::run::RunOptions {
+        batch_entries: 200,
+        ..Default::default()
+    };
+    mttx_etl::run::run(&source, &mut table, &state, &options)
+        .await
+        .unwrap();
+    let mut before = Engine::open(&facts).await.unwrap();
+    let report = table
+        .upkeep(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(report.files_compacted >= 4, "{report}");
+    assert_eq!(report.files_vacuumed, 0, "{report}");
+    before.refresh().await.unwrap();
+    let after = Engine::open(&facts).await.unwrap();
+
+    let period = Period::new(
+        "UTC".parse().unwrap(),
+        "2026-10-01".parse().unwrap(),
+        "2026-11-01".parse().unwrap(),
+        400,
+    )
+    .unwrap();
+    let want = oracle(&pool, "NULL::text", 1, &period, "").await;
+    let want = want.get(&None).unwrap();
+    assert!(want.incident_count > 50, "{}", want.incident_count);
+    for (engine, which) in [(&before, "refreshed"), (&after, "opened after")] {
+        let got = engine
+            .report(1, &period, None, &Default::default())
+            .await
+            .unwrap();
+        assert_close(&got.account.current, want, which);
+        let latest = engine.latest(1).await.unwrap();
+        assert!(latest.is_some(), "{which}: no latest incident");
+    }
 }
