@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: starts what the tests need (PostgreSQL, a hot standby, Chromium, Python,
-# an S3 server and Azurite)
-# and runs every test of the workspace against it. Build output goes to one shared target directory.
+# zsh, fish and Prometheus, an S3 server and Azurite) and runs every test of the workspace
+# against it. Build output goes to one shared target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-python.sh
+bash scripts/ensure-packages.sh
 # A primary and its hot standby (streaming replication) for the standby test.
 bash scripts/ensure-standby.sh
 export MTTX_STANDBY_PRIMARY_URL=${MTTX_STANDBY_PRIMARY_URL:-postgres://postgres@127.0.0.1:5433/postgres}

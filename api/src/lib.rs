@@ -14,24 +14,23 @@ pub mod export;
 pub mod http;
 pub mod metrics_server;
 pub mod named;
+pub mod process_metrics;
 mod server;
 pub mod weekly;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 
 pub use error::{Error, Result};
-pub use http::{App, AppOptions, CACHE_BYTES, open_served};
+pub use http::{App, AppOptions, CACHE_BYTES, REQUEST_TIMEOUT, open_served};
 
 /// The whole server over `app`: the API's routes and the dashboard's pages, a JSON 404
-/// for anything else, security headers on every answer, and around them the request
-/// counters, a 64 KiB body limit,
-/// compression, a 30 s timeout (503), request tracing, one error shape (JSON) for every
-/// refusal ([`http::limits`]) and, outermost, a request id ([`http::request_id`]).
+/// for anything else, security headers on every answer, and around them a 64 KiB body
+/// limit, compression, the request counters with the request timeout (503 after
+/// [`AppOptions::request_timeout`], counted), request tracing, one error shape (JSON) for
+/// every refusal ([`http::limits`]) and, outermost, a request id ([`http::request_id`]).
 pub fn app(app: Arc<App>) -> Router {
     http::routes()
         .merge(dashboard::routes())
@@ -40,13 +39,12 @@ pub fn app(app: Arc<App>) -> Router {
             app.clone(),
             http::headers::secure,
         ))
-        .with_state(app)
-        .layer(axum::middleware::from_fn(http::metrics::track))
+        .with_state(app.clone())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
+        .layer(axum::middleware::from_fn_with_state(
+            app,
+            http::metrics::track,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(http::limits::one_error_shape))

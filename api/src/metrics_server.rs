@@ -1,5 +1,6 @@
 //! A bare Prometheus endpoint, `/metrics` and `/healthz`, for a process that serves no API
-//! (the ETL's `--metrics-addr`): `/metrics` answers what the given renderer writes.
+//! (the ETL's `--metrics-addr`): `/metrics` answers what the given renderer writes, then
+//! the build and process metrics.
 
 use std::net::SocketAddr;
 
@@ -22,7 +23,7 @@ pub async fn serve(addr: SocketAddr, render: fn() -> String) -> crate::Result<So
                         CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    render(),
+                    crate::process_metrics::append_to(render()),
                 )
             }),
         )

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use mttx_query::Engine;
 
 use super::auth::Account;
 use super::cache::cached_named;
-use super::params::{Asked, FilterParams, PageParams, PeriodParams, asked, page};
+use super::params::{Asked, FilterParams, FormatParams, PageParams, PeriodParams, asked, page};
 use super::wire::{DetailBody, Entry, ErrorBody, IncidentsBody, NamedFact};
 use super::{ApiError, App};
 
@@ -21,9 +22,12 @@ use super::{ApiError, App};
     get,
     path = "/api/v1/incidents",
     tag = "incidents",
-    params(PeriodParams, FilterParams, PageParams),
+    params(PeriodParams, FilterParams, PageParams, FormatParams),
     responses(
-        (status = 200, description = "A page of incidents", body = IncidentsBody),
+        (status = 200, description = "A page of incidents (as CSV with format=csv or Accept: text/csv: every incident from the cursor on, one row each, streamed)", content(
+            (IncidentsBody = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, description = "A parameter to fix", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
     )
@@ -32,15 +36,20 @@ use super::{ApiError, App};
 pub(crate) async fn drilldown(
     State(app): State<Arc<App>>,
     Account(account): Account,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Asked {
-        params,
+        mut params,
         period,
         filters,
     } = asked(query.as_deref(), &app.accepted.drilldown)?;
+    let csv = super::csv_answer::wanted(&mut params, &headers)?;
     let page = page(&params)?;
     let names = app.directory(account).await;
+    if csv {
+        return super::csv_answer::incidents(&app, account, period, filters, page, names).await;
+    }
     cached_named(
         &app,
         "incidents",

@@ -28,7 +28,7 @@ fn message(status: StatusCode) -> String {
             "the request body is too large: send at most 64 KiB".into()
         }
         StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
-            "the answer took longer than 30 s; ask for a shorter period or fewer groups, or try again".into()
+            "the answer took too long or the server is stopping; try again, or ask for a shorter period or fewer groups".into()
         }
         s => format!(
             "{} {}",

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::App;
+use super::error::json_error;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
@@ -36,6 +37,7 @@ type Latency = Family<RouteLabel, Histogram, fn() -> Histogram>;
 struct Global {
     requests: Family<RouteStatus, Counter>,
     latency: Latency,
+    timeouts: Family<RouteLabel, Counter>,
     cache_hits: Counter,
     cache_misses: Counter,
     data_as_of: Gauge,
@@ -51,6 +53,7 @@ fn histogram() -> Histogram {
 static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
     let requests = Family::<RouteStatus, Counter>::default();
     let latency: Latency = Family::new_with_constructor(histogram);
+    let timeouts = Family::<RouteLabel, Counter>::default();
     let cache_hits = Counter::default();
     let cache_misses = Counter::default();
     let data_as_of = Gauge::default();
@@ -65,6 +68,11 @@ static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
         "request_duration_seconds",
         "Time to answer a request, by route",
         latency.clone(),
+    );
+    registry.register(
+        "request_timeouts",
+        "Requests not answered within the request timeout (answered 503, also counted in requests), by route",
+        timeouts.clone(),
     );
     registry.register(
         "cache_hits",
@@ -89,6 +97,7 @@ static GLOBAL: LazyLock<Global> = LazyLock::new(|| {
     Global {
         requests,
         latency,
+        timeouts,
         cache_hits,
         cache_misses,
         data_as_of,
@@ -106,16 +115,34 @@ pub fn cache(hit: bool) {
     }
 }
 
-/// Middleware: counts each request and its latency under its route pattern (never the
-/// path itself, which holds ids).
-pub async fn track(request: Request, next: Next) -> Response {
+/// Middleware: answers 503 (the JSON error) to a request not answered within the
+/// server's request timeout, and counts each request, its latency and timeouts under its
+/// route pattern (never the path itself, which holds ids).
+pub async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let start = Instant::now();
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(app.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            GLOBAL
+                .timeouts
+                .get_or_create(&RouteLabel {
+                    route: route.clone(),
+                })
+                .inc();
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the answer took longer than {:?}; ask for a shorter period or fewer groups, or try again",
+                    app.request_timeout
+                ),
+            )
+        }
+    };
     let status = format!("{}xx", response.status().as_u16() / 100);
     GLOBAL
         .latency
@@ -148,7 +175,8 @@ pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
     )
 }
 
-/// `extra`'s counters (if any) and the API's, as one OpenMetrics text.
+/// `extra`'s counters (if any), the API's, then the build and process metrics, as one
+/// OpenMetrics text.
 pub fn render(extra: Option<fn() -> String>) -> String {
     let mut out = extra.map_or_else(String::new, |render| render());
     // One text has one end marker: the API's registry writes it.
@@ -157,5 +185,5 @@ pub fn render(extra: Option<fn() -> String>) -> String {
     }
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &GLOBAL.registry);
-    out
+    crate::process_metrics::append_to(out)
 }

@@ -16,6 +16,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod cache;
+mod csv_answer;
 pub mod error;
 pub mod headers;
 pub mod incidents;
@@ -69,7 +70,13 @@ pub struct AppOptions {
     /// address for the sign-in rate limit, and HTTPS (a `Secure` cookie, HSTS) when the
     /// proxy says so.
     pub trust_proxy: bool,
+    /// How long a request may take before it is answered 503 (and counted as timed out).
+    /// Default [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
 }
+
+/// How long a request may take by default.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for AppOptions {
             min_sample: mttx_query::DEFAULT_MIN_SAMPLE,
             cookie_secure: false,
             trust_proxy: false,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -105,6 +113,8 @@ pub struct App {
     pub(crate) reach: Reach,
     /// Sign-in attempts by client address.
     pub(crate) login_limit: crate::dashboard::LoginLimit,
+    /// How long a request may take.
+    pub(crate) request_timeout: Duration,
 }
 
 /// How the server is reached (from [`AppOptions`]).
@@ -162,6 +172,7 @@ impl App {
                 trust_proxy: options.trust_proxy,
             },
             login_limit: crate::dashboard::LoginLimit::default(),
+            request_timeout: options.request_timeout,
         }))
     }
 

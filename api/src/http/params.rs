@@ -80,6 +80,21 @@ pub struct ReportParams {
     unit: Option<String>,
 }
 
+/// The answer's format.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "declares parameters for the document; handlers parse them"
+)]
+pub struct FormatParams {
+    /// `json` (default) or `csv`; `Accept: text/csv` asks for CSV too. A report's CSV has
+    /// one row per group (the account total first, then trend buckets) and metric; a
+    /// drilldown's has one row per incident, every page of the selection from `after` on,
+    /// streamed (`limit` does not apply).
+    format: Option<String>,
+}
+
 /// Drilldown order and paging.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -145,8 +160,8 @@ pub fn accepted() -> Accepted {
         v
     };
     Accepted {
-        report: with(names::<ReportParams>()),
-        drilldown: with(names::<PageParams>()),
+        report: with([names::<ReportParams>(), names::<FormatParams>()].concat()),
+        drilldown: with([names::<PageParams>(), names::<FormatParams>()].concat()),
         noisy: with(names::<NoisyParams>()),
     }
 }

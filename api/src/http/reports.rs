@@ -6,13 +6,15 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use mttx_query::{Engine, GroupBy, Unit};
 
 use super::auth::Account;
 use super::cache::cached_named;
 use super::params::{
-    Asked, FilterParams, NoisyParams, PeriodParams, ReportParams, asked, noisy_options, optional,
+    Asked, FilterParams, FormatParams, NoisyParams, PeriodParams, ReportParams, asked,
+    noisy_options, optional,
 };
 use super::wire::{
     BucketBody, ErrorBody, NamedNoisy, NoisyBody, ReportBody, period_body, row_body,
@@ -25,9 +27,12 @@ use crate::named::{account_label, name_rows};
     get,
     path = "/api/v1/reports/incidents",
     tag = "reports",
-    params(PeriodParams, FilterParams, ReportParams),
+    params(PeriodParams, FilterParams, ReportParams, FormatParams),
     responses(
-        (status = 200, description = "The period's metrics, breakdown and trend", body = ReportBody),
+        (status = 200, description = "The period's metrics, breakdown and trend (as CSV with format=csv or Accept: text/csv: one row per group and metric)", content(
+            (ReportBody = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, description = "A parameter to fix", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
     )
@@ -36,17 +41,19 @@ use crate::named::{account_label, name_rows};
 pub(crate) async fn report(
     State(app): State<Arc<App>>,
     Account(account): Account,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let Asked {
-        params,
+        mut params,
         period,
         filters,
     } = asked(query.as_deref(), &app.accepted.report)?;
+    let csv = super::csv_answer::wanted(&mut params, &headers)?;
     let group_by = optional::<GroupBy>(&params, "group_by")?;
     let unit = optional::<Unit>(&params, "unit")?;
     let names = app.directory(account).await;
-    cached_named(
+    let json = cached_named(
         &app,
         "report",
         account,
@@ -87,7 +94,20 @@ pub(crate) async fn report(
             })
         },
     )
-    .await
+    .await?;
+    if !csv {
+        return Ok(json);
+    }
+    let hit = json.headers().get("x-mttx-cache").cloned();
+    let body = axum::body::to_bytes(json.into_body(), usize::MAX)
+        .await
+        .map_err(|e| {
+            ApiError::internal(
+                "the answer could not be read back; the server log says why",
+                e,
+            )
+        })?;
+    super::csv_answer::report(&body, hit)
 }
 
 /// Noisy alerts: the services and alerts with the most incidents, the highest auto-resolve

@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod common;
+mod csv_answers;
 mod dashboard;
 mod dashboard_names;
 mod exports;

@@ -6,11 +6,12 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mttx_etl::Shutdown;
 use mttx_migrations::Location;
 use mttx_state::State;
 
+mod config;
 mod demo;
 mod etl;
 mod fixtures;
@@ -28,6 +29,11 @@ mod token;
     about = "Incident analytics: MTTA, MTTR and friends from an incident log"
 )]
 pub struct Cli {
+    /// A configuration file (TOML) of every command's settings; a setting's environment
+    /// variable overrides it, and its flag overrides both. `mttx config show COMMAND…`
+    /// prints what a command would run with.
+    #[arg(long, global = true, env = config::ENV, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub places: Places,
     /// Log lines on stderr as text (colours only on a terminal) or as JSON, one object a
@@ -206,6 +212,29 @@ pub enum Command {
     /// The embedded demo: a sample replica in SQLite (made if absent), the ETL, a token for
     /// account 1, and the API on --listen. No PostgreSQL needed.
     Demo(demo::DemoArgs),
+    /// The configuration file: what a command's settings resolve to.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print the shell's completion script for mttx, to source or install: bash
+    /// (`source <(mttx completions bash)`), zsh (a file `_mttx` on `$fpath`) or fish
+    /// (`~/.config/fish/completions/mttx.fish`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the settings a command would run with, each with where it comes from (flag,
+    /// environment, file or default), without running it: `mttx config show serve`.
+    Show {
+        /// The command and its flags, as you would run it.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 fn location(flag: &str, value: &str) -> anyhow::Result<Location> {
@@ -272,7 +301,7 @@ async fn stop_signal() {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, file: &config::Config) -> anyhow::Result<()> {
     let places = &cli.places;
     match cli.command {
         Command::Fixtures { command } => fixtures::run(places, command).await,
@@ -284,6 +313,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { command } => report::run(places, command).await,
         Command::Serve(args) => serve::run(places, args).await,
         Command::Demo(args) => demo::run(places, args).await,
+        Command::Config {
+            command: ConfigCommand::Show { command },
+        } => {
+            let with_file = file.apply(Cli::command());
+            let mut args = vec!["mttx".to_owned()];
+            if command.is_empty() {
+                args.extend(["config".to_owned(), "show".to_owned()]);
+            }
+            args.extend(command);
+            let matches = with_file
+                .clone()
+                .try_get_matches_from(args)
+                .map_err(|e| usage(e.to_string().trim_start_matches("error: ").trim_end()))?;
+            print!("{}", config::describe(&with_file, &matches, file));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mttx", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 
@@ -315,7 +364,16 @@ fn init_tracing(format: LogFormat) {
 /// Runs the command line; errors print their whole chain and exit with status 1, or 2 for
 /// a bad argument ([`Usage`]).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let file = match config::Config::load(&Cli::command(), &args) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let matches = file.apply(Cli::command()).get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -327,7 +385,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Usage>().is_some() => {
             eprintln!("error: {e:#}");

@@ -16,6 +16,10 @@ pub struct ServeArgs {
     /// by account, parameters and facts table version, so none is ever stale.
     #[arg(long, default_value_t = 256, env = "MTTX_CACHE_MIB")]
     cache_mib: u64,
+    /// How long a request may take before it is answered 503 (counted in
+    /// mttx_api_request_timeouts_total), in seconds.
+    #[arg(long, default_value_t = 30.0, env = "MTTX_REQUEST_TIMEOUT_SECONDS")]
+    request_timeout_seconds: f64,
     #[command(flatten)]
     stop: StopArgs,
 }
@@ -38,9 +42,19 @@ pub struct StopArgs {
 }
 
 pub async fn run(places: &Places, args: ServeArgs) -> anyhow::Result<()> {
+    let request_timeout = Duration::try_from_secs_f64(args.request_timeout_seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            super::usage(format!(
+                "--request-timeout-seconds {}: give a number of seconds above 0, like 30 or 0.5",
+                args.request_timeout_seconds
+            ))
+        })?;
     let state = places.open_state().await?;
     let replica = places.replica(4).await?;
     let options = mttx_api::AppOptions {
+        request_timeout,
         cache_bytes: args.cache_mib << 20,
         extra_metrics: Some(mttx_etl::metrics::render),
         min_sample: places.min_sample,

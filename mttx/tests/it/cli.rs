@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sqlx::PgPool;
@@ -766,4 +766,141 @@ fn logs_are_quiet_plain_or_json_and_carry_request_ids() {
     assert!(log.contains(&format!("id={id}")), "{log}");
     assert!(!log.contains("\u{1b}["), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `mttx completions SHELL` prints a script its shell accepts. Bash's, sourced, completes
+/// the commands after `mttx ` and a command's flags (`etl run --wo` → `--workers`); zsh's
+/// and fish's pass their shell's syntax check and name every command.
+#[test]
+fn completion_scripts_complete_commands_and_flags() {
+    let dir = scratch("completions");
+    let script = |shell: &str| {
+        let out = mttx(&dir, &["completions", shell]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{shell}: {stderr}");
+        let file = dir.join(format!("mttx.{shell}"));
+        std::fs::write(&file, &stdout).unwrap();
+        (file, stdout)
+    };
+    let (bash, _) = script("bash");
+    let asked = r#"source "$1"
+f=$(complete -p mttx | grep -oE -- '-F [^ ]+' | cut -d' ' -f2)
+COMP_WORDS=(mttx ""); COMP_CWORD=1; COMP_LINE="mttx "; COMP_POINT=5
+"$f" mttx "" mttx; echo "${COMPREPLY[*]}"
+COMP_WORDS=(mttx etl run --wo); COMP_CWORD=3; COMP_LINE="mttx etl run --wo"; COMP_POINT=17
+"$f" mttx --wo run; echo "${COMPREPLY[*]}""#;
+    let out = Command::new("bash")
+        .args(["-c", asked, "bash"])
+        .arg(&bash)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}\n{stderr}");
+    let commands: Vec<&str> = lines[0].split_whitespace().collect();
+    for c in [
+        "etl",
+        "serve",
+        "report",
+        "token",
+        "reprocess",
+        "completions",
+    ] {
+        assert!(
+            commands.contains(&c),
+            "`mttx ` does not offer {c}: {stdout}"
+        );
+    }
+    assert!(
+        lines[1].split_whitespace().any(|w| w == "--workers"),
+        "`mttx etl run --wo` does not offer --workers: {stdout}"
+    );
+
+    for (shell, check) in [("zsh", vec!["-n"]), ("fish", vec!["--no-execute"])] {
+        let (file, text_) = script(shell);
+        for c in ["etl", "serve", "reprocess", "generations"] {
+            assert!(text_.contains(c), "{shell}'s script never names {c}");
+        }
+        let out = Command::new(shell).args(&check).arg(&file).output();
+        let out = out.unwrap_or_else(|e| {
+            panic!("{shell} not found ({e}): scripts/ensure-packages.sh installs it")
+        });
+        let (stdout, stderr) = text(&out);
+        assert!(
+            out.status.success(),
+            "{shell} refuses the script: {stdout}\n{stderr}"
+        );
+    }
+}
+
+/// `--config FILE` (or MTTX_CONFIG) gives every command's settings; the environment
+/// overrides the file and a flag overrides both; `config show` says which gave each. A key
+/// that names no setting is refused with its name, exit status 2.
+#[test]
+fn a_configuration_file_gives_settings_under_the_environment_and_flags() {
+    let dir = scratch("config");
+    std::fs::write(
+        dir.join("mttx.toml"),
+        "facts = \"./elsewhere\"\n[serve]\ncache_mib = 64\nlisten = \"127.0.0.1:9999\"\n",
+    )
+    .unwrap();
+    let show = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mttx"));
+        c.current_dir(&dir)
+            .env_remove("MTTX_CACHE_MIB")
+            .env_remove("MTTX_CONFIG")
+            .env_remove("MTTX_FACTS");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.args(args).output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    let file = show(&[], &["--config", "mttx.toml", "config", "show", "serve"]);
+    assert!(file.contains("serve.cache_mib = \"64\"  # file"), "{file}");
+    assert!(
+        file.contains("serve.listen = \"127.0.0.1:9999\"  # file"),
+        "{file}"
+    );
+    assert!(file.contains("facts = \"./elsewhere\"  # file"), "{file}");
+    let env = show(
+        &[("MTTX_CONFIG", "mttx.toml"), ("MTTX_CACHE_MIB", "128")],
+        &["config", "show", "serve"],
+    );
+    assert!(
+        env.contains("serve.cache_mib = \"128\"  # environment MTTX_CACHE_MIB"),
+        "{env}"
+    );
+    assert!(env.contains("facts = \"./elsewhere\"  # file"), "{env}");
+    let flag = show(
+        &[("MTTX_CONFIG", "mttx.toml"), ("MTTX_CACHE_MIB", "128")],
+        &["config", "show", "serve", "--cache-mib", "32"],
+    );
+    assert!(flag.contains("serve.cache_mib = \"32\"  # flag"), "{flag}");
+    // The shipped example works as it is.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mttx.example.toml");
+    let shown = show(
+        &[],
+        &[
+            "--config",
+            example.to_str().unwrap(),
+            "config",
+            "show",
+            "etl",
+            "run",
+        ],
+    );
+    assert!(shown.contains("etl.run.workers = \"2\"  # file"), "{shown}");
+
+    std::fs::write(dir.join("bad.toml"), "[serve]\ncache_mb = 64\n").unwrap();
+    let out = mttx(&dir, &["--config", "bad.toml", "serve"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("[serve] cache_mb"),
+        "{stderr}"
+    );
 }

@@ -7,6 +7,8 @@ mod common;
 mod crash;
 mod import;
 mod metrics;
+mod monitoring;
+mod notebooks;
 mod objstore;
 /// The local PagerDuty of the import's own tests.
 #[path = "../../../pagerduty/tests/it/server.rs"]

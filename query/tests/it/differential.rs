@@ -494,9 +494,9 @@ async fn files_a_compaction_rewrote_are_not_read_again(pool: PgPool) {
     let mut table = mttx_etl::sink::delta::FactsTable::open(&facts)
         .await
         .unwrap();
-    // Small batches: many files in each month, for the compaction to rewrite.
+    // Small ranges: many files in each month, for the compaction to rewrite.
     let options = mttx_etl::run::RunOptions {
-        batch_entries: 200,
+        range_incidents: 100,
         ..Default::default()
     };
     mttx_etl::run::run(&source, &mut table, &state, &options)
