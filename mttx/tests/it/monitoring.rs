@@ -170,6 +170,15 @@ fn prometheus_scrapes_every_metric_the_dashboard_and_the_alerts_query() {
             .expect("prometheus (Debian's; scripts/ensure-packages.sh installs it)"),
     );
     await_listening(prom, Duration::from_secs(60));
+    // Its API answers 503 until the storage is open.
+    eventually(
+        Duration::from_secs(60),
+        "Prometheus never got ready",
+        || {
+            let (status, body) = exchange(prom, "GET /-/ready HTTP/1.0\r\nHost: x\r\n\r\n");
+            (status != 200).then(|| format!("{status} {body}"))
+        },
+    );
     eventually(
         Duration::from_secs(60),
         "Prometheus never scraped both",
