@@ -39,7 +39,7 @@ pub use metrics::{Compared, Metrics, Row, Samples};
 pub use mttx_facts::percentile_cont;
 pub use noisy::{Burst, Noise, Noisy, NoisyIncidents, NoisyOptions, Repeats};
 pub use period::{Period, Unit, YEARS, local_instant, local_midnight, supported_date};
-pub use report::{GroupBy, Report};
+pub use report::{GroupBy, Report, Trend};
 pub use uncertainty::{DEFAULT_MIN_SAMPLE, Verdict};
 
 /// Errors of the query engine.

@@ -75,6 +75,9 @@ impl std::str::FromStr for GroupBy {
     }
 }
 
+/// A trend: each bucket's first day and its metrics, in order.
+pub type Trend = Vec<(NaiveDate, Metrics)>;
+
 /// A report: the account-wide row (the norm), and with a breakdown one row per group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -137,7 +140,7 @@ impl Engine {
         group_by: Option<GroupBy>,
         unit: Option<Unit>,
         filters: &Filters,
-    ) -> Result<(Report, Option<Vec<(NaiveDate, Metrics)>>)> {
+    ) -> Result<(Report, Option<Trend>)> {
         // One read of both periods (the previous one ends where this one starts), each
         // incident labelled with the previous period, or the current one or its bucket.
         let (from, to) = period.instants();
@@ -242,7 +245,7 @@ impl Engine {
         period: &Period,
         unit: Unit,
         filters: &Filters,
-    ) -> Result<Vec<(NaiveDate, Metrics)>> {
+    ) -> Result<Trend> {
         let (from, to) = period.instants();
         let df = self.incidents(account, from, to, filters).await?;
         let buckets = period.buckets(unit);

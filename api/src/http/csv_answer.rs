@@ -241,12 +241,7 @@ pub(crate) async fn incidents(
     let next = first.next;
     let state = (Some(head), next, page);
     let stream = futures::stream::unfold(state, move |(ready, next, mut page)| {
-        let (engine, names, period, filters) = (
-            engine.clone(),
-            names.clone(),
-            period.clone(),
-            filters.clone(),
-        );
+        let (engine, names, filters) = (engine.clone(), names.clone(), filters.clone());
         async move {
             if let Some(bytes) = ready {
                 return Some((Ok(bytes), (None, next, page)));
