@@ -185,70 +185,12 @@ fn trend_csv(report: &Weekly) -> Result<Response, ApiError> {
 /// name beside it.
 fn facts_csv(name: &str, facts: &[NamedFact], tz: Tz) -> Result<Response, ApiError> {
     let mut w = crate::export::Csv::new();
-    w.write_record([
-        "incident_id",
-        "incident_number",
-        "created_at",
-        "title",
-        "service_id",
-        "service_name",
-        "team_id",
-        "team_name",
-        "escalation_policy_id",
-        "escalation_policy_name",
-        "urgency",
-        "priority",
-        "major",
-        "status",
-        "acknowledged_at",
-        "resolved_at",
-        "seconds_to_first_ack",
-        "seconds_to_resolve",
-        "auto_resolved",
-        "escalation_count",
-        "interruptions",
-        "interruptions_sleep",
-        "acknowledged_user_ids",
-        "acknowledged_user_names",
-        "reopen_count",
-        "final_resolved_at",
-    ])
-    .map_err(csv_error)?;
-    let opt = |v: Option<String>| v.unwrap_or_default();
+    w.write_record(crate::http::csv_answer::INCIDENT_COLUMNS)
+        .map_err(csv_error)?;
     for named in facts {
-        let f = &named.fact;
-        w.write_record([
-            f.incident_id.to_string(),
-            f.incident_number.to_string(),
-            local(f.created_at, tz),
-            f.title.clone(),
-            f.service_id.to_string(),
-            named.service_name.clone(),
-            opt(f.team_id.map(|v| v.to_string())),
-            opt(named.team_name.clone()),
-            opt(f.escalation_policy_id.map(|v| v.to_string())),
-            opt(named.escalation_policy_name.clone()),
-            f.urgency.clone(),
-            opt(f.priority.clone()),
-            f.major.to_string(),
-            f.status.clone(),
-            opt(f.acknowledged_at.map(|t| local(t, tz))),
-            opt(f.resolved_at.map(|t| local(t, tz))),
-            opt(f.seconds_to_first_ack.map(|v| v.to_string())),
-            opt(f.seconds_to_resolve.map(|v| v.to_string())),
-            f.auto_resolved.to_string(),
-            f.escalation_count.to_string(),
-            f.interruptions.to_string(),
-            f.interruptions_sleep.to_string(),
-            f.acknowledged_user_ids
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(" "),
-            named.acknowledged_user_names.join("; "),
-            opt(f.reopen_count.map(|v| v.to_string())),
-            opt(f.final_resolved_at.map(|t| local(t, tz))),
-        ])
+        w.write_record(crate::http::csv_answer::incident_record(named, |t| {
+            local(t, tz)
+        }))
         .map_err(csv_error)?;
     }
     let body = w.into_inner().map_err(csv_error)?;

@@ -147,8 +147,8 @@ pub(crate) fn report(json: &[u8], cache: Option<HeaderValue>) -> Result<Response
     Ok(response)
 }
 
-/// The columns of a drilldown's CSV.
-const INCIDENT_COLUMNS: [&str; 26] = [
+/// The columns of an incident list's CSV (the drilldown's, the dashboard's).
+pub(crate) const INCIDENT_COLUMNS: [&str; 26] = [
     "incident_id",
     "incident_number",
     "created_at",
@@ -177,12 +177,13 @@ const INCIDENT_COLUMNS: [&str; 26] = [
     "final_resolved_at",
 ];
 
-/// One incident as a CSV record (times in UTC, RFC 3339), each id with its name beside it.
-fn incident_record(named: &NamedFact) -> Vec<String> {
+/// One incident as a CSV record, times written by `time`, each id with its name beside it.
+pub(crate) fn incident_record(
+    named: &NamedFact,
+    time: impl Fn(chrono::DateTime<chrono::Utc>) -> String,
+) -> Vec<String> {
     let f = &named.fact;
     let opt = |v: Option<String>| v.unwrap_or_default();
-    let time =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     vec![
         f.incident_id.to_string(),
         f.incident_number.to_string(),
@@ -198,8 +199,8 @@ fn incident_record(named: &NamedFact) -> Vec<String> {
         opt(f.priority.clone()),
         f.major.to_string(),
         f.status.clone(),
-        opt(f.acknowledged_at.map(time)),
-        opt(f.resolved_at.map(time)),
+        opt(f.acknowledged_at.map(&time)),
+        opt(f.resolved_at.map(&time)),
         opt(f.seconds_to_first_ack.map(|v| v.to_string())),
         opt(f.seconds_to_resolve.map(|v| v.to_string())),
         f.auto_resolved.to_string(),
@@ -213,7 +214,7 @@ fn incident_record(named: &NamedFact) -> Vec<String> {
             .join(" "),
         named.acknowledged_user_names.join("; "),
         opt(f.reopen_count.map(|v| v.to_string())),
-        opt(f.final_resolved_at.map(time)),
+        opt(f.final_resolved_at.map(&time)),
     ]
 }
 
@@ -273,7 +274,12 @@ pub(crate) async fn incidents(
 /// `facts` written after what `w` holds, as bytes.
 fn chunk(mut w: Csv, names: &Directory, facts: Vec<mttx_facts::Fact>) -> Result<Bytes, ApiError> {
     for named in NamedFact::all(names, facts) {
-        w.write_record(incident_record(&named)).map_err(csv_error)?;
+        // Times in UTC, RFC 3339.
+        let utc = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        };
+        w.write_record(incident_record(&named, utc))
+            .map_err(csv_error)?;
     }
     Ok(Bytes::from(w.into_inner().map_err(csv_error)?))
 }

@@ -16,7 +16,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod cache;
-mod csv_answer;
+pub(crate) mod csv_answer;
 pub mod error;
 pub mod headers;
 pub mod incidents;
