@@ -9,6 +9,7 @@
 //! - [`sessions`]: dashboard sign-ins, stored as hashes, each tied to its token.
 //! - [`generations`]: the generations of the facts table and which one is served.
 //! - [`freshness`]: how current each facts table is (`data_as_of`).
+//! - [`deliveries`]: the weekly reports sent by mail and webhook.
 //!
 //! [`dialect`] writes one SQL text for both backends.
 
@@ -16,6 +17,7 @@ use mttx_migrations::{Location, Pool, Schema};
 
 #[macro_use]
 mod dialect;
+pub mod deliveries;
 pub mod freshness;
 pub mod generations;
 pub mod leases;
@@ -24,6 +26,7 @@ pub mod runs;
 pub mod sessions;
 pub mod tokens;
 
+pub use deliveries::{Claim, Delivery};
 pub use freshness::Freshness;
 pub use generations::{Generation, GenerationStatus};
 pub use leases::Lease;
