@@ -1,5 +1,6 @@
 //! Security headers on every answer: `nosniff` and a referrer policy everywhere; on pages,
-//! a content security policy that allows no script, no frame and no foreign form target,
+//! a content security policy that allows no script (but this server's own on the API
+//! reference, `/docs`), no frame and no foreign form target,
 //! and `X-Frame-Options: DENY` for older browsers; `Cache-Control: no-store` on anything
 //! that carries an account's data; HSTS when the server is reached over HTTPS.
 
@@ -26,6 +27,7 @@ fn private(path: &str) -> bool {
 
 pub async fn secure(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let private = private(request.uri().path());
+    let docs = request.uri().path().starts_with("/docs");
     let https = app.reach.https(request.headers());
     let mut response = next.run(request).await;
     let html = response
@@ -45,7 +47,11 @@ pub async fn secure(State(app): State<Arc<App>>, request: Request, next: Next) -
     if html {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(PAGE_POLICY),
+            HeaderValue::from_static(if docs {
+                super::docs::POLICY
+            } else {
+                PAGE_POLICY
+            }),
         );
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }

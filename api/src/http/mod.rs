@@ -17,6 +17,7 @@ pub mod analytics;
 pub mod auth;
 pub mod cache;
 pub(crate) mod csv_answer;
+pub(crate) mod docs;
 pub mod error;
 pub mod headers;
 pub mod incidents;
@@ -296,13 +297,15 @@ pub(crate) async fn ready(
     format!("ready (facts version {version})\n").into_response()
 }
 
-/// The API's routes: `/api/v1/…`, the document, liveness and the counters.
+/// The API's routes: `/api/v1/…`, the document and its reference page, liveness and the
+/// counters.
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::scrape))
         .route("/openapi.json", get(openapi::document))
+        .merge(docs::routes())
         .route("/api/v1/reports/incidents", get(reports::report))
         .route("/api/v1/reports/noisy", get(reports::noisy))
         .route("/api/v1/incidents", get(incidents::drilldown))

@@ -6,6 +6,7 @@
 //! `mttx report weekly` writes it as a file for mail or a wiki ([`render`]: HTML, Markdown,
 //! CSV or JSON).
 
+pub mod message;
 pub(crate) mod render;
 
 use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};

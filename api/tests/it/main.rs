@@ -7,6 +7,7 @@ mod common;
 mod csv_answers;
 mod dashboard;
 mod dashboard_names;
+mod docs;
 mod exports;
 mod freshness;
 mod goalert;
