@@ -43,6 +43,8 @@ fn sigterm_under_load_answers_every_request_in_flight() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_mttx"))
         .args(["serve", "--listen", &addr.to_string(), "--cache-mib", "0"])
         .args(["--shutdown-seconds", "20"])
+        // tower-http's request lines: the test sees when every request has begun.
+        .env("RUST_LOG", "info,tower_http=debug")
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(log)
@@ -80,8 +82,24 @@ fn sigterm_under_load_answers_every_request_in_flight() {
         })
         .collect();
     sent.wait();
-    // Let the server take the connections off the listen queue, then stop it.
-    std::thread::sleep(Duration::from_millis(300));
+    // Once the server has begun every request (its log says so), stop it: the requests'
+    // work, tens of milliseconds each on two cores, is still ahead of it.
+    let begun = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+        let started = log
+            .lines()
+            .filter(|l| l.contains("started processing request") && l.contains("reports/incidents"))
+            .count();
+        if started >= CLIENTS {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(30),
+            "the server began {started} of {CLIENTS} requests in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let term = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
