@@ -2,7 +2,9 @@
 //! `MTTX_CONFIG`. Top-level keys are the settings every command takes (`source`, `facts`,
 //! `state`, `log_format`, …); a table names a command (`[serve]`, `[etl.run]`,
 //! `[report.weekly]`) and holds its settings, each named as its flag without the dashes
-//! (`cache_mib` or `cache-mib` for `--cache-mib`). The file gives defaults: a setting's
+//! (`cache_mib` or `cache-mib` for `--cache-mib`); a setting written KEY=VALUE on the
+//! command line (`--to Payments=lead@example.com`) may be a table of its own
+//! (`[report.send.to]`, `"Payments" = ["lead@example.com"]`). The file gives defaults: a setting's
 //! environment variable overrides the file, and its flag overrides both. Each value is
 //! checked as its flag's would be, and a key that names no setting is refused with its
 //! place in the file.
@@ -114,7 +116,11 @@ fn walk(
     for (key, value) in table {
         let name = key.replace('-', "_");
         let mut here: Vec<String> = path.to_vec();
-        if let toml::Value::Table(inner) = value {
+        if let toml::Value::Table(inner) = value
+            && !command
+                .get_arguments()
+                .any(|a| !a.is_positional() && a.get_id().as_str() == name)
+        {
             let Some(sub) = command
                 .get_subcommands()
                 .find(|s| s.get_name().replace('-', "_") == name)
@@ -173,6 +179,19 @@ fn walk(
         };
         let values = match value {
             toml::Value::Array(items) => items.iter().map(scalar).collect::<Option<Vec<_>>>(),
+            // A table of KEY=VALUE settings (`[report.send.to]`): each key with each of its
+            // values.
+            toml::Value::Table(pairs) => pairs
+                .iter()
+                .map(|(k, v)| match v {
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|i| scalar(i).map(|i| format!("{k}={i}")))
+                        .collect::<Option<Vec<_>>>(),
+                    v => scalar(v).map(|v| vec![format!("{k}={v}")]),
+                })
+                .collect::<Option<Vec<Vec<String>>>>()
+                .map(|v| v.concat()),
             v => scalar(v).map(|s| vec![s]),
         }
         .ok_or_else(|| format!("{place}: give a string, number, boolean or a list of them"))?;
@@ -334,6 +353,8 @@ mod tests {
             "etl.run.workers",
             "serve.cache_mib",
             "report.weekly.format",
+            "report.send.to",
+            "report.send.every",
         ] {
             assert!(keys.contains(&key.to_owned()), "{key} not in {keys:?}");
         }
@@ -350,6 +371,25 @@ mod tests {
         assert!(e.contains("unknown key `sorce`"), "{e}");
         let e = parse("[serv]\nlisten = \"x\"\n").unwrap_err();
         assert!(e.contains("[serv] names no command"), "{e}");
+    }
+
+    #[test]
+    fn a_table_gives_key_value_settings() {
+        let config = parse(
+            "[report.send.to]\n\"7\" = [\"a@example.com\", \"b@example.com\"]\n\"*\" = \"ops@example.com\"\n",
+        )
+        .unwrap();
+        let to = &config.settings[0];
+        assert_eq!(to.key(), "report.send.to");
+        assert_eq!(
+            to.values,
+            ["*=ops@example.com", "7=a@example.com", "7=b@example.com"]
+        );
+        let e = parse("[report.send.to]\n\"7\" = \"not an address\"\n").unwrap_err();
+        assert!(
+            e.contains("[report.send] to") && e.contains("not a mail address"),
+            "{e}"
+        );
     }
 
     #[test]

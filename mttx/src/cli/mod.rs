@@ -19,6 +19,7 @@ mod generations;
 mod import;
 mod report;
 mod reprocess;
+mod send;
 mod serve;
 mod token;
 

@@ -1,6 +1,6 @@
 //! `mttx report weekly`: one team's ISO week, written to a file or stdout, with names from
 //! the replica at `--source` and, unless `--tz` says otherwise, in the account's own time
-//! zone.
+//! zone; `mttx report send` ([`super::send`]) delivers it by email and chat.
 
 use clap::Subcommand;
 use mttx_api::named::account_zone;
@@ -35,6 +35,9 @@ pub enum ReportCommand {
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
+    /// Send each team's weekly report by email and/or to a chat webhook, now or on a
+    /// schedule (`--every "mon 08:00"`); what was sent is never sent twice.
+    Send(Box<super::send::SendArgs>),
 }
 
 /// `--week`: an ISO week such as 2026-W44, as its Monday (a bad one is a usage error).
@@ -63,28 +66,19 @@ impl From<FormatArg> for Format {
 }
 
 pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> {
-    let ReportCommand::Weekly {
-        account,
-        team,
-        week,
-        tz,
-        format,
-        output,
-    } = command;
-    let (names, source) = directory(places, account).await?;
-    let tz: chrono_tz::Tz = match tz {
-        Some(tz) => tz,
-        None => match (account_zone(&names), &names.time_zone) {
-            (Some(tz), _) => tz,
-            (None, Some(zone)) => {
-                eprintln!(
-                    "the account's time zone `{zone}` is not an IANA name; using UTC (give --tz)"
-                );
-                chrono_tz::UTC
-            }
-            (None, None) => chrono_tz::UTC,
-        },
+    let (account, team, week, tz, format, output) = match command {
+        ReportCommand::Weekly {
+            account,
+            team,
+            week,
+            tz,
+            format,
+            output,
+        } => (account, team, week, tz, format, output),
+        ReportCommand::Send(args) => return super::send::run(places, *args).await,
     };
+    let (names, source) = directory(places, account).await?;
+    let tz = zone(tz, &names);
     let monday = week.unwrap_or_else(|| mttx_api::weekly::last_week(tz));
     let state = places.open_state().await?;
     let engine = mttx_api::open_served(&state, &places.facts)
@@ -114,9 +108,27 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `--tz`, else the account's own time zone, else UTC (saying so when the replica holds a
+/// zone that is not an IANA name).
+pub(super) fn zone(tz: Option<chrono_tz::Tz>, names: &Directory) -> chrono_tz::Tz {
+    match tz {
+        Some(tz) => tz,
+        None => match (account_zone(names), &names.time_zone) {
+            (Some(tz), _) => tz,
+            (None, Some(zone)) => {
+                eprintln!(
+                    "the account's time zone `{zone}` is not an IANA name; using UTC (give --tz)"
+                );
+                chrono_tz::UTC
+            }
+            (None, None) => chrono_tz::UTC,
+        },
+    }
+}
+
 /// The account's names and time zone from the replica at `--source`, and the replica;
 /// without one (no such SQLite file), ids alone and UTC, as stderr says.
-async fn directory(
+pub(super) async fn directory(
     places: &Places,
     account: i64,
 ) -> anyhow::Result<(Directory, Option<mttx_replica::Source>)> {

@@ -15,6 +15,7 @@ mod objstore;
 mod pd_server;
 mod reprocess;
 mod schemathesis;
+mod send;
 mod serve;
 mod standby;
 mod weekly;

@@ -12,14 +12,14 @@ use crate::common::{folded, get, scratch};
 const WEEK: &str = "/api/v1/reports/incidents?from=2026-10-26&to=2026-11-02&tz=Europe/Berlin";
 
 /// A server over the golden set with a token of account 1.
-struct Served {
-    addr: SocketAddr,
-    one: String,
-    dir: std::path::PathBuf,
-    facts: String,
+pub(crate) struct Served {
+    pub addr: SocketAddr,
+    pub one: String,
+    pub dir: std::path::PathBuf,
+    pub facts: String,
 }
 
-async fn golden_server(name: &str) -> Served {
+pub(crate) async fn golden_server(name: &str) -> Served {
     let dir = scratch(name);
     let replica = Location::Sqlite(dir.join("replica.sqlite"));
     load_dataset(&golden::dataset().unwrap(), &replica, false)
