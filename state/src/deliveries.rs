@@ -1,8 +1,11 @@
 //! `report_deliveries`: the weekly reports `mttx report send` has sent, one row per account,
 //! team, ISO week and channel. A send first claims its row (`sending`), then marks it `sent`
 //! or `failed`: a failed send is claimed again and retried, a sent one is never claimed
-//! again (unless resent on purpose), and a row a crash left `sending` is reported as
-//! interrupted rather than sent a second time.
+//! again (unless resent on purpose), and a row a crash left `sending` — or one whose send
+//! ended without telling whether it arrived (`unknown`: a timeout after the message went
+//! out) — is reported rather than sent a second time.
+
+use chrono::{DateTime, Utc};
 
 use crate::dialect::dialect;
 use crate::{Result, State, err};
@@ -31,15 +34,58 @@ pub enum Claim {
     /// This process sends it; `attempt` counts from 1 over every run.
     Claimed { attempt: i32 },
     /// It was sent at `at` (`detail`: what the send recorded, e.g. the recipients).
-    Sent { at: String, detail: Option<String> },
-    /// A send began at `since` and never recorded its end (a crash, or another process
-    /// sending it right now): whether it arrived is unknown.
-    Interrupted { since: String },
+    Sent {
+        at: DateTime<Utc>,
+        detail: Option<String>,
+    },
+    /// A send began at `since` and either never recorded its end (a crash, or another
+    /// process sending it right now) or ended not knowing whether it arrived (`detail`
+    /// says why).
+    Interrupted {
+        since: DateTime<Utc>,
+        detail: Option<String>,
+    },
+}
+
+/// How a claimed delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Sent,
+    /// It did not go out: the next claim sends it again.
+    Failed,
+    /// It may have gone out (a timeout after the message was handed over): not sent again
+    /// unless asked.
+    Unknown,
+}
+
+impl Ended {
+    fn status(self) -> &'static str {
+        match self {
+            Ended::Sent => "sent",
+            Ended::Failed => "failed",
+            Ended::Unknown => "unknown",
+        }
+    }
+}
+
+/// A delivery that has not gone out, as [`State::unsent_deliveries`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsent {
+    pub team_id: Option<i64>,
+    pub week: String,
+    pub channel: String,
+    /// `failed`, `unknown` or `sending`.
+    pub status: String,
+    pub detail: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A delivery's row as [`State::claim_delivery`] reads it: status, updated at, sent at and
 /// detail.
-type Row = (String, String, Option<String>, Option<String>);
+type Row = (String, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>);
+
+/// A row of [`State::unsent_deliveries`]: team, week, channel, status, detail, updated at.
+type UnsentRow = (i64, String, String, String, Option<String>, DateTime<Utc>);
 
 impl State {
     /// Claims `d` for sending: a delivery never tried, or one that failed; with `again`,
@@ -57,7 +103,7 @@ impl State {
         );
         let look = dialect(
             &self.pool,
-            "SELECT status, CAST(updated_at AS TEXT), CAST(sent_at AS TEXT), detail \
+            "SELECT status, updated_at, sent_at, detail \
              FROM report_deliveries \
              WHERE account_id = $1 AND team_id = $2 AND week = $3 AND channel = $4",
         );
@@ -91,23 +137,25 @@ impl State {
                 at: sent.unwrap_or(updated),
                 detail,
             },
-            (None, Some((_, updated, _, _))) => Claim::Interrupted { since: updated },
-            // The row was deleted between the two statements: nothing holds it now.
+            (None, Some((_, since, _, detail))) => Claim::Interrupted { since, detail },
+            // The row was deleted between the two statements: someone else holds it now.
             (None, None) => Claim::Interrupted {
-                since: "an unknown time".to_owned(),
+                since: Utc::now(),
+                detail: None,
             },
         })
     }
 
-    /// Records how the claimed delivery `d` ended: sent (with `detail`, e.g. the
-    /// recipients), or failed with `detail` saying why.
-    #[tracing::instrument(skip_all, fields(account = d.account_id, team = d.team_id, week = d.week, channel = d.channel, sent), err)]
-    pub async fn finish_delivery(&self, d: Delivery<'_>, sent: bool, detail: &str) -> Result<()> {
+    /// Records how the claimed delivery `d` ended, with `detail`: for a sent one what the
+    /// send recorded (e.g. the recipients), else why it did not (surely) arrive.
+    #[tracing::instrument(skip_all, fields(account = d.account_id, team = d.team_id, week = d.week, channel = d.channel, ?ended), err)]
+    pub async fn finish_delivery(&self, d: Delivery<'_>, ended: Ended, detail: &str) -> Result<()> {
         let sql = dialect(
             &self.pool,
             "UPDATE report_deliveries SET status = $5, detail = $6, updated_at = {now}, \
              sent_at = CASE WHEN $5 = 'sent' THEN {now} ELSE sent_at END \
-             WHERE account_id = $1 AND team_id = $2 AND week = $3 AND channel = $4",
+             WHERE account_id = $1 AND team_id = $2 AND week = $3 AND channel = $4 \
+               AND status = 'sending'",
         );
         on_pool!(&self.pool, p => {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -115,12 +163,40 @@ impl State {
                 .bind(d.team())
                 .bind(d.week)
                 .bind(d.channel)
-                .bind(if sent { "sent" } else { "failed" })
+                .bind(ended.status())
                 .bind(detail)
                 .execute(p)
                 .await
                 .map(|_| ())
                 .map_err(err("recording a report delivery"))
         })
+    }
+
+    /// The deliveries of `account` that have not gone out (failed, unknown or still being
+    /// sent), oldest week first.
+    pub async fn unsent_deliveries(&self, account: i64) -> Result<Vec<Unsent>> {
+        let sql = dialect(
+            &self.pool,
+            "SELECT team_id, week, channel, status, detail, updated_at FROM report_deliveries \
+             WHERE account_id = $1 AND status <> 'sent' ORDER BY week, team_id, channel",
+        );
+        let rows: Vec<UnsentRow> = on_pool!(&self.pool, p => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(account)
+                .fetch_all(p)
+                .await
+                .map_err(err("listing unsent report deliveries"))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(team, week, channel, status, detail, updated_at)| Unsent {
+                team_id: (team >= 0).then_some(team),
+                week,
+                channel,
+                status,
+                detail,
+                updated_at,
+            })
+            .collect())
     }
 }

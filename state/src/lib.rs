@@ -26,7 +26,7 @@ pub mod runs;
 pub mod sessions;
 pub mod tokens;
 
-pub use deliveries::{Claim, Delivery};
+pub use deliveries::{Claim, Delivery, Ended, Unsent};
 pub use freshness::Freshness;
 pub use generations::{Generation, GenerationStatus};
 pub use leases::Lease;
