@@ -205,3 +205,20 @@ pub fn committed(stdout: &str) -> usize {
         .parse()
         .unwrap()
 }
+
+/// The Python of the virtualenv scripts/ensure-python.sh makes: the folder `var` names, else
+/// `~/.cache/<default>`. Fails the test, saying how to make it, when it is missing.
+pub fn venv_python(var: &str, default: &str) -> String {
+    let venv = std::env::var(var).unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/{default}",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run the tests with scripts/test.sh (scripts/ensure-python.sh makes it)"
+    );
+    python
+}

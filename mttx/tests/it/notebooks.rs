@@ -12,17 +12,7 @@ use crate::common::{
 
 #[test]
 fn the_python_example_computes_the_apis_numbers() {
-    let venv = std::env::var("MTTX_NB_VENV").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/mttx-nb",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let python = format!("{venv}/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run the tests with scripts/test.sh (scripts/ensure-python.sh makes it)"
-    );
+    let python = crate::common::venv_python("MTTX_NB_VENV", "mttx-nb");
     let dir = scratch("notebook");
     mttx(
         &dir,

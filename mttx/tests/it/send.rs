@@ -28,21 +28,6 @@ impl Drop for Sink {
     }
 }
 
-fn python() -> String {
-    let venv = std::env::var("MTTX_VENV").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/mttx-venv",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let python = format!("{venv}/bin/python");
-    assert!(
-        Path::new(&python).exists(),
-        "{python} is missing: run the tests with scripts/test.sh (scripts/ensure-python.sh makes it)"
-    );
-    python
-}
-
 /// A certificate authority and a certificate for 127.0.0.1 signed by it, made with
 /// openssl in `dir`: (ca.pem, cert.pem, key.pem).
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -120,7 +105,7 @@ impl Sink {
         std::fs::create_dir_all(&out).unwrap();
         let port = free_addr().port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/smtp_sink.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(crate::common::venv_python("MTTX_VENV", "mttx-venv"))
             .arg(script)
             .args(["--port", &port.to_string(), "--out", out.to_str().unwrap()])
             .args(extra)
@@ -216,6 +201,12 @@ fn send(dir: &Path, facts: &str, envs: &[(&str, &str)], args: &[&str]) -> (bool,
         .args(["--state", dir.join("state.sqlite").to_str().unwrap()])
         .args(args)
         .env_remove("MTTX_WEBHOOK_URL")
+        .env_remove("MTTX_CONFIG")
+        .env_remove("MTTX_SMTP")
+        .env_remove("MTTX_MAIL_FROM")
+        .env_remove("MTTX_SMTP_USER")
+        .env_remove("MTTX_SMTP_PASSWORD")
+        .env_remove("MTTX_DASHBOARD_URL")
         .envs(envs.iter().copied())
         .current_dir(dir)
         .output()
@@ -280,8 +271,16 @@ async fn the_weekly_mail_and_chat_message_carry_the_apis_numbers_once() {
     let (ok, out, err) = tokio::task::block_in_place(|| send(&dir, &served.facts, &envs, &args));
     assert!(ok, "{out}\n{err}");
     assert!(
-        err.contains("trying again"),
-        "the refused first try is logged: {err}"
+        err.contains("2026-W44 of Payments (team 1) by email failed")
+            && err.contains("451")
+            && err.contains("trying again")
+            && err.contains("by webhook failed")
+            && err.contains("503"),
+        "the refused first tries are logged: {err}"
+    );
+    assert!(
+        !out.contains("B000/secret") && !err.contains("B000/secret"),
+        "the webhook URL is a secret: {out}\n{err}"
     );
     let mails = sink.await_messages(1, Duration::from_secs(30));
     assert_eq!(mails.len(), 1, "one mail, not one per try: {mails:?}");
@@ -495,7 +494,7 @@ async fn a_refused_recipient_fails_the_send_and_says_why() {
     let (ok, out, err) = tokio::task::block_in_place(|| send(&dir, &served.facts, &[], &args));
     assert!(!ok, "{out}");
     assert!(
-        err.contains("1 send(s) of 2026-W44 failed")
+        err.contains("1 send(s) of 2026-W44 did not go through")
             && err.contains("Payments (team 1) by email")
             && err.contains("no such mailbox")
             && !err.contains("trying again"),

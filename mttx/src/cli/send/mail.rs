@@ -13,6 +13,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::Failure;
+
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Security {
@@ -35,21 +37,30 @@ pub struct Mailer {
     server: String,
 }
 
+/// `url` with whatever sits between `//` and `@` (a user and password) hidden.
+fn redacted(url: &str) -> String {
+    match (url.find("//"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => format!("{}//…{}", &url[..start], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// What `--smtp` says: the server, its port and how to secure the connection.
 fn parse(url: &str) -> anyhow::Result<(String, u16, Security)> {
     let hint = "give smtp://HOST[:PORT] (STARTTLS when offered), smtp://HOST[:PORT]?tls=required, or smtps://HOST[:PORT]";
+    let shown = redacted(url);
     let parsed = url::Url::parse(url)
-        .map_err(|e| crate::cli::usage(format!("--smtp `{url}`: {e}; {hint}")))?;
-    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-        return Err(crate::cli::usage(format!(
-            "--smtp `{url}` names no server; {hint}"
-        )));
-    };
+        .map_err(|e| crate::cli::usage(format!("--smtp `{shown}`: {e}; {hint}")))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(crate::cli::usage(
             "--smtp must not hold a user or password (a command line is not secret): give --smtp-user and MTTX_SMTP_PASSWORD or --smtp-password-file",
         ));
     }
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Err(crate::cli::usage(format!(
+            "--smtp `{shown}` names no server; {hint}"
+        )));
+    };
     let tls = parsed
         .query_pairs()
         .find(|(k, _)| k == "tls")
@@ -59,7 +70,7 @@ fn parse(url: &str) -> anyhow::Result<(String, u16, Security)> {
         ("smtp", Some("required")) => (Security::Required, 587),
         ("smtp", Some("none")) => (Security::None, 25),
         ("smtps", None) => (Security::Wrapper, 465),
-        _ => return Err(crate::cli::usage(format!("--smtp `{url}`: {hint}"))),
+        _ => return Err(crate::cli::usage(format!("--smtp `{shown}`: {hint}"))),
     };
     let host = host
         .trim_start_matches('[')
@@ -78,7 +89,19 @@ impl Mailer {
         password: Option<SecretString>,
         ca: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let (host, port, security) = parse(url)?;
+        let (host, port, mut security) = parse(url)?;
+        // A password never goes in clear: signing in needs STARTTLS (or TLS from the start).
+        if user.is_some() {
+            match security {
+                Security::Opportunistic => security = Security::Required,
+                Security::None => {
+                    return Err(crate::cli::usage(
+                        "--smtp …?tls=none with --smtp-user would send the password in clear: use smtp:// (STARTTLS) or smtps://",
+                    ));
+                }
+                Security::Required | Security::Wrapper => {}
+            }
+        }
         let tls = || -> anyhow::Result<TlsParameters> {
             let mut params = TlsParameters::builder(host.clone());
             if let Some(ca) = ca {
@@ -158,20 +181,35 @@ impl Mailer {
             .context("cannot build the weekly mail")
     }
 
-    /// Sends `message`: Ok, or the error and whether trying again may help (not for a
-    /// permanent refusal, such as an unknown recipient or a bad password).
-    pub async fn send(&self, message: Message) -> Result<String, (String, bool)> {
+    /// Sends `message`: Ok with the server's answer, or why not ([`Failure`]): a
+    /// temporary refusal (4xx) or a connection that could not be made is worth another try;
+    /// a permanent refusal (an unknown recipient, a bad password) is not; a timeout or a
+    /// broken connection may have come after the server took the message, so whether it
+    /// arrived is unknown.
+    pub async fn send(&self, message: Message) -> Result<String, Failure> {
         match self.transport.send(message).await {
             Ok(response) => Ok(response.message().collect::<Vec<&str>>().join(" ")),
             Err(e) => {
-                let retry = !e.is_permanent();
-                let mut why = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    why.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                Err((why, retry))
+                let why = format!("{} at {}", e, self.server);
+                let not_connected = e.to_string().starts_with("Connection error")
+                    || std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .is_some_and(|io| {
+                            matches!(
+                                io.kind(),
+                                std::io::ErrorKind::ConnectionRefused
+                                    | std::io::ErrorKind::HostUnreachable
+                                    | std::io::ErrorKind::NetworkUnreachable
+                                    | std::io::ErrorKind::AddrNotAvailable
+                            )
+                        });
+                Err(if e.is_transient() || not_connected {
+                    Failure::Retry(why)
+                } else if e.is_permanent() || e.is_tls() || e.is_client() {
+                    Failure::Final(why)
+                } else {
+                    Failure::Unknown(why)
+                })
             }
         }
     }
@@ -201,5 +239,9 @@ mod tests {
         assert!(e.contains("MTTX_SMTP_PASSWORD"), "{e}");
         let e = parse("http://mail.example.com").unwrap_err().to_string();
         assert!(e.contains("smtps://"), "{e}");
+        let e = parse("smtp://me:secret@mail.example.com:99999")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret"), "{e}");
     }
 }

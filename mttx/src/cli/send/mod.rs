@@ -21,8 +21,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use lettre::message::Mailbox;
 use mttx_api::weekly::{self, Format, Refusal, Weekly};
+use mttx_etl::Shutdown;
 use mttx_replica::{Directory, Kind};
-use mttx_state::{Claim, Delivery, State};
+use mttx_state::{Claim, Delivery, Ended, State};
 use secrecy::SecretString;
 
 use self::mail::Mailer;
@@ -88,15 +89,16 @@ pub struct SendArgs {
     /// the team's week there.
     #[arg(long, env = "MTTX_DASHBOARD_URL", value_parser = parse_base_url)]
     dashboard_url: Option<url::Url>,
-    /// Send even what was sent already (or was interrupted mid-send).
+    /// Send again what was sent already, or may have been (a send interrupted or timed out
+    /// mid-way); with --every, only in the first round.
     #[arg(long)]
     resend: bool,
     /// Tries of one send (waiting 1 s, 2 s, 4 s … between them) before it counts as failed.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     attempts: u32,
     /// With --every: minutes between rounds that try failed sends again, until the next slot.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
-    retry_minutes: u64,
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=1440))]
+    retry_minutes: u16,
     /// Pretend the clock reads this instant at start (RFC 3339), and runs on from there: for
     /// trying a schedule out.
     #[arg(long, hide = true, value_parser = parse_instant)]
@@ -178,6 +180,25 @@ fn secret(file: Option<&Path>, var: &str, flag: &str) -> anyhow::Result<Option<S
     Ok(Some(text.into()))
 }
 
+/// Why a send did not go through, and what may be done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It did not arrive, and trying again may help (a temporary refusal, no connection).
+    Retry(String),
+    /// It did not arrive, and trying again will not help until something is fixed.
+    Final(String),
+    /// It may have arrived (a timeout after the message was handed over): not tried again.
+    Unknown(String),
+}
+
+impl Failure {
+    fn why(&self) -> &str {
+        match self {
+            Failure::Retry(w) | Failure::Final(w) | Failure::Unknown(w) => w,
+        }
+    }
+}
+
 /// Everything a round of sends needs.
 #[derive(Debug)]
 struct Sender<'a> {
@@ -194,8 +215,8 @@ struct Sender<'a> {
     /// The teams asked for (None: the choice of [`Sender::teams`]).
     teams: Option<Vec<i64>>,
     dashboard: Option<url::Url>,
-    resend: bool,
     attempts: u32,
+    shutdown: Shutdown,
 }
 
 /// How a round went.
@@ -203,30 +224,42 @@ struct Sender<'a> {
 struct Round {
     sent: usize,
     failed: Vec<String>,
+    /// Stopped by a signal before the round's end.
+    stopped: bool,
 }
 
-/// A team of the account, by id or by name (any case).
+/// A team of the account, by id or by name (any case); an id the replica does not know is
+/// refused too, where it knows the account's teams.
 fn team_id(names: &Directory, key: &str) -> anyhow::Result<i64> {
-    if let Ok(id) = key.parse::<i64>() {
-        return Ok(id);
-    }
     let teams = names.named(Kind::Team);
+    let known = || {
+        let mut known: Vec<String> = teams.iter().map(|(id, n)| format!("{n} ({id})")).collect();
+        known.sort();
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    };
+    if let Ok(id) = key.parse::<i64>() {
+        if teams.is_empty() || teams.iter().any(|(t, _)| *t == id) {
+            return Ok(id);
+        }
+        return Err(usage(format!(
+            "account {} has no team {id}; its teams: {}",
+            names.account_id,
+            known()
+        )));
+    }
     teams
         .iter()
         .find(|(_, name)| name.eq_ignore_ascii_case(key))
         .map(|(id, _)| *id)
         .ok_or_else(|| {
-            let mut known: Vec<String> =
-                teams.iter().map(|(id, n)| format!("{n} ({id})")).collect();
-            known.sort();
             usage(format!(
                 "no team named `{key}` in account {}; its teams: {}",
                 names.account_id,
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
+                known()
             ))
         })
 }
@@ -247,7 +280,8 @@ impl Sender<'_> {
         if !named.is_empty() {
             return Ok(named);
         }
-        let account = weekly::weekly(
+        let has_teams = !self.names.named(Kind::Team).is_empty();
+        let account = match weekly::weekly(
             engine,
             &self.names,
             self.source.as_ref(),
@@ -256,14 +290,26 @@ impl Sender<'_> {
             monday,
             self.tz,
         )
-        .await?;
+        .await
+        {
+            Ok(account) => account,
+            Err(mttx_api::Error::Refused(r @ Refusal::UnknownTeam { .. })) => {
+                tracing::info!("nothing to send: {r}");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let teams: Vec<Option<i64>> = account
             .teams
             .iter()
             .filter_map(|r| r.key.as_deref()?.parse::<i64>().ok())
             .map(Some)
             .collect();
-        Ok(if teams.is_empty() { vec![None] } else { teams })
+        Ok(if teams.is_empty() && !has_teams {
+            vec![None]
+        } else {
+            teams
+        })
     }
 
     /// The dashboard's page of `team`'s week.
@@ -280,13 +326,17 @@ impl Sender<'_> {
         Some(url.to_string())
     }
 
-    /// Sends every team's report of the week of `monday` that is not sent yet.
-    async fn round(&self, monday: NaiveDate) -> anyhow::Result<Round> {
+    /// Sends every team's report of the week of `monday` that has not gone out (with
+    /// `again`, also what has or may have).
+    async fn round(&self, monday: NaiveDate, again: bool) -> anyhow::Result<Round> {
         let engine = mttx_api::open_served(&self.state, &self.places.facts)
             .await?
             .with_min_sample(self.places.min_sample);
         let mut round = Round::default();
         for team in self.teams(&engine, monday).await? {
+            if round.stopped {
+                break;
+            }
             let report = match weekly::weekly(
                 &engine,
                 &self.names,
@@ -300,10 +350,19 @@ impl Sender<'_> {
             {
                 Ok(r) => r,
                 Err(mttx_api::Error::Refused(r @ Refusal::UnknownTeam { .. })) => {
-                    tracing::info!("nothing to send for team {}: {r}", team.unwrap_or_default());
+                    tracing::info!("nothing to send: {r}");
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let whose =
+                        team.map_or(format!("account {}", self.account), |t| format!("team {t}"));
+                    tracing::error!(
+                        "cannot make the report of {} for {whose}: {e:#}",
+                        weekly::iso(monday)
+                    );
+                    round.failed.push(format!("{whose}: {e:#}"));
+                    continue;
+                }
             };
             let whose = match (&report.team_name, team) {
                 (Some(name), Some(id)) => format!("{name} (team {id})"),
@@ -317,15 +376,37 @@ impl Sender<'_> {
                         team.map_or("*".to_owned(), |t| t.to_string())
                     );
                 } else {
-                    self.deliver(&mut round, &report, &whose, "email", || {
-                        self.mail(mailer, &report, &to)
-                    })
-                    .await?;
+                    let message = self.mail(mailer, &report, &to);
+                    match message {
+                        Ok(message) => {
+                            let detail = format!(
+                                "to {} via {}",
+                                to.iter()
+                                    .map(|m| m.email.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                mailer.server()
+                            );
+                            self.deliver(&mut round, &report, &whose, "email", again, || async {
+                                mailer
+                                    .send(message.clone())
+                                    .await
+                                    .map(|answer| format!("{detail}: {answer}"))
+                            })
+                            .await?;
+                        }
+                        Err(e) => {
+                            tracing::error!("cannot write the mail of {whose}: {e:#}");
+                            round.failed.push(format!("{whose} by email: {e:#}"));
+                        }
+                    }
                 }
             }
-            if let Some(webhook) = &self.webhook {
+            if let Some(webhook) = &self.webhook
+                && !round.stopped
+            {
                 let body = weekly::message::chat(&report, self.link(&report).as_deref());
-                self.deliver(&mut round, &report, &whose, "webhook", || async {
+                self.deliver(&mut round, &report, &whose, "webhook", again, || async {
                     webhook.post(&body).await
                 })
                 .await?;
@@ -337,94 +418,88 @@ impl Sender<'_> {
     /// `team`'s recipients and everyone's, each address once.
     fn recipients(&self, team: Option<i64>) -> Vec<Mailbox> {
         let mut to: Vec<Mailbox> = Vec::new();
-        for key in [team, None] {
-            for m in self.to.get(&key).into_iter().flatten() {
+        let keys: &[Option<i64>] = if team.is_some() {
+            &[team, None]
+        } else {
+            &[None]
+        };
+        for key in keys {
+            for m in self.to.get(key).into_iter().flatten() {
                 if !to.iter().any(|t| t.email == m.email) {
                     to.push(m.clone());
                 }
-            }
-            if team.is_none() {
-                break;
             }
         }
         to
     }
 
     /// The weekly mail of `report` to `to`.
-    async fn mail(
+    fn mail(
         &self,
         mailer: &Mailer,
         report: &Weekly,
         to: &[Mailbox],
-    ) -> Result<String, (String, bool)> {
-        let built = (|| -> anyhow::Result<lettre::Message> {
-            let link = self.link(report);
-            let mut plain = weekly::render(report, Format::Md)?;
-            let mut html = weekly::render(report, Format::Html)?;
-            if let Some(link) = &link {
-                plain = format!("Open the dashboard: {link}\n\n{plain}");
-                let escaped = link.replace('&', "&amp;").replace('"', "&quot;");
-                html = html.replacen(
-                    "<body>",
-                    &format!("<body>\n<p><a href=\"{escaped}\">Open the dashboard</a></p>"),
-                    1,
-                );
-            }
-            let csv = weekly::render(report, Format::Csv)?;
-            let slug: String = report
-                .team_name
-                .as_deref()
-                .unwrap_or(&report.account_name)
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            let id = format!(
-                "mttx-weekly.{}.{}.{}",
-                report.account_id,
-                report
-                    .team_id
-                    .map_or("account".to_owned(), |t| t.to_string()),
-                report.week
+    ) -> anyhow::Result<lettre::Message> {
+        let link = self.link(report);
+        let mut plain = weekly::render(report, Format::Md)?;
+        let mut html = weekly::render(report, Format::Html)?;
+        if let Some(link) = &link {
+            plain = format!("Open the dashboard: {link}\n\n{plain}");
+            let escaped = link.replace('&', "&amp;").replace('"', "&quot;");
+            html = html.replacen(
+                "<body>",
+                &format!("<body>\n<p><a href=\"{escaped}\">Open the dashboard</a></p>"),
+                1,
             );
-            mailer.message(
-                to,
-                &weekly::message::subject(report),
-                &id,
-                plain,
-                html,
-                (format!("mttx-weekly-{slug}-{}.csv", report.week), csv),
-            )
-        })();
-        let message = built.map_err(|e| (format!("{e:#}"), false))?;
-        let addresses: Vec<String> = to.iter().map(|m| m.email.to_string()).collect();
-        mailer.send(message).await.map(|answer| {
-            format!(
-                "to {} via {}: {answer}",
-                addresses.join(", "),
-                mailer.server()
-            )
-        })
+        }
+        let csv = weekly::render(report, Format::Csv)?;
+        let slug: String = report
+            .team_name
+            .as_deref()
+            .unwrap_or(&report.account_name)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let id = format!(
+            "mttx-weekly.{}.{}.{}",
+            report.account_id,
+            report
+                .team_id
+                .map_or("account".to_owned(), |t| t.to_string()),
+            report.week
+        );
+        mailer.message(
+            to,
+            &weekly::message::subject(report),
+            &id,
+            plain,
+            html,
+            (format!("mttx-weekly-{slug}-{}.csv", report.week), csv),
+        )
     }
 
     /// Claims the delivery of `report` by `channel`, sends it with `send` (tried again with
-    /// backoff while that may help), and records how it ended.
+    /// backoff while that may help), and records how it ended. A stop signal ends the
+    /// backoff: the delivery is recorded failed (nothing was in flight) or, when it came
+    /// mid-send, unknown.
     async fn deliver<F, Fut>(
         &self,
         round: &mut Round,
         report: &Weekly,
         whose: &str,
         channel: &str,
+        again: bool,
         send: F,
     ) -> anyhow::Result<()>
     where
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<String, (String, bool)>>,
+        Fut: std::future::Future<Output = Result<String, Failure>>,
     {
         let d = Delivery {
             account_id: report.account_id,
@@ -432,49 +507,108 @@ impl Sender<'_> {
             week: &report.week,
             channel,
         };
-        match self.state.claim_delivery(d, self.resend).await? {
+        let what = format!("{} of {whose} by {channel}", report.week);
+        match self.state.claim_delivery(d, again).await? {
             Claim::Claimed { attempt } => {
-                tracing::info!(attempt, "sending {} of {whose} by {channel}", report.week);
+                tracing::info!(attempt, "sending {what}");
+                let in_flight = std::cell::Cell::new(false);
                 let backoff = ExponentialBuilder::default()
                     .with_min_delay(Duration::from_secs(1))
                     .with_max_delay(Duration::from_secs(60))
-                    .with_max_times(self.attempts as usize - 1);
-                let sent = send
-                    .retry(backoff)
-                    .when(|(_, again)| *again)
-                    .notify(|(why, _), after| {
-                        tracing::warn!("sending {} of {whose} by {channel} failed ({why}); trying again in {after:?}", report.week);
-                    })
-                    .await;
+                    .with_max_times(self.attempts.saturating_sub(1) as usize);
+                let tries = (|| async {
+                    in_flight.set(true);
+                    let sent = send().await;
+                    in_flight.set(false);
+                    sent
+                })
+                .retry(backoff)
+                .when(|f| matches!(f, Failure::Retry(_)))
+                .notify(|f, after| {
+                    tracing::warn!(
+                        "sending {what} failed ({}); trying again in {after:?}",
+                        f.why()
+                    );
+                });
+                let sent = tokio::select! {
+                    sent = tries => sent,
+                    () = self.shutdown.cancelled() => {
+                        round.stopped = true;
+                        Err(if in_flight.get() {
+                            Failure::Unknown("stopped while sending".to_owned())
+                        } else {
+                            Failure::Final("stopped before it was sent".to_owned())
+                        })
+                    }
+                };
                 match sent {
                     Ok(detail) => {
-                        self.state.finish_delivery(d, true, &detail).await?;
+                        self.state.finish_delivery(d, Ended::Sent, &detail).await?;
                         round.sent += 1;
-                        println!("sent {} of {whose} by {channel}: {detail}", report.week);
+                        println!("sent {what}: {detail}");
                     }
-                    Err((why, _)) => {
-                        self.state.finish_delivery(d, false, &why).await?;
+                    Err(Failure::Unknown(why)) => {
+                        self.state.finish_delivery(d, Ended::Unknown, &why).await?;
                         tracing::error!(
-                            "sending {} of {whose} by {channel} failed: {why}",
-                            report.week
+                            "{what}: {why}; it may have arrived, so it is not sent again (--resend sends it)"
                         );
-                        round.failed.push(format!("{whose} by {channel}: {why}"));
+                        round
+                            .failed
+                            .push(format!("{whose} by {channel}: {why} (may have arrived)"));
+                    }
+                    Err(f) => {
+                        self.state
+                            .finish_delivery(d, Ended::Failed, f.why())
+                            .await?;
+                        tracing::error!("sending {what} failed: {}", f.why());
+                        round
+                            .failed
+                            .push(format!("{whose} by {channel}: {}", f.why()));
                     }
                 }
             }
             Claim::Sent { at, detail } => {
                 println!(
-                    "already sent {} of {whose} by {channel} at {at}{} (--resend sends it again)",
-                    report.week,
+                    "already sent {what} at {}{} (--resend sends it again)",
+                    at.format("%Y-%m-%d %H:%M UTC"),
                     detail.map(|d| format!(", {d}")).unwrap_or_default()
                 );
             }
-            Claim::Interrupted { since } => {
+            Claim::Interrupted { since, detail } => {
                 tracing::warn!(
-                    "{} of {whose} by {channel}: a send began at {since} and never recorded its end (another mttx sending it now, or one stopped mid-send); it may have arrived. --resend sends it again",
-                    report.week
+                    "{what}: a send began at {} and did not tell whether it arrived ({}); not sent again, --resend sends it",
+                    since.format("%Y-%m-%d %H:%M UTC"),
+                    detail
+                        .as_deref()
+                        .unwrap_or("another mttx sending it now, or one stopped mid-send")
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Says which deliveries of weeks before `monday` never went out (a schedule moves on to
+    /// the next week; these wait for a `report send --week`).
+    async fn report_unsent(&self, monday: NaiveDate) -> anyhow::Result<()> {
+        let week = weekly::iso(monday);
+        for u in self.state.unsent_deliveries(self.account).await? {
+            if u.week >= week {
+                continue;
+            }
+            tracing::warn!(
+                "{} of {} by {} was not sent ({}: {}); `mttx report send --account {} --week {}{}` sends it",
+                u.week,
+                u.team_id
+                    .map_or(format!("account {}", self.account), |t| format!("team {t}")),
+                u.channel,
+                u.status,
+                u.detail.as_deref().unwrap_or("no reason recorded"),
+                self.account,
+                u.week,
+                u.team_id
+                    .map(|t| format!(" --team {t}"))
+                    .unwrap_or_default()
+            );
         }
         Ok(())
     }
@@ -552,8 +686,8 @@ pub async fn run(places: &Places, args: SendArgs) -> anyhow::Result<()> {
         to,
         teams,
         dashboard: args.dashboard_url.clone(),
-        resend: args.resend,
         attempts: args.attempts,
+        shutdown: shutdown_on_signal("finishing the send under way"),
     };
     if let Some(m) = &sender.mailer {
         tracing::info!("mail goes through {}", m.server());
@@ -566,36 +700,42 @@ pub async fn run(places: &Places, args: SendArgs) -> anyhow::Result<()> {
     let every = args.every.filter(|_| args.week.is_none() && !args.once);
     let Some(every) = every else {
         let monday = args.week.unwrap_or_else(|| week_of_slot(clock.now(), tz));
-        let round = sender.round(monday).await?;
+        let round = sender.round(monday, args.resend).await?;
         if !round.failed.is_empty() {
             anyhow::bail!(
-                "{} send(s) of {} failed; running the same command again tries them again (what was sent is not sent twice):\n  {}",
+                "{} send(s) of {} did not go through; running the same command again tries the failed ones again (what was sent is not sent twice):\n  {}",
                 round.failed.len(),
                 weekly::iso(monday),
                 round.failed.join("\n  ")
             );
         }
-        if round.sent == 0 {
+        if round.sent == 0 && !round.stopped {
             println!("nothing new to send for {}", weekly::iso(monday));
         }
         return Ok(());
     };
-    let shutdown = shutdown_on_signal("stopping the schedule");
-    let retry = chrono::Duration::minutes(args.retry_minutes as i64);
+    let retry = chrono::Duration::minutes(i64::from(args.retry_minutes));
     tracing::info!(
         "sending every {every} ({tz}); the next slot is {}",
         every.next(clock.now(), tz)
     );
+    let mut again = args.resend;
+    let mut warned = false;
     loop {
         let now = clock.now();
         let slot = every.last(now, tz);
         let monday = week_of_slot(slot, tz);
         let next = every.next(now, tz);
-        let again = match sender.round(monday).await {
+        if !warned {
+            sender.report_unsent(monday).await?;
+            warned = true;
+        }
+        let retry_soon = match sender.round(monday, again).await {
+            Ok(round) if round.stopped => return Ok(()),
             Ok(round) if round.failed.is_empty() => false,
             Ok(round) => {
                 tracing::warn!(
-                    "{} send(s) of {} failed; trying again in {} minutes",
+                    "{} send(s) of {} did not go through; trying the failed ones again in {} minutes",
                     round.failed.len(),
                     weekly::iso(monday),
                     args.retry_minutes
@@ -611,11 +751,19 @@ pub async fn run(places: &Places, args: SendArgs) -> anyhow::Result<()> {
                 true
             }
         };
-        let until = if again { (now + retry).min(next) } else { next };
+        again = false;
+        let until = if retry_soon {
+            (now + retry).min(next)
+        } else {
+            next
+        };
+        if until >= next {
+            warned = false;
+        }
         let wait = (until - clock.now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = shutdown.cancelled() => return Ok(()),
+            () = sender.shutdown.cancelled() => return Ok(()),
         }
     }
 }

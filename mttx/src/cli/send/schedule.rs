@@ -153,6 +153,21 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_in_an_hour_that_happens_twice_is_its_first_time() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 2026-10-25 02:30 happens twice in Berlin (00:30 and 01:30 UTC): one slot, the first.
+        let every = parse_every("sun 02:30").unwrap();
+        assert_eq!(
+            every.last(utc("2026-10-25T12:00:00Z"), berlin),
+            utc("2026-10-25T00:30:00Z")
+        );
+        assert_eq!(
+            every.next(utc("2026-10-25T00:30:00Z"), berlin),
+            utc("2026-11-01T01:30:00Z")
+        );
+    }
+
+    #[test]
     fn a_slot_in_a_daylight_saving_gap_is_the_first_minute_after_it() {
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // 2027-03-28 02:30 does not exist in Berlin: clocks go from 02:00 to 03:00 (01:00 UTC).

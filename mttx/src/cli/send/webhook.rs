@@ -4,6 +4,8 @@
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::Failure;
+
 /// A chat's incoming webhook.
 #[derive(Debug)]
 pub struct Webhook {
@@ -41,43 +43,53 @@ impl Webhook {
         &self.host
     }
 
-    /// Posts `body`: Ok, or the error and whether trying again may help (a refused
-    /// connection, a timeout, 429 or a 5xx; not another 4xx, which says the URL or the
-    /// message is wrong).
-    pub async fn post(&self, body: &serde_json::Value) -> Result<String, (String, bool)> {
-        let text = body.to_string();
+    /// Posts `body`: Ok, or why not ([`Failure`]): a connection that could not be made,
+    /// 429 or 502–504 are worth another try; another 4xx says the URL or the message is
+    /// wrong; a timeout or another 5xx may have come after the chat took the message, so
+    /// whether it arrived is unknown.
+    pub async fn post(&self, body: &serde_json::Value) -> Result<String, Failure> {
         let sent = self
             .client
             .post(self.url.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(text)
+            .body(body.to_string())
             .send()
             .await;
         let response = match sent {
             Ok(r) => r,
             // The error names the URL, which holds the secret: say only what went wrong.
+            Err(e) if e.is_connect() => {
+                return Err(Failure::Retry(format!(
+                    "could not connect to the webhook at {}",
+                    self.host
+                )));
+            }
             Err(e) => {
                 let what = if e.is_timeout() {
                     "timed out"
-                } else if e.is_connect() {
-                    "could not connect"
                 } else {
-                    "the request failed"
+                    "broke off"
                 };
-                return Err((format!("webhook at {}: {what}", self.host), true));
+                return Err(Failure::Unknown(format!(
+                    "the request to the webhook at {} {what}",
+                    self.host
+                )));
             }
         };
         let status = response.status();
-        let answer = response.text().await.unwrap_or_default();
-        let answer: String = answer.chars().take(200).collect();
-        if status.is_success() {
-            Ok(format!("{} answered {status}", self.host))
-        } else {
-            let retry = status.as_u16() == 429 || status.is_server_error();
-            Err((
-                format!("webhook at {} answered {status}: {answer}", self.host),
-                retry,
-            ))
+        let answer: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        let why = format!("the webhook at {} answered {status}: {answer}", self.host);
+        match status.as_u16() {
+            200..=299 => Ok(format!("{} answered {status}", self.host)),
+            429 | 502..=504 => Err(Failure::Retry(why)),
+            500..=599 => Err(Failure::Unknown(why)),
+            _ => Err(Failure::Final(why)),
         }
     }
 }
