@@ -158,7 +158,7 @@ pub async fn track(State(app): State<Arc<App>>, request: Request, next: Next) ->
 }
 
 /// Prometheus counters of the server (and of an ETL in the same process).
-#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub(crate) async fn scrape(State(app): State<Arc<App>>) -> impl IntoResponse {
     if let Some(t) = app.engine.read().await.data_as_of() {
         GLOBAL.data_as_of.set(t.timestamp());

@@ -266,7 +266,7 @@ async fn open_generation(state: &State, g: &Generation) -> crate::Result<Engine>
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The server is up", body = String)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "The server is up", body = String)))]
 pub(crate) async fn health() -> &'static str {
     "ok\n"
 }
@@ -274,7 +274,7 @@ pub(crate) async fn health() -> &'static str {
 /// Readiness: whether a load balancer should send this server requests. 200 while the facts
 /// are open and the state database answers; 503 once the server is draining for a stop,
 /// or when the state does not answer.
-#[utoipa::path(get, path = "/readyz", security(()), responses(
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses(
     (status = 200, description = "Ready: the facts are open and the state answers", body = String),
     (status = 503, description = "Not ready: draining for a stop, or the state database does not answer", body = wire::ErrorBody),
 ))]
