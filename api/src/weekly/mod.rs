@@ -136,6 +136,41 @@ pub fn iso(monday: NaiveDate) -> String {
     format!("{}-W{:02}", w.year(), w.week())
 }
 
+/// The ISO week starting on `monday` in `tz`; a week not begun there is a [`Refusal`].
+fn week_period(monday: NaiveDate, tz: Tz) -> crate::Result<Period> {
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    if monday > today {
+        return Err(Refusal::Future {
+            week: iso(monday),
+            tz,
+            latest: iso(last_week(tz) + Days::new(7)),
+        }
+        .into());
+    }
+    // Checked, so a week at the ends of the calendar is refused by Period, not overflowed.
+    let next = monday.checked_add_days(Days::new(7)).unwrap_or(monday);
+    Ok(Period::new(tz, monday, next, 400)?)
+}
+
+/// The teams of the account's week starting on `monday` in `tz`: those with incidents in
+/// it or the week before, the teams [`weekly`] reports on (and lists in [`Weekly::teams`]).
+pub async fn teams_of_week(
+    engine: &Engine,
+    account: i64,
+    monday: NaiveDate,
+    tz: Tz,
+) -> crate::Result<Vec<i64>> {
+    let period = week_period(monday, tz)?;
+    let by_team = engine
+        .report(account, &period, Some(GroupBy::Team), &Filters::default())
+        .await?;
+    Ok(by_team
+        .groups
+        .iter()
+        .filter_map(|g| g.key.as_deref()?.parse().ok())
+        .collect())
+}
+
 /// Gathers the team's week (or, with no team, the account's) from the engine, with the
 /// repeats the replica at `source` knows of for its noisy alerts. A week not
 /// begun or a team without incidents is a [`Refusal`].
@@ -149,18 +184,8 @@ pub async fn weekly(
     monday: NaiveDate,
     tz: Tz,
 ) -> crate::Result<Weekly> {
-    let today = Utc::now().with_timezone(&tz).date_naive();
-    if monday > today {
-        return Err(Refusal::Future {
-            week: iso(monday),
-            tz,
-            latest: iso(last_week(tz) + Days::new(7)),
-        }
-        .into());
-    }
-    // Checked, so a week at the ends of the calendar is refused by Period, not overflowed.
-    let next = monday.checked_add_days(Days::new(7)).unwrap_or(monday);
-    let period = Period::new(tz, monday, next, 400)?;
+    let period = week_period(monday, tz)?;
+    let next = period.to;
     let first = monday.checked_sub_days(Days::new(77)).unwrap_or(monday);
     let twelve = Period::new(tz, first, next, 400)?;
     let by_team = engine

@@ -527,3 +527,30 @@ async fn a_refused_recipient_fails_the_send_and_says_why() {
     assert!(!ok && err.contains("nowhere to send"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_teams_named_every_team_of_the_week_is_sent() {
+    let served = golden_server("send-every-team").await;
+    let dir = served.dir.clone();
+    let (hook, posted) = webhook(0).await;
+    let envs = [("MTTX_WEBHOOK_URL", hook.as_str())];
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| send(&dir, &served.facts, &envs, &["--week", "2026-W44"]));
+    assert!(ok, "{out}\n{err}");
+    // Both teams of account 1 had incidents in week 44 (golden set: Payments 5, Platform 1).
+    let mut titles: Vec<String> = posted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p["blocks"][0]["text"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        [
+            "Weekly incident report: Payments, 2026-W44",
+            "Weekly incident report: Platform, 2026-W44"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -281,34 +281,11 @@ impl Sender<'_> {
             return Ok(named);
         }
         let has_teams = !self.names.named(Kind::Team).is_empty();
-        let account = match weekly::weekly(
-            engine,
-            &self.names,
-            self.source.as_ref(),
-            self.account,
-            None,
-            monday,
-            self.tz,
-        )
-        .await
-        {
-            Ok(account) => account,
-            Err(mttx_api::Error::Refused(r @ Refusal::UnknownTeam { .. })) => {
-                tracing::info!("nothing to send: {r}");
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let teams: Vec<Option<i64>> = account
-            .teams
-            .iter()
-            .filter_map(|r| r.key.as_deref()?.parse::<i64>().ok())
-            .map(Some)
-            .collect();
+        let teams = weekly::teams_of_week(engine, self.account, monday, self.tz).await?;
         Ok(if teams.is_empty() && !has_teams {
             vec![None]
         } else {
-            teams
+            teams.into_iter().map(Some).collect()
         })
     }
 
@@ -720,15 +697,16 @@ pub async fn run(places: &Places, args: SendArgs) -> anyhow::Result<()> {
         every.next(clock.now(), tz)
     );
     let mut again = args.resend;
-    let mut warned = false;
+    // The week earlier unsent deliveries were last listed for: once on start, once a slot.
+    let mut listed: Option<NaiveDate> = None;
     loop {
         let now = clock.now();
         let slot = every.last(now, tz);
         let monday = week_of_slot(slot, tz);
         let next = every.next(now, tz);
-        if !warned {
+        if listed != Some(monday) {
             sender.report_unsent(monday).await?;
-            warned = true;
+            listed = Some(monday);
         }
         let retry_soon = match sender.round(monday, again).await {
             Ok(round) if round.stopped => return Ok(()),
@@ -757,9 +735,6 @@ pub async fn run(places: &Places, args: SendArgs) -> anyhow::Result<()> {
         } else {
             next
         };
-        if until >= next {
-            warned = false;
-        }
         let wait = (until - clock.now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
