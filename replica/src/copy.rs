@@ -25,26 +25,46 @@ struct Reader<'a> {
 
 type Field<'a> = Option<&'a [u8]>;
 
+/// Why a read stopped: the data ended before the value did (more may follow), or the
+/// data is not what it should be.
+#[derive(Debug)]
+enum Stop {
+    Short,
+    Bad(String),
+}
+
+impl From<String> for Stop {
+    fn from(s: String) -> Self {
+        Stop::Bad(s)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(s: &str) -> Self {
+        Stop::Bad(s.to_owned())
+    }
+}
+
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Stop> {
         let end = self
             .at
             .checked_add(n)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| format!("COPY data ends early at byte {}", self.at))?;
+            .ok_or(Stop::Short)?;
         let out = &self.buf[self.at..end];
         self.at = end;
         Ok(out)
     }
-    fn i16(&mut self) -> Result<i16, String> {
+    fn i16(&mut self) -> Result<i16, Stop> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Result<i32, String> {
+    fn i32(&mut self) -> Result<i32, Stop> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn field(&mut self) -> Result<Field<'a>, String> {
+    fn field(&mut self) -> Result<Field<'a>, Stop> {
         let len = self.i32()?;
         if len < 0 {
             return Ok(None);
@@ -84,45 +104,124 @@ fn int8_array(f: Field<'_>, what: &str) -> Result<Option<Vec<i64>>, String> {
     let Some(b) = f else {
         return Ok(None);
     };
+    let short = |_| format!("{what}: an array cut short");
     let mut r = Reader { buf: b, at: 0 };
-    let ndim = r.i32()?;
-    let _has_nulls = r.i32()?;
-    let _elem_type = r.i32()?;
+    let ndim = r.i32().map_err(short)?;
+    let _has_nulls = r.i32().map_err(short)?;
+    let _elem_type = r.i32().map_err(short)?;
     if ndim == 0 {
         return Ok(Some(Vec::new()));
     }
     if ndim != 1 {
         return Err(format!("{what}: an array of {ndim} dimensions"));
     }
-    let n = r.i32()?.max(0) as usize;
-    let _lower = r.i32()?;
-    let mut out = Vec::with_capacity(n);
+    let n = r.i32().map_err(short)?.max(0) as usize;
+    let _lower = r.i32().map_err(short)?;
+    let mut out = Vec::with_capacity(n.min(b.len() / 4));
     for _ in 0..n {
         // A NULL element has no id to keep.
-        if let Some(v) = int8(r.field()?, what)? {
+        if let Some(v) = int8(r.field().map_err(short)?, what)? {
             out.push(v);
         }
     }
     Ok(Some(out))
 }
 
-/// Decodes rows of [`COLUMNS`] into entries with their account.
-pub fn entries(buf: &[u8]) -> Result<Vec<(Entry, i64)>, String> {
-    let mut r = Reader { buf, at: 0 };
-    if r.take(SIGNATURE.len())? != SIGNATURE {
-        return Err("not PostgreSQL binary COPY data".into());
+/// Decodes rows of [`COLUMNS`] into entries with their account, from the whole data.
+#[cfg(test)]
+fn entries(buf: &[u8]) -> Result<Vec<(Entry, i64)>, String> {
+    let mut d = Decoder::default();
+    d.feed(buf);
+    d.finish()
+}
+
+/// Decodes rows of [`COLUMNS`] as the data arrives, in pieces cut anywhere (PostgreSQL
+/// sends a row per message): no buffer of the whole read, which for a read of a few
+/// thousand incidents is megabytes allocated, filled and freed again for every read.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// The start of a row (or the header) whose end has not arrived yet.
+    pending: Vec<u8>,
+    header_read: bool,
+    ended: bool,
+    rows: Vec<(Entry, i64)>,
+    /// The first thing wrong with the data: the rest is not decoded.
+    error: Option<String>,
+}
+
+impl Decoder {
+    /// Decodes what `data` completes.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let decoded = if self.pending.is_empty() {
+            self.decode(data)
+                .map(|used| self.pending.extend_from_slice(&data[used..]))
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.extend_from_slice(data);
+            self.decode(&pending).map(|used| {
+                pending.drain(..used);
+                self.pending = pending;
+            })
+        };
+        if let Err(e) = decoded {
+            self.error = Some(e);
+        }
     }
-    let _flags = r.i32()?;
-    let ext = r.i32()?.max(0) as usize;
-    r.take(ext)?;
-    let mut out = Vec::new();
-    loop {
+
+    /// The rows, once the data has ended where it should.
+    pub fn finish(self) -> Result<Vec<(Entry, i64)>, String> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !self.ended {
+            return Err(format!(
+                "COPY data ends early ({} bytes of a row or header left)",
+                self.pending.len()
+            ));
+        }
+        Ok(self.rows)
+    }
+
+    /// Decodes the complete units at the start of `buf`; returns how many bytes they took.
+    fn decode(&mut self, buf: &[u8]) -> Result<usize, String> {
+        let mut done = 0;
+        while !self.ended && done < buf.len() {
+            let mut r = Reader {
+                buf: &buf[done..],
+                at: 0,
+            };
+            let unit = if self.header_read {
+                self.row(&mut r)
+            } else {
+                header(&mut r).map(|()| self.header_read = true)
+            };
+            match unit {
+                Ok(()) => done += r.at,
+                Err(Stop::Short) => break,
+                Err(Stop::Bad(e)) => return Err(e),
+            }
+        }
+        if self.ended && done < buf.len() {
+            return Err(format!(
+                "{} bytes after the end of the COPY data",
+                buf.len() - done
+            ));
+        }
+        Ok(done)
+    }
+
+    /// One row, or the end of the data.
+    fn row(&mut self, r: &mut Reader<'_>) -> Result<(), Stop> {
         let fields = r.i16()?;
         if fields == -1 {
-            return Ok(out);
+            self.ended = true;
+            return Ok(());
         }
         if fields != 12 {
-            return Err(format!("a COPY row of {fields} fields, expected 12"));
+            return Err(format!("a COPY row of {fields} fields, expected 12").into());
         }
         let need = |v: Option<i64>, what: &str| v.ok_or_else(|| format!("{what} is NULL"));
         let id = need(int8(r.field()?, "id")?, "id")?;
@@ -143,8 +242,20 @@ pub fn entries(buf: &[u8]) -> Result<Vec<(Entry, i64)>, String> {
             details: text(r.field()?, "details")?,
         };
         let account = need(int8(r.field()?, "account_id")?, "account_id")?;
-        out.push((entry, account));
+        self.rows.push((entry, account));
+        Ok(())
     }
+}
+
+/// The signature, flags and header extension that open the data.
+fn header(r: &mut Reader<'_>) -> Result<(), Stop> {
+    if r.take(SIGNATURE.len())? != SIGNATURE {
+        return Err("not PostgreSQL binary COPY data".into());
+    }
+    let _flags = r.i32()?;
+    let ext = r.i32()?.max(0) as usize;
+    r.take(ext)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -203,5 +314,24 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(entries(&buf[..cut]).is_err(), "cut at {cut}");
         }
+        // Fed in pieces of any size, as messages arrive: the same row.
+        for size in 1..buf.len() {
+            let mut d = Decoder::default();
+            for piece in buf.chunks(size) {
+                d.feed(piece);
+            }
+            let pieces = d.finish().unwrap();
+            assert_eq!(pieces.len(), 1, "pieces of {size}");
+            assert_eq!(
+                pieces[0].0.assignee_ids,
+                Some(vec![5, 9]),
+                "pieces of {size}"
+            );
+            assert_eq!(pieces[0].0.details, e.details, "pieces of {size}");
+        }
+        // Anything after the end marker is an error.
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert!(entries(&longer).is_err());
     }
 }

@@ -208,16 +208,15 @@ macro_rules! incident_row {
 }
 
 /// Runs a `COPY … TO STDOUT` and gathers its output.
-async fn copy_out(pg: &sqlx::PgPool, sql: &str) -> Result<Vec<u8>, sqlx::Error> {
+async fn copy_out(pg: &sqlx::PgPool, sql: &str) -> Result<copy::Decoder, sqlx::Error> {
     use futures::TryStreamExt;
     use sqlx::postgres::PgPoolCopyExt;
     let mut stream = pg.copy_out_raw(sql).await?;
-    // A read is a few MiB; growing from nothing would copy it over and over.
-    let mut buf = Vec::with_capacity(4 << 20);
+    let mut decoder = copy::Decoder::default();
     while let Some(chunk) = stream.try_next().await? {
-        buf.extend_from_slice(&chunk);
+        decoder.feed(&chunk);
     }
-    Ok(buf)
+    Ok(decoder)
 }
 
 /// Runs the same expression against either backend.
@@ -621,8 +620,8 @@ impl Source {
                 let mut parts = vec![which];
                 while let Some(part) = parts.pop() {
                     let sql = copy_logs_sql(&part);
-                    let buf = match copy_out(pg, &sql).await {
-                        Ok(buf) => buf,
+                    let decoded = match copy_out(pg, &sql).await {
+                        Ok(decoded) => decoded,
                         Err(source) if !transient(&source) => {
                             return Err(Error::Read {
                                 doing: "reading incident logs",
@@ -641,7 +640,7 @@ impl Source {
                             with_retries("reading incident logs", || copy_out(pg, &sql)).await?
                         }
                     };
-                    let rows = copy::entries(&buf).map_err(|e| Error::Read {
+                    let rows = decoded.finish().map_err(|e| Error::Read {
                         doing: "decoding log entries",
                         source: sqlx::Error::Decode(e.into()),
                     })?;
