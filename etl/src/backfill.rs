@@ -28,6 +28,7 @@ use mttx_replica::Source;
 use mttx_state::leases::heartbeat;
 use mttx_state::{Lease, State};
 
+use crate::sink::append::Appender;
 use crate::sink::delta::FactsTable;
 use crate::sink::quarantine;
 use crate::transform::fold::fold_all;
@@ -334,7 +335,7 @@ pub async fn run(
 async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
     let owner = format!("{}#{n}", shared.opts.worker_id);
     let ttl = shared.opts.lease_ttl.as_secs().max(1) as i64;
-    let mut facts = FactsTable::open(&shared.facts_uri).await?;
+    let mut facts = Appender::open(&shared.facts_uri).await?;
     let mut summary = BackfillSummary::default();
     let m = crate::metrics::get();
     loop {

@@ -8,7 +8,6 @@ use deltalake::datafusion::prelude::{SessionContext, col};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::kernel::{StructType, Transaction};
-use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use mttx_facts::{Fact, PARTITION_COLUMNS};
@@ -19,8 +18,6 @@ use crate::{Error, Result};
 /// The application id of the ETL's Delta transactions.
 pub const APP_ID: &str = "mttx-etl";
 const PROGRESS_KEY: &str = "mttx.progress";
-/// Commit metadata of a backfill range's append.
-const BACKFILL_KEY: &str = "mttx.backfill";
 
 /// Whether a failed commit lost a race with another writer (worth redoing).
 pub fn is_conflict(e: &DeltaTableError) -> bool {
@@ -468,51 +465,6 @@ impl FactsTable {
             .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
             .map_err(delta_err("reading an application transaction"))
-    }
-
-    /// Appends `facts` as the one commit of the application transaction `app_id`. Returns
-    /// false, writing nothing, if that transaction has already been committed (by this
-    /// process before a crash, or by another worker): the work is done exactly once.
-    #[tracing::instrument(skip_all, fields(table = self.uri, app_id), err)]
-    pub async fn append_once(
-        &mut self,
-        facts: &[Fact],
-        app_id: &str,
-        metadata: serde_json::Value,
-    ) -> Result<bool> {
-        for _attempt in 0..5 {
-            self.refresh().await?;
-            if self.txn_version(app_id).await?.is_some() {
-                return Ok(false);
-            }
-            let batch = mttx_facts::to_batch(facts).map_err(|e| Error::Arrow(Box::new(e)))?;
-            let commit = CommitProperties::default()
-                .with_metadata([(BACKFILL_KEY.to_owned(), metadata.clone())])
-                .with_application_transaction(Transaction::new(app_id, 1))
-                .with_max_retries(20);
-            let written = self
-                .table
-                .clone()
-                .write(vec![batch])
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(commit)
-                .await;
-            match written {
-                Ok(table) => {
-                    self.table = table;
-                    crate::metrics::get().commits.inc();
-                    return Ok(true);
-                }
-                Err(e) if is_conflict(&e) => {
-                    crate::metrics::get().commit_conflicts.inc();
-                    tracing::info!(app_id, error = %e, "facts append conflicted; checking and retrying");
-                }
-                Err(e) => return Err(delta_err("appending facts")(e)),
-            }
-        }
-        Err(Error::Conflict(format!(
-            "the facts append {app_id} kept conflicting with other writers"
-        )))
     }
 
     /// Table upkeep: compacts small files (bin-packing to 128 MiB), writes a checkpoint of

@@ -1,6 +1,7 @@
 //! Loading: the facts table (Delta Lake), committed together with the ETL's progress. The
 //! service's own records (quarantine, runs, leases) go to the state database, `mttx-state`.
 
+pub mod append;
 pub mod delta;
 
 use mttx_state::{Quarantined, State};

@@ -1,6 +1,7 @@
 //! Tests of the fold: the golden set's hand-worked facts, and invariants over generated logs.
 #![allow(clippy::unwrap_used, reason = "a test fails loudly where setup fails")]
 
+mod append;
 mod fold_golden;
 mod fold_properties;
 mod generations;
