@@ -23,21 +23,15 @@ use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use deltalake::{DeltaTableBuilder, DeltaTableError};
 use mttx_facts::{Fact, PARTITION_COLUMNS};
 
+use super::delta::delta_err;
 use crate::{Error, Result};
 
 /// Commit metadata of a backfill range's append.
-pub const BACKFILL_KEY: &str = "mttx.backfill";
+const BACKFILL_KEY: &str = "mttx.backfill";
 /// How many times an append moves to the next version when other writers took its own.
 const MAX_VERSION_RACES: usize = 50;
 /// Delta's default checkpoint interval, for a table that does not set `delta.checkpointInterval`.
 const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
-
-fn delta_err(doing: &'static str) -> impl Fn(DeltaTableError) -> Error {
-    move |source| Error::Facts {
-        doing,
-        source: Box::new(source),
-    }
-}
 
 fn kernel_err(doing: &'static str) -> impl Fn(delta_kernel::Error) -> Error {
     move |e| delta_err(doing)(DeltaTableError::from(e))

@@ -112,7 +112,7 @@ pub struct FactsTable {
     uri: String,
 }
 
-fn delta_err(doing: &'static str) -> impl Fn(DeltaTableError) -> Error {
+pub(crate) fn delta_err(doing: &'static str) -> impl Fn(DeltaTableError) -> Error {
     move |source| Error::Facts {
         doing,
         source: Box::new(source),
@@ -454,17 +454,6 @@ impl FactsTable {
             .await
             .map_err(delta_err("opening the facts table"))?;
         Ok(())
-    }
-
-    /// The version recorded by the application transaction `app_id`, if any.
-    pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>> {
-        let Some(state) = self.table.state.as_ref() else {
-            return Ok(None);
-        };
-        state
-            .transaction_version(self.table.log_store().as_ref(), app_id)
-            .await
-            .map_err(delta_err("reading an application transaction"))
     }
 
     /// Table upkeep: compacts small files (bin-packing to 128 MiB), writes a checkpoint of
