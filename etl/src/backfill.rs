@@ -458,7 +458,8 @@ async fn fold_range(
 ) -> Result<(Vec<Fact>, BackfillSummary)> {
     let ctx = shared.source.context().await?;
     let m = crate::metrics::get();
-    let mut rows = Vec::new();
+    // Room for a fact per incident id: no copies of a growing list of thousands of rows.
+    let mut rows = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0).min(1 << 20));
     let mut part = BackfillSummary::default();
     let step = shared.opts.read_incidents.max(1);
     let mut from = start;

@@ -6,9 +6,12 @@
 //! 16-bit field count (-1 ends the data) and per field a 32-bit length (-1 for NULL) and
 //! the value in the type's binary send format (big-endian).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::Entry;
+use crate::rows::Label;
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the UNIX epoch and PostgreSQL's (2000-01-01).
@@ -91,6 +94,15 @@ fn text(f: Field<'_>, what: &str) -> Result<Option<String>, String> {
     .transpose()
 }
 
+fn label(f: Field<'_>, what: &str) -> Result<Option<Label>, String> {
+    f.map(|b| {
+        std::str::from_utf8(b)
+            .map(crate::rows::label)
+            .map_err(|e| format!("{what}: {e}"))
+    })
+    .transpose()
+}
+
 fn timestamptz(f: Field<'_>, what: &str) -> Result<Option<DateTime<Utc>>, String> {
     int8(f, what)?
         .map(|us| {
@@ -132,8 +144,17 @@ fn int8_array(f: Field<'_>, what: &str) -> Result<Option<Vec<i64>>, String> {
 fn entries(buf: &[u8]) -> Result<Vec<(Entry, i64)>, String> {
     let mut d = Decoder::default();
     d.feed(buf);
-    d.finish()
+    let mut rows: Vec<(Entry, i64)> = d
+        .finish()?
+        .into_values()
+        .flat_map(|(account, log)| log.into_iter().map(move |e| (e, account)))
+        .collect();
+    rows.sort_by_key(|(e, _)| e.id);
+    Ok(rows)
 }
+
+/// Log entries by incident, each incident with its account.
+pub type Logs = HashMap<i64, (i64, Vec<Entry>)>;
 
 /// Decodes rows of [`COLUMNS`] as the data arrives, in pieces cut anywhere (PostgreSQL
 /// sends a row per message): no buffer of the whole read, which for a read of a few
@@ -144,7 +165,8 @@ pub struct Decoder {
     pending: Vec<u8>,
     header_read: bool,
     ended: bool,
-    rows: Vec<(Entry, i64)>,
+    /// Decoded so far, grouped as they arrive (no list of every row to regroup later).
+    rows: Logs,
     /// The first thing wrong with the data: the rest is not decoded.
     error: Option<String>,
 }
@@ -171,8 +193,8 @@ impl Decoder {
         }
     }
 
-    /// The rows, once the data has ended where it should.
-    pub fn finish(self) -> Result<Vec<(Entry, i64)>, String> {
+    /// The entries by incident, once the data has ended where it should.
+    pub fn finish(self) -> Result<Logs, String> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -226,23 +248,27 @@ impl Decoder {
         let need = |v: Option<i64>, what: &str| v.ok_or_else(|| format!("{what} is NULL"));
         let id = need(int8(r.field()?, "id")?, "id")?;
         let incident_id = need(int8(r.field()?, "incident_id")?, "incident_id")?;
-        let entry_type = text(r.field()?, "type")?.ok_or("type is NULL")?;
+        let entry_type = label(r.field()?, "type")?.ok_or("type is NULL")?;
         let created_at = timestamptz(r.field()?, "created_at")?.ok_or("created_at is NULL")?;
         let entry = Entry {
             id,
             incident_id,
             entry_type,
             created_at,
-            agent_type: text(r.field()?, "agent_type")?,
+            agent_type: label(r.field()?, "agent_type")?,
             agent_id: int8(r.field()?, "agent_id")?,
-            channel: text(r.field()?, "channel")?,
+            channel: label(r.field()?, "channel")?,
             user_id: int8(r.field()?, "user_id")?,
             assignee_ids: int8_array(r.field()?, "assignee_ids")?,
             escalation_policy_id: int8(r.field()?, "escalation_policy_id")?,
             details: text(r.field()?, "details")?,
         };
         let account = need(int8(r.field()?, "account_id")?, "account_id")?;
-        self.rows.push((entry, account));
+        self.rows
+            .entry(entry.incident_id)
+            .or_insert_with(|| (account, Vec::new()))
+            .1
+            .push(entry);
         Ok(())
     }
 }
@@ -309,6 +335,9 @@ mod tests {
         assert_eq!(e.assignee_ids, Some(vec![5, 9]));
         assert_eq!(e.agent_type, None);
         assert_eq!(e.channel.as_deref(), Some("api"));
+        // The usual labels are static; others are kept as read.
+        assert!(matches!(e.entry_type, Label::Borrowed("assign")));
+        assert!(matches!(crate::rows::label("pager"), Label::Owned(ref s) if s == "pager"));
         assert_eq!(e.details.as_deref(), Some(r#"{"a": 1}"#));
         // Cut short anywhere: an error, never a panic.
         for cut in 0..buf.len() {
@@ -322,12 +351,10 @@ mod tests {
             }
             let pieces = d.finish().unwrap();
             assert_eq!(pieces.len(), 1, "pieces of {size}");
-            assert_eq!(
-                pieces[0].0.assignee_ids,
-                Some(vec![5, 9]),
-                "pieces of {size}"
-            );
-            assert_eq!(pieces[0].0.details, e.details, "pieces of {size}");
+            let (account, log) = &pieces[&3];
+            assert_eq!((*account, log.len()), (2, 1), "pieces of {size}");
+            assert_eq!(log[0].assignee_ids, Some(vec![5, 9]), "pieces of {size}");
+            assert_eq!(log[0].details, e.details, "pieces of {size}");
         }
         // Anything after the end marker is an error.
         let mut longer = buf.clone();

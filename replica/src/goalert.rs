@@ -617,11 +617,11 @@ pub fn map_log(rows: &mut [RawLog], by_name: &HashMap<String, String>) -> Vec<En
         let base = Entry {
             id: r.id,
             incident_id: r.alert_id,
-            entry_type: String::new(),
+            entry_type: "".into(),
             created_at: r.timestamp,
-            agent_type: Some(agent_type.to_owned()),
+            agent_type: Some(agent_type.into()),
             agent_id,
-            channel: Some(channel.to_owned()),
+            channel: Some(channel.into()),
             user_id: None,
             assignee_ids: None,
             escalation_policy_id: None,
@@ -688,7 +688,7 @@ pub fn map_log(rows: &mut [RawLog], by_name: &HashMap<String, String>) -> Vec<En
     // the next one.
     let mut current: Option<usize> = None;
     for i in 0..out.len() {
-        match out[i].entry_type.as_str() {
+        match &*out[i].entry_type {
             "assign" | "escalate" => current = Some(i),
             "notify" => {
                 if let (Some(at), Some(user)) = (current, out[i].user_id)
@@ -769,7 +769,7 @@ mod tests {
         let got = map_log(&mut rows, &HashMap::new());
         let kinds: Vec<(&str, Option<&str>)> = got
             .iter()
-            .map(|e| (e.entry_type.as_str(), e.channel.as_deref()))
+            .map(|e| (&*e.entry_type, e.channel.as_deref()))
             .collect();
         assert_eq!(
             kinds,
@@ -813,7 +813,7 @@ mod tests {
             .iter()
             .map(|e| {
                 (
-                    e.entry_type.as_str(),
+                    &*e.entry_type,
                     e.channel.as_deref(),
                     e.user_id.or(e.agent_id),
                 )

@@ -8,16 +8,65 @@ use chrono_tz::Tz;
 
 pub type Ts = DateTime<Utc>;
 
+/// A short text of the log that takes few values (an entry type, an agent type, a channel):
+/// the usual values are static, so reading one allocates nothing; any other is kept as read.
+pub type Label = std::borrow::Cow<'static, str>;
+
+/// The values of [`Label`] fields that are read without allocating.
+const LABELS: [&str; 30] = [
+    // entry types: the contract's (mttx_migrations::KNOWN_TYPES)
+    "trigger",
+    "acknowledge",
+    "unacknowledge",
+    "assign",
+    "delegate",
+    "escalate",
+    "notify",
+    "resolve",
+    "annotate",
+    "snooze",
+    "urgency_change",
+    "priority_change",
+    "reach_trigger_limit",
+    "repeat_escalation_path",
+    "exhaust_escalation_path",
+    // agent types
+    "user",
+    "service",
+    "integration",
+    "system",
+    // channels
+    "sms",
+    "phone",
+    "push",
+    "email",
+    "slack",
+    "webhook",
+    "website",
+    "web",
+    "api",
+    "auto",
+    "timeout",
+];
+
+/// `text` as a [`Label`]: a static one where `text` is a usual value.
+pub fn label(text: &str) -> Label {
+    match LABELS.iter().find(|l| **l == text) {
+        Some(l) => Label::Borrowed(l),
+        None => Label::Owned(text.to_owned()),
+    }
+}
+
 /// One row of `incident_log_entries`, as read from the replica.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
     pub id: i64,
     pub incident_id: i64,
-    pub entry_type: String,
+    pub entry_type: Label,
     pub created_at: Ts,
-    pub agent_type: Option<String>,
+    pub agent_type: Option<Label>,
     pub agent_id: Option<i64>,
-    pub channel: Option<String>,
+    pub channel: Option<Label>,
     pub user_id: Option<i64>,
     pub assignee_ids: Option<Vec<i64>>,
     pub escalation_policy_id: Option<i64>,

@@ -246,7 +246,7 @@ pub fn fold(
                 .iter()
                 .filter(|e| (e.entry_type == "resolve") == resolves)
             {
-                match e.entry_type.as_str() {
+                match &*e.entry_type {
                     "resolve" if resolved_since.is_none() => {
                         resolved_since = Some(e.created_at.max(created_at));
                     }
@@ -261,7 +261,7 @@ pub fn fold(
 
     for e in &kept {
         let null = |field: &str| format!("{} entry without {field}", e.entry_type);
-        match e.entry_type.as_str() {
+        match &*e.entry_type {
             "acknowledge" => {
                 fact.ack_count += 1;
                 let at = if e.created_at < created_at {

@@ -72,7 +72,7 @@ fn convert(incident_id: i64, entries: &[Value]) -> Vec<Entry> {
             let summary = e["summary"].as_str().unwrap_or("");
             let agent_type = e["agent"]["type"]
                 .as_str()
-                .map(|t| t.trim_end_matches("_reference").to_owned());
+                .map(|t| mttx_replica::rows::label(t.trim_end_matches("_reference")));
             let agent_id = match agent_type.as_deref() {
                 Some("service") => Some(1),
                 _ => e["agent"]["id"].as_str().and_then(user_by_id),
@@ -111,11 +111,11 @@ fn convert(incident_id: i64, entries: &[Value]) -> Vec<Entry> {
             Entry {
                 id: id as i64 + 1,
                 incident_id,
-                entry_type: entry_type.to_owned(),
+                entry_type: entry_type.to_owned().into(),
                 created_at,
                 agent_type,
                 agent_id,
-                channel: channel.map(str::to_owned),
+                channel: channel.map(|c| c.to_owned().into()),
                 user_id,
                 assignee_ids,
                 escalation_policy_id: (entry_type == "trigger").then_some(1),
