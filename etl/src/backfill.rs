@@ -5,17 +5,18 @@
 //! entry high-water mark at planning time, the ids then missing just below it, and the span
 //! of incident ids in the log, cut into ranges. Each range is a lease in the state database;
 //! workers (tasks of this process and other processes) claim ranges, read them in short
-//! statements of a few thousand incidents, fold every incident from its whole log, and
+//! statements of a few thousand incidents (the next read running while one is folded),
+//! fold every incident from its whole log, and
 //! append the range's facts in one commit that carries the Delta application transaction
 //! `mttx-backfill:<plan>:<range>`. A range whose transaction is in the table is done,
 //! whoever did it and whatever the lease table says; a crashed worker's lease expires and
 //! another worker redoes the range from scratch. Memory is bounded by one range's facts and
-//! one read's entries per worker, whatever the size of history.
+//! two reads' entries per worker, whatever the size of history.
 //!
 //! When every range is committed, the incremental ETL starts from the plan's high-water mark
 //! and looks again for the ids that were missing when the plan was made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -448,8 +449,39 @@ fn bump_bar(shared: &Shared, n: i64) {
     }
 }
 
+/// One read of a range: the logs and rows of incidents `[from, to)`.
+type Read = (
+    HashMap<i64, (i64, Vec<crate::Entry>)>,
+    HashMap<i64, crate::IncidentRow>,
+);
+
+/// A read running on its own task, cancelled when dropped (a range given up, an error).
+struct Prefetch(tokio::task::JoinHandle<Result<Read>>);
+
+impl Prefetch {
+    fn start(source: &Source, from: i64, to: i64) -> Self {
+        let source = source.clone();
+        Self(tokio::spawn(async move {
+            let logs = source.logs_between(from, to).await?;
+            let incidents = source.incidents_between(from, to).await?;
+            Ok((logs, incidents))
+        }))
+    }
+
+    async fn get(mut self) -> Result<Read> {
+        (&mut self.0).await.map_err(Error::Worker)?
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Reads and folds incidents `[start, end)` in reads of `read_incidents`; quarantines what
-/// is bad. Returns the facts rows in incident order.
+/// is bad. Returns the facts rows in incident order. The next read runs while a read is
+/// folded, so the replica's work and the fold's overlap.
 async fn fold_range(
     shared: &Shared,
     start: i64,
@@ -462,14 +494,18 @@ async fn fold_range(
     let mut rows = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0).min(1 << 20));
     let mut part = BackfillSummary::default();
     let step = shared.opts.read_incidents.max(1);
+    let next_to = |from: i64| from.saturating_add(step).min(end);
     let mut from = start;
-    while from < end {
+    let mut next = (start < end).then(|| Prefetch::start(&shared.source, start, next_to(start)));
+    while let Some(read) = next.take() {
         if lost.load(Ordering::SeqCst) {
             return Err(Error::LeaseLost(format!("incidents {start}..{end}")));
         }
-        let to = from.saturating_add(step).min(end);
-        let logs = shared.source.logs_between(from, to).await?;
-        let incidents = shared.source.incidents_between(from, to).await?;
+        let to = next_to(from);
+        let (logs, incidents) = read.get().await?;
+        if to < end {
+            next = Some(Prefetch::start(&shared.source, to, next_to(to)));
+        }
         let mut ids: Vec<i64> = logs.keys().copied().collect();
         ids.sort_unstable();
         let folded = fold_all(&shared.opts.versions, ids, &incidents, &logs, &ctx);
