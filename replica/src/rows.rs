@@ -12,24 +12,9 @@ pub type Ts = DateTime<Utc>;
 /// the usual values are static, so reading one allocates nothing; any other is kept as read.
 pub type Label = std::borrow::Cow<'static, str>;
 
-/// The values of [`Label`] fields that are read without allocating.
-const LABELS: [&str; 30] = [
-    // entry types: the contract's (mttx_migrations::KNOWN_TYPES)
-    "trigger",
-    "acknowledge",
-    "unacknowledge",
-    "assign",
-    "delegate",
-    "escalate",
-    "notify",
-    "resolve",
-    "annotate",
-    "snooze",
-    "urgency_change",
-    "priority_change",
-    "reach_trigger_limit",
-    "repeat_escalation_path",
-    "exhaust_escalation_path",
+/// The values of [`Label`] fields besides the contract's entry types
+/// ([`mttx_migrations::KNOWN_TYPES`]) that are read without allocating.
+const LABELS: [&str; 15] = [
     // agent types
     "user",
     "service",
@@ -51,7 +36,11 @@ const LABELS: [&str; 30] = [
 
 /// `text` as a [`Label`]: a static one where `text` is a usual value.
 pub fn label(text: &str) -> Label {
-    match LABELS.iter().find(|l| **l == text) {
+    match mttx_migrations::KNOWN_TYPES
+        .iter()
+        .chain(&LABELS)
+        .find(|l| **l == text)
+    {
         Some(l) => Label::Borrowed(l),
         None => Label::Owned(text.to_owned()),
     }
