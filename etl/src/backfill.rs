@@ -450,10 +450,7 @@ fn bump_bar(shared: &Shared, n: i64) {
 }
 
 /// One read of a range: the logs and rows of incidents `[from, to)`.
-type Read = (
-    HashMap<i64, (i64, Vec<crate::Entry>)>,
-    HashMap<i64, crate::IncidentRow>,
-);
+type Read = (mttx_replica::Logs, HashMap<i64, crate::IncidentRow>);
 
 /// A read running on its own task, cancelled when dropped (a range given up, an error).
 struct Prefetch(tokio::task::JoinHandle<Result<Read>>);

@@ -6,12 +6,10 @@
 //! 16-bit field count (-1 ends the data) and per field a 32-bit length (-1 for NULL) and
 //! the value in the type's binary send format (big-endian).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use crate::Entry;
-use crate::rows::Label;
+use crate::rows::{Label, Logs};
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the UNIX epoch and PostgreSQL's (2000-01-01).
@@ -152,9 +150,6 @@ fn entries(buf: &[u8]) -> Result<Vec<(Entry, i64)>, String> {
     rows.sort_by_key(|(e, _)| e.id);
     Ok(rows)
 }
-
-/// Log entries by incident, each incident with its account.
-pub type Logs = HashMap<i64, (i64, Vec<Entry>)>;
 
 /// Decodes rows of [`COLUMNS`] as the data arrives, in pieces cut anywhere (PostgreSQL
 /// sends a row per message): no buffer of the whole read, which for a read of a few

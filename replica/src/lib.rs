@@ -19,7 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 
 pub use goalert::{GoAlert, Repeats};
 pub use names::{Directory, Kind};
-pub use rows::{Context, Entry, IncidentRow, Ts};
+pub use rows::{Context, Entry, IncidentRow, Logs, Ts};
 pub use source::{STATEMENT_TIMEOUT, Source, SourceKind, transient, with_retries};
 
 /// Errors of reading the replica.

@@ -63,6 +63,9 @@ pub struct Entry {
     pub details: Option<String>,
 }
 
+/// Log entries by incident, each incident with its account.
+pub type Logs = HashMap<i64, (i64, Vec<Entry>)>;
+
 /// One row of `incidents`: the incident's current state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentRow {
