@@ -18,8 +18,9 @@ use crate::{Error, Result};
 /// The application id of the ETL's Delta transactions.
 pub const APP_ID: &str = "mttx-etl";
 const PROGRESS_KEY: &str = "mttx.progress";
-/// The most rows in a data page of a compacted file: about a day of a busy account's
-/// incidents, so a query of a period skips the pages outside it by their statistics.
+/// The rows of a data page of a compacted file (the writer checks it between batches, so a
+/// page may hold part of a batch more): about a day of a busy account's incidents, so a
+/// query of a period skips the pages outside it by their statistics.
 const PAGE_ROWS: usize = 2048;
 
 /// Whether a failed commit lost a race with another writer (worth redoing).
@@ -477,7 +478,7 @@ impl FactsTable {
             // a codec per column chunk it reads, and zstd's (a compression and a
             // decompression context each time) and its decoding cost every report about a
             // tenth of its CPU (BENCHMARKS.md), for files about a quarter smaller. Pages of
-            // at most PAGE_ROWS rows, each with its statistics in the page index: a compacted
+            // about PAGE_ROWS rows, each with its statistics in the page index: a compacted
             // file holds a month, its rows in blocks of creation time (the files it merged),
             // and a query of a week decodes only the pages whose times it asks for.
             .with_writer_properties(
