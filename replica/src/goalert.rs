@@ -279,7 +279,7 @@ pub(crate) async fn logs(
     pg: &PgPool,
     ids: Option<&[i64]>,
     range: (i64, i64),
-) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+) -> Result<crate::Logs> {
     let raw: Vec<RawLog> = fetch(
         pg,
         "reading alert logs",

@@ -582,21 +582,17 @@ impl Source {
 
     /// Every entry of these incidents (their whole logs), with the account of each entry.
     #[tracing::instrument(level = "debug", skip_all, fields(incidents = ids.len()), err)]
-    pub async fn logs(&self, ids: &[i64]) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+    pub async fn logs(&self, ids: &[i64]) -> Result<crate::Logs> {
         self.logs_where(Which::Ids(ids)).await
     }
 
     /// Every entry of the incidents with ids in `[from, to)`.
     #[tracing::instrument(level = "debug", skip_all, fields(from, to), err)]
-    pub async fn logs_between(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+    pub async fn logs_between(&self, from: i64, to: i64) -> Result<crate::Logs> {
         self.logs_where(Which::Range(from, to)).await
     }
 
-    async fn logs_where(&self, which: Which<'_>) -> Result<HashMap<i64, (i64, Vec<Entry>)>> {
+    async fn logs_where(&self, which: Which<'_>) -> Result<crate::Logs> {
         if self.is_goalert() {
             return match which {
                 Which::Ids(ids) => crate::goalert::logs(self.pg()?, Some(ids), (0, 0)).await,

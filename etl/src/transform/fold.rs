@@ -447,7 +447,7 @@ pub fn fold_all(
     versions: &super::Versions,
     ids: impl IntoIterator<Item = i64>,
     incidents: &std::collections::HashMap<i64, IncidentRow>,
-    logs: &std::collections::HashMap<i64, (i64, Vec<Entry>)>,
+    logs: &mttx_replica::Logs,
     ctx: &Context,
 ) -> Batch {
     let mut batch = Batch::default();
