@@ -104,7 +104,7 @@ impl Engine {
     ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
         let mut columns: Vec<Expr> = COLUMNS.iter().map(|c| col(*c)).collect();
         if let Some(g) = group {
-            columns.push(col(g).alias("group_key"));
+            columns.push(col(g));
         }
         let batches = df
             .select(columns)
@@ -112,27 +112,57 @@ impl Engine {
             .collect()
             .await
             .map_err(facts_err("computing an aggregate"))?;
-        let mut groups = Groups::default();
-        // partials[label][group]
-        let mut partials: Vec<Vec<Partial>> = vec![Vec::new(); labels.names.len()];
-        for batch in &batches {
-            fold(batch, labels, group.is_some(), &mut groups, &mut partials)?;
-        }
-        let mut out = BTreeMap::new();
-        for (label, row) in partials.into_iter().enumerate() {
-            for (g, partial) in row.into_iter().enumerate() {
-                if partial.incident_count == 0 {
-                    continue;
-                }
-                let mut key = vec![Some(labels.names[label].clone())];
-                if group.is_some() {
-                    key.push(groups.keys[g].clone());
-                }
-                out.insert(key, partial);
-            }
-        }
-        Ok(out)
+        partials(batches.iter().map(|b| (b, None)), labels, group)
     }
+
+    /// The metrics of the incidents of `account` created in `period` that pass `predicate`,
+    /// per label and group as [`Engine::aggregate`] gives them, from one [`Engine::read`].
+    pub(crate) async fn aggregate_read(
+        &self,
+        account: i64,
+        period: (DateTime<Utc>, DateTime<Utc>),
+        predicate: Option<Expr>,
+        labels: &Labels,
+        group: Option<&str>,
+    ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
+        let mut columns = COLUMNS.to_vec();
+        columns.extend(group);
+        let read = self.read(account, period, predicate, &columns).await?;
+        partials(
+            read.iter().map(|r| (&r.batch, Some(&r.rows))),
+            labels,
+            group,
+        )
+    }
+}
+
+/// The partials of the rows of `batches` (those a mask, when given, keeps) per label and,
+/// with `group`, per value of that column.
+fn partials<'a>(
+    batches: impl Iterator<Item = (&'a RecordBatch, Option<&'a BooleanArray>)>,
+    labels: &Labels,
+    group: Option<&str>,
+) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
+    let mut groups = Groups::default();
+    // partials[label][group]
+    let mut partials: Vec<Vec<Partial>> = vec![Vec::new(); labels.names.len()];
+    for (batch, rows) in batches {
+        fold(batch, rows, labels, group, &mut groups, &mut partials)?;
+    }
+    let mut out = BTreeMap::new();
+    for (label, row) in partials.into_iter().enumerate() {
+        for (g, partial) in row.into_iter().enumerate() {
+            if partial.incident_count == 0 {
+                continue;
+            }
+            let mut key = vec![Some(labels.names[label].clone())];
+            if group.is_some() {
+                key.push(groups.keys[g].clone());
+            }
+            out.insert(key, partial);
+        }
+    }
+    Ok(out)
 }
 
 /// A column of `b` cast to `to` (a table made before a column was added reads it as NULL of
@@ -151,11 +181,12 @@ fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
     deltalake::arrow::compute::cast(&c, to).map_err(facts_err("reading an aggregate's column"))
 }
 
-/// Adds the rows of `b` to `partials`.
+/// Adds the rows of `b` (those `rows` keeps, when given) to `partials`.
 fn fold(
     b: &RecordBatch,
+    rows: Option<&BooleanArray>,
     labels: &Labels,
-    grouped: bool,
+    group: Option<&str>,
     groups: &mut Groups,
     partials: &mut [Vec<Partial>],
 ) -> Result<()> {
@@ -181,7 +212,15 @@ fn fold(
     let ints: Vec<&Int64Array> = ints.iter().map(|a| a.as_primitive::<Int64Type>()).collect();
     let int = |i: usize, row: usize| (!ints[i].is_null(row)).then(|| ints[i].value(row));
     // The group of each row.
-    let group: Vec<usize> = match b.column_by_name("group_key").filter(|_| grouped) {
+    let grouped = group.is_some();
+    let key = match group {
+        Some(g) => Some(b.column_by_name(g).ok_or_else(|| Error::Facts {
+            doing: "reading an aggregate's column",
+            source: format!("the facts have no column {g}").into(),
+        })?),
+        None => None,
+    };
+    let group: Vec<usize> = match key {
         None => vec![0; b.num_rows()],
         Some(k) if k.data_type() == &DataType::Int64 => {
             let k = k.as_primitive::<Int64Type>();
@@ -189,8 +228,9 @@ fn fold(
                 .map(|r| groups.int((!k.is_null(r)).then(|| k.value(r))))
                 .collect()
         }
-        Some(_) => {
-            let k = column(b, "group_key", &DataType::Utf8)?;
+        Some(k) => {
+            let k = deltalake::arrow::compute::cast(k, &DataType::Utf8)
+                .map_err(facts_err("reading an aggregate's column"))?;
             let k = k.as_string::<i32>();
             (0..b.num_rows())
                 .map(|r| groups.text((!k.is_null(r)).then(|| k.value(r))))
@@ -201,7 +241,7 @@ fn fold(
         groups.keys.push(None);
     }
     for row in 0..b.num_rows() {
-        if created.is_null(row) {
+        if created.is_null(row) || rows.is_some_and(|r| !r.value(row)) {
             continue;
         }
         let Some(label) = labels.of(created.value(row)) else {

@@ -3,12 +3,14 @@
 //! incident was created.
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{Array, AsArray};
-use deltalake::arrow::datatypes::{Float64Type, Int64Type};
-use deltalake::datafusion::prelude::{DataFrame, cast, col, lit};
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::compute::interleave_record_batch;
+use deltalake::arrow::datatypes::Int64Type;
+use deltalake::datafusion::prelude::{cast, col, lit};
 
-use crate::filters::{Cursor, SORT_KEY};
-use crate::{Engine, Filters, Page, Period, Result, Selection, facts_err};
+use crate::engine::Read;
+use crate::filters::Cursor;
+use crate::{Engine, Error, Filters, Page, Period, Result, Selection, facts_err};
 
 /// One page of incidents and the cursor of the next (None on the last page).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +37,10 @@ impl Engine {
         filters: &Filters,
         page: &Page,
     ) -> Result<Incidents> {
-        let (from, to) = period.instants();
-        let df = self.incidents(account, from, to, filters).await?;
-        self.page_of(df, page, false).await
+        let read = self
+            .read(account, period.instants(), filters.expr(), &[])
+            .await?;
+        page_of(&read, page, false)
     }
 
     /// The incidents of an analytics [`Selection`], sorted, a page at a time: the raw
@@ -52,67 +55,15 @@ impl Engine {
         page: &Page,
         before: bool,
     ) -> Result<Incidents> {
-        let mut df = self
-            .incidents(account, selection.from, selection.to, &Filters::default())
+        let read = self
+            .read(
+                account,
+                (selection.from, selection.to),
+                selection.expr(),
+                &[],
+            )
             .await?;
-        if let Some(f) = selection.expr() {
-            df = df.filter(f).map_err(facts_err("filtering facts"))?;
-        }
-        self.page_of(df, page, before).await
-    }
-
-    /// One page of `df`'s incidents in `page`'s order, or walking back from `page.after`
-    /// (`reverse`: the order turned round, missing durations still last in `page`'s).
-    async fn page_of(&self, df: DataFrame, page: &Page, reverse: bool) -> Result<Incidents> {
-        let descending = page.descending != reverse;
-        // Keys: the sort value (missing values sort last either way) and the incident id.
-        let missing = page.missing_key();
-        let mut df = df
-            .with_column(SORT_KEY, page.sort_key())
-            .map_err(facts_err("sorting incidents"))?;
-        if let Some(cursor) = page.cursor()? {
-            df = df
-                .filter(cursor.beyond(descending))
-                .map_err(facts_err("paging incidents"))?;
-        }
-        let asc = !descending;
-        let batches = df
-            .sort(vec![
-                col(SORT_KEY).sort(asc, false),
-                col("incident_id").sort(asc, false),
-            ])
-            .and_then(|d| d.limit(0, Some(page.limit + 1)))
-            .map_err(facts_err("sorting incidents"))?
-            .collect()
-            .await
-            .map_err(facts_err("reading incidents"))?;
-        let mut facts = Vec::new();
-        let mut keys = Vec::new();
-        for b in &batches {
-            facts.extend(mttx_facts::from_batch(b).map_err(facts_err("reading incidents"))?);
-            if let Some(k) = b
-                .column_by_name(SORT_KEY)
-                .and_then(|c| c.as_primitive_opt::<Float64Type>())
-            {
-                keys.extend(k.iter().map(|v| v.unwrap_or(missing)));
-            }
-        }
-        let next = if facts.len() > page.limit {
-            facts.truncate(page.limit);
-            facts
-                .last()
-                .zip(keys.get(page.limit.saturating_sub(1)))
-                .map(|(f, &key)| {
-                    Cursor {
-                        key,
-                        id: f.incident_id,
-                    }
-                    .to_string()
-                })
-        } else {
-            None
-        };
-        Ok(Incidents { facts, next })
+        page_of(&read, page, before)
     }
 
     /// When the account's latest incident was created (None: it has none).
@@ -164,4 +115,64 @@ impl Engine {
         }
         Ok(rows.into_iter().next())
     }
+}
+
+/// One page of the incidents `read` keeps, in `page`'s order, or walking back from
+/// `page.after` (`reverse`: the order turned round, missing durations still last in
+/// `page`'s). Ordered by the sort key (missing values last either way), then the incident
+/// id: the page's rows are picked from the keys alone and only they are copied out.
+fn page_of(read: &[Read], page: &Page, reverse: bool) -> Result<Incidents> {
+    let descending = page.descending != reverse;
+    let cursor = page.cursor()?;
+    // (key, id, batch, row) of every incident in scope past the cursor.
+    let mut picked: Vec<(f64, i64, usize, usize)> = Vec::new();
+    for (i, r) in read.iter().enumerate() {
+        let keys = page.keys(&r.batch)?;
+        let ids = r
+            .batch
+            .column_by_name("incident_id")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| Error::Facts {
+                doing: "sorting incidents",
+                source: "incident_id is not a 64-bit integer".into(),
+            })?;
+        for row in 0..r.batch.num_rows() {
+            if !r.rows.value(row) || ids.is_null(row) {
+                continue;
+            }
+            let (key, id) = (keys.value(row), ids.value(row));
+            if cursor.is_none_or(|c| c.before(key, id, descending)) {
+                picked.push((key, id, i, row));
+            }
+        }
+    }
+    let order = |a: &(f64, i64, usize, usize), b: &(f64, i64, usize, usize)| {
+        let o = a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        if descending { o.reverse() } else { o }
+    };
+    let want = page.limit + 1;
+    if picked.len() > want {
+        picked.select_nth_unstable_by(want - 1, order);
+        picked.truncate(want);
+    }
+    picked.sort_unstable_by(order);
+    let batches: Vec<&RecordBatch> = read.iter().map(|r| &r.batch).collect();
+    let rows: Vec<(usize, usize)> = picked.iter().map(|p| (p.2, p.3)).collect();
+    let mut facts = match batches.first() {
+        Some(_) if !rows.is_empty() => {
+            let batch =
+                interleave_record_batch(&batches, &rows).map_err(facts_err("reading incidents"))?;
+            mttx_facts::from_batch(&batch).map_err(facts_err("reading incidents"))?
+        }
+        _ => Vec::new(),
+    };
+    let next = if facts.len() > page.limit {
+        facts.truncate(page.limit);
+        picked
+            .get(page.limit.saturating_sub(1))
+            .map(|&(key, id, ..)| Cursor { key, id }.to_string())
+    } else {
+        None
+    };
+    Ok(Incidents { facts, next })
 }

@@ -15,12 +15,14 @@ use deltalake::datafusion::datasource::TableProvider;
 use deltalake::datafusion::datasource::file_format::FileFormat;
 use deltalake::datafusion::datasource::file_format::parquet::ParquetFormat;
 use deltalake::datafusion::datasource::listing::PartitionedFile;
-use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use deltalake::datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, ParquetSource,
+};
 use deltalake::datafusion::datasource::table_schema::TableSchemaBuilder;
 use deltalake::datafusion::execution::object_store::ObjectStoreUrl;
 use deltalake::datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use deltalake::datafusion::physical_plan::ExecutionPlan;
 use deltalake::datafusion::physical_plan::empty::EmptyExec;
+use deltalake::datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::logstore::LogStore as _;
 
@@ -182,6 +184,21 @@ impl TableProvider for Files {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> deltalake::datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.plan(state, projection, None, limit).await
+    }
+}
+
+impl Files {
+    /// The scan of these files' `projection` (indices of the scanned schema), the Parquet
+    /// reader skipping row groups and pages whose statistics rule `predicate` out (a
+    /// predicate over the scanned schema; it is not applied to the rows).
+    pub(crate) async fn plan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        limit: Option<usize>,
+    ) -> deltalake::datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         if self.files.is_empty() {
             let schema = match projection {
                 Some(p) => Arc::new(self.index.scanned.project(p)?),
@@ -189,12 +206,16 @@ impl TableProvider for Files {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        let source = format.file_source(
+        let options = state.table_options().parquet.clone();
+        let mut source = ParquetSource::new(
             TableSchemaBuilder::new(self.index.file_schema.clone())
                 .with_table_partition_cols(self.index.partitions.clone())
                 .build(),
-        );
+        )
+        .with_table_parquet_options(options.clone());
+        if let Some(p) = predicate {
+            source = source.with_predicate(p);
+        }
         // The files dealt round-robin into one group per target partition.
         let n = state
             .config()
@@ -204,11 +225,19 @@ impl TableProvider for Files {
         for (i, f) in self.files.iter().enumerate() {
             groups[i % n].push(f.clone());
         }
-        let config = FileScanConfigBuilder::new(self.index.store.clone(), source)
+        let config = FileScanConfigBuilder::new(self.index.store.clone(), Arc::new(source))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        format.create_physical_plan(state, config).await
+        ParquetFormat::default()
+            .with_options(options)
+            .create_physical_plan(state, config)
+            .await
+    }
+
+    /// The columns a scan of these files gives (without a projection).
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.index.scanned
     }
 }

@@ -1,9 +1,12 @@
 //! What a request selects and how a drilldown pages: [`Filters`] in, one DataFusion
-//! predicate over the facts out; a [`Page`] in, the drilldown's sort key and the keyset
-//! predicate of its `after` [`Cursor`] out, and the cursor of the next page given back.
+//! predicate over the facts out; a [`Page`] in, the drilldown's sort key of each row and
+//! the keyset position of its `after` [`Cursor`] out, and the cursor of the next page given
+//! back.
 
-use deltalake::arrow::datatypes::DataType;
-use deltalake::datafusion::prelude::{Expr, cast, col, lit};
+use deltalake::arrow::array::{AsArray, Float64Array, RecordBatch};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Float64Type};
+use deltalake::datafusion::prelude::{Expr, col, lit};
 
 use crate::{Error, Result};
 
@@ -109,27 +112,34 @@ pub struct Page {
     pub after: Option<String>,
 }
 
-/// The column a drilldown sorts by, added to the facts it reads.
-pub(crate) const SORT_KEY: &str = "sort_key";
-
 impl Page {
     /// The sort key of an incident without the sorted duration: last in either direction.
     pub(crate) fn missing_key(&self) -> f64 {
         if self.descending { f64::MIN } else { f64::MAX }
     }
 
-    /// The sort value as a Float64 expression (the `SORT_KEY` column); with the incident id
-    /// it orders incidents totally, which keyset paging needs.
-    pub(crate) fn sort_key(&self) -> Expr {
-        let column = col(self.sort.column());
-        let value = match self.sort {
-            // Instants sort by their microseconds.
-            Sort::CreatedAt | Sort::FinalResolve => {
-                cast(cast(column, DataType::Int64), DataType::Float64)
-            }
-            _ => cast(column, DataType::Float64),
+    /// The sort value of each row of `batch` as a number (instants by their microseconds),
+    /// [`Page::missing_key`] where it is missing; with the incident id it orders incidents
+    /// totally, which keyset paging needs.
+    pub(crate) fn keys(&self, batch: &RecordBatch) -> Result<Float64Array> {
+        let name = self.sort.column();
+        let bad = |e: String| Error::Facts {
+            doing: "sorting incidents",
+            source: format!("the sort column {name}: {e}").into(),
         };
-        deltalake::datafusion::functions::expr_fn::coalesce(vec![value, lit(self.missing_key())])
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| bad("not read".to_owned()))?;
+        let column = match self.sort {
+            Sort::CreatedAt | Sort::FinalResolve => {
+                cast(column, &DataType::Int64).map_err(|e| bad(e.to_string()))?
+            }
+            _ => column.clone(),
+        };
+        let values = cast(&column, &DataType::Float64).map_err(|e| bad(e.to_string()))?;
+        let values = values.as_primitive::<Float64Type>();
+        let missing = self.missing_key();
+        Ok(values.iter().map(|v| Some(v.unwrap_or(missing))).collect())
     }
 
     /// The cursor of `fact`'s position in this order: `after` it, a page starts just past
@@ -179,18 +189,11 @@ impl Cursor {
         })
     }
 
-    /// The incidents after this position, in ascending or descending order.
-    pub(crate) fn beyond(self, descending: bool) -> Expr {
-        let (key, id) = (lit(self.key), lit(self.id));
-        if descending {
-            col(SORT_KEY)
-                .lt(key.clone())
-                .or(col(SORT_KEY).eq(key).and(col("incident_id").lt(id)))
-        } else {
-            col(SORT_KEY)
-                .gt(key.clone())
-                .or(col(SORT_KEY).eq(key).and(col("incident_id").gt(id)))
-        }
+    /// Whether the incident of sort key `key` and id `id` comes after this position, in
+    /// ascending or descending order.
+    pub(crate) fn before(self, key: f64, id: i64, descending: bool) -> bool {
+        let o = self.key.total_cmp(&key).then(self.id.cmp(&id));
+        if descending { o.is_gt() } else { o.is_lt() }
     }
 }
 
@@ -243,6 +246,78 @@ mod tests {
             let want = format!("`after` = `{bad}` is not a cursor this API gave out");
             assert_eq!(e, Some(want), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_goes_on_past_its_cursor_in_either_order() {
+        let c = Cursor { key: 10.0, id: 5 };
+        // Ascending: a larger key, or the same key and a larger id.
+        assert!(c.before(11.0, 1, false));
+        assert!(c.before(10.0, 6, false));
+        assert!(!c.before(10.0, 5, false));
+        assert!(!c.before(10.0, 4, false));
+        assert!(!c.before(9.0, 9, false));
+        // Descending: a smaller key, or the same key and a smaller id.
+        assert!(c.before(9.0, 9, true));
+        assert!(c.before(10.0, 4, true));
+        assert!(!c.before(10.0, 5, true));
+        assert!(!c.before(11.0, 1, true));
+        // Missing durations come after every value either way.
+        let last = Cursor { key: 1e9, id: 1 };
+        assert!(last.before(f64::MAX, 0, false));
+        assert!(Cursor { key: -1e9, id: 1 }.before(f64::MIN, 0, true));
+    }
+
+    #[test]
+    fn sort_keys_are_numbers_with_missing_ones_last() {
+        use deltalake::arrow::array::{Int64Array, TimestampMicrosecondArray};
+        use deltalake::arrow::datatypes::{Field, Schema, TimeUnit};
+        use std::sync::Arc;
+        let schema = Schema::new(vec![
+            Field::new("seconds_to_first_ack", DataType::Float64, true),
+            Field::new("reopen_count", DataType::Int64, true),
+            Field::new(
+                "created_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Float64Array::from(vec![Some(2.5), None])),
+                Arc::new(Int64Array::from(vec![None, Some(3)])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_790_000_000_000_001, 7])
+                        .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let keys = |sort, descending| {
+            let p = Page {
+                sort,
+                descending,
+                ..page("")
+            };
+            p.keys(&batch).unwrap().values().to_vec()
+        };
+        assert_eq!(keys(Sort::TimeToAck, false), vec![2.5, f64::MAX]);
+        assert_eq!(keys(Sort::TimeToAck, true), vec![2.5, f64::MIN]);
+        assert_eq!(keys(Sort::Reopenings, false), vec![f64::MAX, 3.0]);
+        assert_eq!(
+            keys(Sort::CreatedAt, false),
+            vec![1_790_000_000_000_001_f64, 7.0]
+        );
+        let e = Page {
+            sort: Sort::FinalResolve,
+            ..page("")
+        }
+        .keys(&batch);
+        assert!(
+            matches!(&e, Err(Error::Facts { source, .. }) if source.to_string().contains("final_resolved_at")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
-use deltalake::datafusion::prelude::DataFrame;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::aggregate::Labels;
@@ -87,23 +86,32 @@ pub struct Report {
 }
 
 impl Engine {
-    /// The metrics of `df`'s incidents per period of `periods`, and per group when given.
+    /// The metrics of the incidents of `account` created in `period` that pass `filters`,
+    /// per label of `labels`, and per group when given.
     async fn metrics(
         &self,
-        df: DataFrame,
-        periods: &Labels,
+        account: i64,
+        period: (DateTime<Utc>, DateTime<Utc>),
+        filters: &Filters,
+        labels: &Labels,
         group: Option<GroupBy>,
     ) -> Result<BTreeMap<Vec<Option<String>>, Partial>> {
         match group {
+            // An incident counts once per acknowledger: one row per element of the list.
             Some(GroupBy::Responder) => {
-                let df = df
+                let df = self
+                    .incidents(account, period.0, period.1, filters)
+                    .await?
                     .unnest_columns(&["acknowledged_user_ids"])
                     .map_err(facts_err("listing responders"))?;
-                self.aggregate(df, periods, Some("acknowledged_user_ids"))
+                self.aggregate(df, labels, Some("acknowledged_user_ids"))
                     .await
             }
-            Some(g) => self.aggregate(df, periods, Some(g.column())).await,
-            None => self.aggregate(df, periods, None).await,
+            g => {
+                let column = g.map(GroupBy::column);
+                self.aggregate_read(account, period, filters.expr(), labels, column)
+                    .await
+            }
         }
     }
 
@@ -145,7 +153,7 @@ impl Engine {
         // incident labelled with the previous period, or the current one or its bucket.
         let (from, to) = period.instants();
         let (pfrom, _) = period.previous().instants();
-        let df = self.incidents(account, pfrom, to, filters).await?;
+        let read = (pfrom, to);
         let buckets = unit.map(|u| period.buckets(u));
         let mut names = vec![PREVIOUS.to_owned()];
         let mut ends = vec![from];
@@ -164,7 +172,10 @@ impl Engine {
         let labels = Labels::new(names, ends);
         // Keyed [label, group]: each group's previous and current partials.
         let by = match group_by {
-            Some(g) => self.metrics(df.clone(), &labels, Some(g)).await?,
+            Some(g) => {
+                self.metrics(account, read, filters, &labels, Some(g))
+                    .await?
+            }
             None => BTreeMap::new(),
         };
         // Each incident is in exactly one group, except by responder (one per acknowledger,
@@ -177,7 +188,7 @@ impl Engine {
                 }
             }
             _ => {
-                for (k, p) in self.metrics(df, &labels, None).await? {
+                for (k, p) in self.metrics(account, read, filters, &labels, None).await? {
                     totals.insert(label_of(&k), p);
                 }
             }
@@ -246,8 +257,6 @@ impl Engine {
         unit: Unit,
         filters: &Filters,
     ) -> Result<Trend> {
-        let (from, to) = period.instants();
-        let df = self.incidents(account, from, to, filters).await?;
         let buckets = period.buckets(unit);
         let labels = Labels::new(
             buckets.iter().map(|(start, _)| start.to_string()).collect(),
@@ -256,7 +265,9 @@ impl Engine {
                 .map(|(_, end)| local_midnight(period.tz, *end))
                 .collect(),
         );
-        let mut by = self.aggregate(df, &labels, None).await?;
+        let mut by = self
+            .aggregate_read(account, period.instants(), filters.expr(), &labels, None)
+            .await?;
         Ok(buckets
             .iter()
             .map(|(start, _)| {
