@@ -171,13 +171,15 @@ impl Engine {
         }
         let labels = Labels::new(names, ends);
         // Keyed [label, group]: each group's previous and current partials.
-        let by = match group_by {
+        let mut by = match group_by {
             Some(g) => {
                 self.metrics(account, read, filters, &labels, Some(g))
                     .await?
             }
             None => BTreeMap::new(),
         };
+        // Each part sorted once: the totals and the groups' periods then merge sorted runs.
+        by.values_mut().for_each(Partial::sort);
         // Each incident is in exactly one group, except by responder (one per acknowledger,
         // none without): there the account totals need their own pass.
         let mut totals: BTreeMap<String, Partial> = BTreeMap::new();
