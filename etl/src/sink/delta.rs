@@ -474,16 +474,19 @@ impl FactsTable {
             .clone()
             .optimize()
             .with_target_size(std::num::NonZeroU64::MIN.saturating_add(128 * 1024 * 1024 - 1))
-            // Snappy, as the ETL writes, rather than compaction's default zstd: a query opens
-            // a codec per column chunk it reads, and zstd's (a compression and a
-            // decompression context each time) and its decoding cost every report about a
-            // tenth of its CPU (BENCHMARKS.md), for files about a quarter smaller. Pages of
-            // about PAGE_ROWS rows, each with its statistics in the page index: a compacted
-            // file holds a month, its rows in blocks of creation time (the files it merged),
-            // and a query of a week decodes only the pages whose times it asks for.
+            // LZ4 (Parquet's LZ4_RAW) rather than compaction's default zstd or the ETL's
+            // Snappy: a query opens a codec per column chunk it reads, and zstd's (a
+            // compression and a decompression context each time) and its decoding cost
+            // every report about a tenth of its CPU; Snappy's decompression was still the
+            // largest part of an uncached answer's profile, and LZ4 takes about 11 % off
+            // the answer's CPU for files of the same size (BENCHMARKS.md). DuckDB,
+            // pyarrow, polars and Spark 3.4+ read it. Pages of about PAGE_ROWS rows, each
+            // with its statistics in the page index: a compacted file holds a month, its
+            // rows in blocks of creation time (the files it merged), and a query of a week
+            // decodes only the pages whose times it asks for.
             .with_writer_properties(
                 deltalake::parquet::file::properties::WriterProperties::builder()
-                    .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+                    .set_compression(deltalake::parquet::basic::Compression::LZ4_RAW)
                     .set_data_page_row_count_limit(PAGE_ROWS)
                     .build(),
             )

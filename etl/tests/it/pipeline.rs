@@ -415,6 +415,7 @@ async fn an_orphan_is_folded_when_its_incident_row_appears(pool: PgPool) {
 
 /// The rows of each data page of `column` in the Parquet file at `path`, from its page index.
 fn page_rows(path: &std::path::Path, column: &str) -> Vec<i64> {
+    use deltalake::parquet::basic::Compression;
     use deltalake::parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
     let file = std::fs::File::open(path).unwrap();
     let meta = ParquetMetaDataReader::new()
@@ -424,6 +425,10 @@ fn page_rows(path: &std::path::Path, column: &str) -> Vec<i64> {
     let offsets = meta.offset_index().expect("the file has a page index");
     let mut rows = Vec::new();
     for (g, group) in meta.row_groups().iter().enumerate() {
+        for c in group.columns() {
+            let codec = c.compression();
+            assert_eq!(codec, Compression::LZ4_RAW, "{path:?}: {}", c.column_path());
+        }
         let c = (0..group.num_columns())
             .find(|&c| group.column(c).column_path().string() == column)
             .unwrap();
@@ -439,7 +444,8 @@ fn page_rows(path: &std::path::Path, column: &str) -> Vec<i64> {
 }
 
 /// Upkeep's compacted files are cut into pages of about 2,048 rows, each in the page index
-/// with its statistics, so a query of a few days of a month skips the other pages. The
+/// with its statistics, so a query of a few days of a month skips the other pages, and
+/// compressed with LZ4 (LZ4_RAW) in every column. The
 /// Parquet writer checks the limit between the batches it is given, so a page may run
 /// over by part of one; a file of one page per column (the writer's default) fails here.
 #[sqlx::test(migrations = false)]
