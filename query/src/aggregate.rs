@@ -213,24 +213,21 @@ fn fold(
     let int = |i: usize, row: usize| (!ints[i].is_null(row)).then(|| ints[i].value(row));
     // The group of each row.
     let grouped = group.is_some();
-    let key = match group {
-        Some(g) => Some(b.column_by_name(g).ok_or_else(|| Error::Facts {
-            doing: "reading an aggregate's column",
-            source: format!("the facts have no column {g}").into(),
-        })?),
-        None => None,
+    let int_key = |g: &str| {
+        b.column_by_name(g)
+            .is_some_and(|k| k.data_type() == &DataType::Int64)
     };
-    let group: Vec<usize> = match key {
+    let group: Vec<usize> = match group {
         None => vec![0; b.num_rows()],
-        Some(k) if k.data_type() == &DataType::Int64 => {
+        Some(g) if int_key(g) => {
+            let k = column(b, g, &DataType::Int64)?;
             let k = k.as_primitive::<Int64Type>();
             (0..b.num_rows())
                 .map(|r| groups.int((!k.is_null(r)).then(|| k.value(r))))
                 .collect()
         }
-        Some(k) => {
-            let k = deltalake::arrow::compute::cast(k, &DataType::Utf8)
-                .map_err(facts_err("reading an aggregate's column"))?;
+        Some(g) => {
+            let k = column(b, g, &DataType::Utf8)?;
             let k = k.as_string::<i32>();
             (0..b.num_rows())
                 .map(|r| groups.text((!k.is_null(r)).then(|| k.value(r))))

@@ -177,11 +177,7 @@ impl Engine {
     ) -> Result<DataFrame> {
         let (first, last) = months(from, to);
         self.account_facts(account, &first, &last)?
-            .filter(
-                col("created_at")
-                    .gt_eq(ts(from))
-                    .and(col("created_at").lt(ts(to))),
-            )
+            .filter(in_period(from, to))
             .and_then(|df| match filters.expr() {
                 Some(f) => df.filter(f),
                 None => Ok(df),
@@ -214,9 +210,7 @@ impl Engine {
     ) -> Result<Vec<Read>> {
         let (first, last) = months(from, to);
         let files = self.files.months(account, &first, &last);
-        let in_period = col("created_at")
-            .gt_eq(ts(from))
-            .and(col("created_at").lt(ts(to)));
+        let in_period = in_period(from, to);
         let scope = match predicate {
             Some(p) => in_period.clone().and(p),
             None => in_period.clone(),
@@ -305,6 +299,13 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The incidents created in `[from, to)`.
+fn in_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Expr {
+    col("created_at")
+        .gt_eq(ts(from))
+        .and(col("created_at").lt(ts(to)))
 }
 
 /// The UTC months ("YYYY-MM", as the table is cut) that `[from, to)` touches.
