@@ -45,13 +45,16 @@ fn mttx_on(dir: &Path, url: &str, command: &[&str], extra: &[&str]) -> Command {
     cmd
 }
 
-fn run_to_end(dir: &Path, url: &str, extra: &[&str]) {
+/// Runs `etl run --once` to its end; returns how long it took.
+fn run_to_end(dir: &Path, url: &str, extra: &[&str]) -> Duration {
+    let start = std::time::Instant::now();
     let out = etl(dir, url, extra).arg("--once").output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    start.elapsed()
 }
 
 /// Starts the ETL, waits a random moment, and kills it with SIGKILL if it is still running.
@@ -75,13 +78,22 @@ pub(crate) async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
 /// Starts `command` up to 6 times, each killed at a random moment, until a run ends by
 /// itself; returns how many were killed.
 pub(crate) async fn kill_until_done(
+    command: impl FnMut() -> Command,
+    moments: &mut Moments,
+) -> usize {
+    kill_within(command, moments, (300, 2_500)).await
+}
+
+/// [`kill_until_done`] with each kill a random moment `window` (ms, from..to) after start.
+async fn kill_within(
     mut command: impl FnMut() -> Command,
     moments: &mut Moments,
+    (from, to): (u64, u64),
 ) -> usize {
     let mut kills = 0;
     for _ in 0..6 {
         let child = command().spawn().unwrap();
-        if kill_at_random(child, moments.next_ms(300, 2_500)).await {
+        if kill_at_random(child, moments.next_ms(from, to)).await {
             kills += 1;
         } else {
             break;
@@ -150,18 +162,22 @@ async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) 
     let root = scratch("crash-backfill");
     let args = SMALL_RANGES;
     let reference = root.join("reference");
-    run_to_end(&reference, &url, &args);
+    // Kills land between a tenth and half of an uninterrupted run's time, however fast
+    // this machine runs it (fixed moments let a fast machine finish before the second).
+    let took = run_to_end(&reference, &url, &args).as_millis() as u64;
+    let window = (took / 10, (took / 2).max(took / 10 + 1));
 
     let seed = 0x5eed_0001;
     let mut moments = Moments(seed);
     let crashed = root.join("crashed");
-    let kills = kill_until_done(
+    let kills = kill_within(
         || {
             let mut once = etl(&crashed, &url, &args);
             once.arg("--once");
             once
         },
         &mut moments,
+        window,
     )
     .await;
     assert!(kills >= 2, "the ETL was killed mid-run {kills} times");
