@@ -360,6 +360,7 @@ async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
             shared.state.release(&lease, &owner, true).await?;
             summary.ranges_found_done += 1;
             bump_bar(shared, end - start);
+            count_done(shared).await;
             continue;
         }
         let lost = Arc::new(AtomicBool::new(false));
@@ -422,10 +423,23 @@ async fn worker(shared: &Shared, n: usize) -> Result<BackfillSummary> {
             summary.ranges_found_done += 1;
         }
         m.batches.inc();
+        count_done(shared).await;
         summary.entries_read += part.entries_read;
         for (k, v) in part.quarantined {
             *summary.quarantined.entry(k).or_default() += v;
         }
+    }
+}
+
+/// Sets the ranges-done gauge to the plan's count, whichever process did them, after each
+/// range (a dashboard follows the backfill's progress). A failed count only leaves the
+/// gauge behind until the next range.
+async fn count_done(shared: &Shared) {
+    match shared.state.lease_counts(&shared.prefix).await {
+        Ok((_, done)) => {
+            crate::metrics::get().backfill_ranges_done.set(done);
+        }
+        Err(e) => tracing::debug!(error = %e, "counting the backfill's done ranges failed"),
     }
 }
 
