@@ -7,6 +7,9 @@ use crate::Shutdown;
 use crate::backfill::{BackfillOptions, BackfillSummary};
 use crate::transform::{MetricsVersion, Versions};
 
+/// The largest read of a backfill range unless asked otherwise, in incident ids.
+pub const READ_INCIDENTS: i64 = 5_000;
+
 /// How a run behaves.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -27,6 +30,9 @@ pub struct RunOptions {
     pub workers: usize,
     /// Incident ids per backfill range.
     pub range_incidents: i64,
+    /// Incident ids per read statement inside a range (None: a tenth of the range, at most
+    /// [`READ_INCIDENTS`]); never more than the range.
+    pub read_incidents: Option<i64>,
     /// How long a lease (a backfill range, or the lead of the incremental ETL) lasts
     /// without a heartbeat; a crashed worker's work is taken over after this.
     pub lease_ttl: Duration,
@@ -51,6 +57,7 @@ impl Default for RunOptions {
             worker_id: worker_id(),
             workers: 2,
             range_incidents: 50_000,
+            read_incidents: None,
             lease_ttl: Duration::from_secs(30),
             upkeep_every: Some(Duration::from_secs(3600)),
             retain: Duration::from_secs(7 * 24 * 3600),
@@ -77,7 +84,11 @@ impl RunOptions {
         BackfillOptions {
             workers: self.workers.max(1),
             range_incidents: self.range_incidents.max(1),
-            read_incidents: (self.range_incidents / 10).clamp(1, 5_000),
+            read_incidents: self
+                .read_incidents
+                .unwrap_or((self.range_incidents / 10).min(READ_INCIDENTS))
+                .min(self.range_incidents)
+                .max(1),
             lease_ttl: self.lease_ttl,
             versions: self.versions(),
             worker_id: self.worker_id.clone(),
@@ -148,5 +159,31 @@ impl std::fmt::Display for Summary {
             self.elapsed.as_secs_f64(),
             self.entries_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_a_tenth_of_a_range_at_most_5000_unless_asked() {
+        let read = |range_incidents, read_incidents| {
+            RunOptions {
+                range_incidents,
+                read_incidents,
+                ..Default::default()
+            }
+            .backfill()
+            .read_incidents
+        };
+        assert_eq!(read(50_000, None), 5_000);
+        assert_eq!(read(1_000_000, None), 5_000);
+        assert_eq!(read(300, None), 30);
+        assert_eq!(read(5, None), 1);
+        assert_eq!(read(50_000, Some(25_000)), 25_000);
+        // Never more than the range, never less than one.
+        assert_eq!(read(10_000, Some(25_000)), 10_000);
+        assert_eq!(read(10_000, Some(0)), 1);
     }
 }

@@ -37,6 +37,12 @@ pub struct EtlRunArgs {
     /// Incident ids per backfill range (one lease and one commit each).
     #[arg(long, default_value_t = 50_000)]
     pub range_incidents: i64,
+    /// Incident ids per read statement inside a backfill range (default: a tenth of the
+    /// range, at most 5,000). Larger reads cost the replica less per entry; each worker
+    /// holds two reads' entries in memory, and a long statement on a standby is likelier to
+    /// be cancelled by its replay (it is then read again in halves).
+    #[arg(long)]
+    pub read_incidents: Option<i64>,
     /// Seconds between polls when following and nothing is new.
     #[arg(long, default_value_t = 1.0)]
     pub poll_seconds: f64,
@@ -92,6 +98,10 @@ impl EtlRunArgs {
     fn options(&self) -> anyhow::Result<RunOptions> {
         anyhow::ensure!(self.batch_entries > 0, "--batch-entries must be at least 1");
         check_range(self.range_incidents)?;
+        anyhow::ensure!(
+            self.read_incidents.is_none_or(|n| n > 0),
+            "--read-incidents must be at least 1"
+        );
         check_workers(self.workers)?;
         let poll = check_poll(self.poll_seconds)?;
         anyhow::ensure!(
@@ -108,6 +118,7 @@ impl EtlRunArgs {
             poll,
             workers: self.workers,
             range_incidents: self.range_incidents,
+            read_incidents: self.read_incidents,
             lease_ttl: Duration::from_secs(self.lease_seconds),
             upkeep_every: (self.upkeep_minutes > 0.0)
                 .then(|| Duration::from_secs_f64(self.upkeep_minutes * 60.0)),
