@@ -75,21 +75,17 @@ pub(crate) async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
     true
 }
 
-/// Starts `command` up to 6 times, each killed at a random moment, until a run ends by
-/// itself; returns how many were killed.
+/// Starts `command` up to 6 times, each killed at a random moment between a tenth and half
+/// of `took` (how long an uninterrupted run took on this machine) after its start, until a
+/// run ends by itself; returns how many were killed. Fixed moments let a fast machine finish
+/// before the second kill.
 pub(crate) async fn kill_until_done(
-    command: impl FnMut() -> Command,
-    moments: &mut Moments,
-) -> usize {
-    kill_within(command, moments, (300, 2_500)).await
-}
-
-/// [`kill_until_done`] with each kill a random moment `window` (ms, from..to) after start.
-async fn kill_within(
     mut command: impl FnMut() -> Command,
     moments: &mut Moments,
-    (from, to): (u64, u64),
+    took: Duration,
 ) -> usize {
+    let took = took.as_millis() as u64;
+    let (from, to) = (took / 10, (took / 2).max(took / 10 + 1));
     let mut kills = 0;
     for _ in 0..6 {
         let child = command().spawn().unwrap();
@@ -162,22 +158,19 @@ async fn kill_9_during_backfill_then_restart_gives_the_same_facts(pool: PgPool) 
     let root = scratch("crash-backfill");
     let args = SMALL_RANGES;
     let reference = root.join("reference");
-    // Kills land between a tenth and half of an uninterrupted run's time, however fast
-    // this machine runs it (fixed moments let a fast machine finish before the second).
-    let took = run_to_end(&reference, &url, &args).as_millis() as u64;
-    let window = (took / 10, (took / 2).max(took / 10 + 1));
+    let took = run_to_end(&reference, &url, &args);
 
     let seed = 0x5eed_0001;
     let mut moments = Moments(seed);
     let crashed = root.join("crashed");
-    let kills = kill_within(
+    let kills = kill_until_done(
         || {
             let mut once = etl(&crashed, &url, &args);
             once.arg("--once");
             once
         },
         &mut moments,
-        window,
+        took,
     )
     .await;
     assert!(kills >= 2, "the ETL was killed mid-run {kills} times");
@@ -354,16 +347,18 @@ async fn kill_9_during_reprocess_then_resume_gives_the_same_generation(pool: PgP
     let root = scratch("crash-reprocess");
     let args = SMALL_RANGES;
     let finish = |dir: &Path| {
+        let start = std::time::Instant::now();
         let out = reprocess(dir, &url, &args).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        start.elapsed()
     };
     let reference = root.join("reference");
     run_to_end(&reference, &url, &args);
-    finish(&reference);
+    let took = finish(&reference);
     let (want, version) = served_facts(&reference).await;
     assert_eq!(version, 2);
 
@@ -371,7 +366,7 @@ async fn kill_9_during_reprocess_then_resume_gives_the_same_generation(pool: PgP
     let mut moments = Moments(seed);
     let crashed = root.join("crashed");
     run_to_end(&crashed, &url, &args);
-    let kills = kill_until_done(|| reprocess(&crashed, &url, &args), &mut moments).await;
+    let kills = kill_until_done(|| reprocess(&crashed, &url, &args), &mut moments, took).await;
     assert!(kills >= 2, "the reprocess was killed mid-run {kills} times");
     finish(&crashed);
     let (got, version) = served_facts(&crashed).await;

@@ -72,12 +72,15 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
 }
 
 /// `etl run --once` with facts and state under `dir` (the reference on local disk).
-fn local_run(dir: &Path, source: &str, extra: &[&str]) {
+/// Runs `etl run --once` into local facts under `dir`; returns how long it took.
+fn local_run(dir: &Path, source: &str, extra: &[&str]) -> std::time::Duration {
     let facts = dir.join("facts").display().to_string();
     let state = dir.join("state.sqlite").display().to_string();
     let mut args = vec!["etl", "run", "--once"];
     args.extend(extra);
+    let start = std::time::Instant::now();
     succeeded(&mut mttx(dir, source, &facts, &state, &args));
+    start.elapsed()
 }
 
 async fn facts(location: &str) -> Vec<Fact> {
@@ -199,7 +202,9 @@ async fn kill_9_during_backfill(pool: PgPool, store: Store) {
     let url = replica(&pool, 20, 3_000).await;
     let root = scratch(&format!("objstore-kill-{store:?}"));
     let reference = root.join("reference");
-    local_run(&reference, &url, &SMALL_RANGES);
+    // A run to the store takes longer than this local one, so kills within its first half
+    // still land mid-run.
+    let took = local_run(&reference, &url, &SMALL_RANGES);
     let location = store.location("kill");
     let state = root.join("state.sqlite").display().to_string();
     let seed = 0x5eed_0019;
@@ -210,6 +215,7 @@ async fn kill_9_during_backfill(pool: PgPool, store: Store) {
             once
         },
         &mut Moments(seed),
+        took,
     )
     .await;
     assert!(kills >= 1, "the ETL was never killed mid-run");
