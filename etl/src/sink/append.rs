@@ -48,6 +48,38 @@ async fn blocking<T: Send + 'static>(
         .map_err(kernel_err(doing))
 }
 
+/// Columns whose values repeat from incident to incident within an account and month:
+/// dictionary-encoded.
+const DICTIONARY_COLUMNS: [&str; 7] = [
+    "service_id",
+    "escalation_policy_id",
+    "team_id",
+    "title",
+    "urgency",
+    "priority",
+    "status",
+];
+
+/// The Parquet settings of an append's files: delta-rs's own (Snappy), but dictionaries only
+/// for [`DICTIONARY_COLUMNS`]. A range's append writes a file per account and month it
+/// touches, all open until the flush, and every dictionary-encoded column of each allocates
+/// its dictionary's hash table (4,096 slots, about 70 KiB) up front: over 30 columns in 30 or
+/// more files, about 200 MB of a two-worker backfill's peak heap (heaptrack, BENCHMARKS.md).
+/// Incident ids, times, counts and durations gain little from a dictionary in files of one
+/// account and month; `mttx etl upkeep` rewrites the files with its own settings anyway.
+fn writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
+    use deltalake::parquet::{basic::Compression, schema::types::ColumnPath};
+    DICTIONARY_COLUMNS
+        .iter()
+        .fold(
+            deltalake::parquet::file::properties::WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(false),
+            |b, column| b.set_column_dictionary_enabled(ColumnPath::from(*column), true),
+        )
+        .build()
+}
+
 /// A writer of blind appends to the facts table at one location.
 pub struct Appender {
     uri: String,
@@ -275,7 +307,8 @@ impl Appender {
             Some(PARTITION_COLUMNS.iter().map(|c| (*c).to_owned()).collect()),
             None,
         )
-        .map_err(delta_err("preparing the facts files"))?;
+        .map_err(delta_err("preparing the facts files"))?
+        .with_writer_properties(writer_properties());
         writer
             .write(batch)
             .await

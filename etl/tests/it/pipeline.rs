@@ -477,3 +477,72 @@ async fn compacted_files_hold_pages_of_about_2048_rows(pool: PgPool) {
     assert!(largest.iter().sum::<i64>() > 2 * 2048, "{largest:?}");
     assert!(largest.len() >= 2, "{largest:?}");
 }
+
+/// An append's files (before upkeep) are Snappy-compressed, and only the columns whose
+/// values repeat within an account and month are dictionary-encoded: a dictionary costs
+/// its writer a hash table per column per open file, and one on incident ids or times
+/// holds nearly every value once.
+#[sqlx::test(migrations = false)]
+async fn appended_files_keep_dictionaries_for_repeating_columns_only(pool: PgPool) {
+    use deltalake::parquet::basic::Compression;
+    use deltalake::parquet::file::metadata::ParquetMetaDataReader;
+    let loc = location(&pool).await;
+    let cfg = Config {
+        accounts: 2,
+        incidents: 3_000,
+        weeks: 6,
+        ..Config::default()
+    };
+    generate_into(cfg, &loc, false).await.unwrap();
+    let scratch = Scratch::new("dictionaries");
+    etl_once(&loc, &scratch, 500).await;
+    let repeating = [
+        "service_id",
+        "escalation_policy_id",
+        "team_id",
+        "title",
+        "urgency",
+        "priority",
+        "status",
+    ];
+    let mut files = 0;
+    let mut dictionaries = 0;
+    let mut dirs = vec![PathBuf::from(scratch.facts())];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("_delta_log") {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            files += 1;
+            let file = std::fs::File::open(&path).unwrap();
+            let meta = ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .unwrap();
+            for group in meta.row_groups() {
+                for c in group.columns() {
+                    let column = c.column_path().string();
+                    assert_eq!(c.compression(), Compression::SNAPPY, "{path:?}: {column}");
+                    let has_dictionary = c.dictionary_page_offset().is_some();
+                    if repeating.contains(&column.as_str()) {
+                        dictionaries += usize::from(has_dictionary && column == "service_id");
+                    } else {
+                        assert!(!has_dictionary, "{path:?}: {column} has a dictionary");
+                    }
+                }
+            }
+        }
+    }
+    assert!(files > 2, "{files} files");
+    // service_id is never null: every file's chunk of it has its dictionary.
+    assert!(
+        dictionaries >= files,
+        "{dictionaries} service_id dictionaries in {files} files"
+    );
+}
