@@ -324,19 +324,20 @@ async fn two_runs_at_once_give_the_facts_of_one(pool: PgPool) {
     assert_eq!(got, want);
 }
 
-fn parquet_files(dir: &std::path::Path) -> usize {
-    let mut n = 0;
+/// The Parquet files under the table at `dir`, in any folder but the log.
+fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             if !path.ends_with("_delta_log") {
-                n += parquet_files(&path);
+                files.extend(parquet_files(&path));
             }
         } else if path.extension().is_some_and(|e| e == "parquet") {
-            n += 1;
+            files.push(path);
         }
     }
-    n
+    files
 }
 
 /// Upkeep compacts the small files of many commits, checkpoints the log and deletes the
@@ -350,7 +351,7 @@ async fn upkeep_compacts_checkpoints_and_vacuums_without_changing_facts(pool: Pg
     let scratch = Scratch::new("upkeep");
     let (before, summary, _) = etl_once(&loc, &scratch, 1).await;
     assert!(summary.batches >= 10, "{summary:?}");
-    let files_before = parquet_files(std::path::Path::new(&scratch.facts()));
+    let files_before = parquet_files(std::path::Path::new(&scratch.facts())).len();
 
     let mut table = FactsTable::open(&scratch.facts()).await.unwrap();
     let report = table.upkeep(std::time::Duration::ZERO).await.unwrap();
@@ -360,7 +361,7 @@ async fn upkeep_compacts_checkpoints_and_vacuums_without_changing_facts(pool: Pg
         report.files_vacuumed as u64, report.files_compacted,
         "{report}"
     );
-    let files_after = parquet_files(std::path::Path::new(&scratch.facts()));
+    let files_after = parquet_files(std::path::Path::new(&scratch.facts())).len();
     assert_eq!(
         files_after,
         files_before + report.files_written as usize - report.files_vacuumed
@@ -505,40 +506,27 @@ async fn appended_files_keep_dictionaries_for_repeating_columns_only(pool: PgPoo
         "priority",
         "status",
     ];
-    let mut files = 0;
+    let files = parquet_files(std::path::Path::new(&scratch.facts()));
     let mut dictionaries = 0;
-    let mut dirs = vec![PathBuf::from(scratch.facts())];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if !path.ends_with("_delta_log") {
-                    dirs.push(path);
-                }
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "parquet") {
-                continue;
-            }
-            files += 1;
-            let file = std::fs::File::open(&path).unwrap();
-            let meta = ParquetMetaDataReader::new()
-                .parse_and_finish(&file)
-                .unwrap();
-            for group in meta.row_groups() {
-                for c in group.columns() {
-                    let column = c.column_path().string();
-                    assert_eq!(c.compression(), Compression::SNAPPY, "{path:?}: {column}");
-                    let has_dictionary = c.dictionary_page_offset().is_some();
-                    if repeating.contains(&column.as_str()) {
-                        dictionaries += usize::from(has_dictionary && column == "service_id");
-                    } else {
-                        assert!(!has_dictionary, "{path:?}: {column} has a dictionary");
-                    }
+    for path in &files {
+        let file = std::fs::File::open(path).unwrap();
+        let meta = ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
+        for group in meta.row_groups() {
+            for c in group.columns() {
+                let column = c.column_path().string();
+                assert_eq!(c.compression(), Compression::SNAPPY, "{path:?}: {column}");
+                let has_dictionary = c.dictionary_page_offset().is_some();
+                if repeating.contains(&column.as_str()) {
+                    dictionaries += usize::from(has_dictionary && column == "service_id");
+                } else {
+                    assert!(!has_dictionary, "{path:?}: {column} has a dictionary");
                 }
             }
         }
     }
+    let files = files.len();
     assert!(files > 2, "{files} files");
     // service_id is never null: every file's chunk of it has its dictionary.
     assert!(
