@@ -362,6 +362,28 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// The blocking-thread cap of a backfill's runtime (`etl run`, `reprocess`), from its workers.
+///
+/// Writing facts to a local folder runs every file operation on tokio's blocking pool, and a
+/// range's flush writes a file per account and month at once: uncapped, the pool grew to the
+/// most writes ever seen at once (88 threads by the end of a 100M backfill), each thread
+/// keeping its allocator's freed pages, so the process's memory rose with the run
+/// (BENCHMARKS.md, "Threads and memory"). A Delta kernel call holds one of these threads
+/// while it waits for object-store reads that need another; a worker has one kernel call
+/// under way at a time, so four threads per worker and eight more leave most of the pool to
+/// the reads those calls wait on. `serve` answers any number of requests at once and other
+/// commands are short: they keep tokio's default.
+fn blocking_threads(command: &Command) -> Option<usize> {
+    let workers = match command {
+        Command::Etl {
+            command: etl::EtlCommand::Run(args),
+        } => args.workers,
+        Command::Reprocess(args) => args.workers,
+        _ => return None,
+    };
+    Some(8 + 4 * workers)
+}
+
 /// Runs the command line; errors print their whole chain and exit with status 1, or 2 for
 /// a bad argument ([`Usage`]).
 pub fn main() -> ExitCode {
@@ -376,10 +398,12 @@ pub fn main() -> ExitCode {
     let matches = file.apply(Cli::command()).get_matches_from(&args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = blocking_threads(&cli.command) {
+        runtime.max_blocking_threads(threads);
+    }
+    let runtime = match runtime.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -904,3 +904,69 @@ fn a_configuration_file_gives_settings_under_the_environment_and_flags() {
         "{stderr}"
     );
 }
+
+/// A backfill's threads stay within its cap however many files its flushes write at once:
+/// the runtime's workers (one a core) and 8 + 4 per backfill worker of the blocking pool,
+/// which grew to 90 threads on this run before the cap. Counted from /proc while it runs.
+#[cfg(target_os = "linux")]
+#[sqlx::test(migrations = false)]
+async fn a_backfill_keeps_its_threads_within_the_cap(pool: PgPool) {
+    let url = test_url(&pool).await;
+    let dir = scratch("threads");
+    let generate = [
+        "fixtures",
+        "generate",
+        "--incidents",
+        "12000",
+        "--accounts",
+        "60",
+        "--weeks",
+        "26",
+        "--source",
+        &url,
+    ];
+    let out = mttx(&dir, &generate);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args([
+            "etl",
+            "run",
+            "--once",
+            "--workers",
+            "2",
+            "--range-incidents",
+        ])
+        .args(["200", "--source", &url, "--facts", "facts", "--state"])
+        .arg("state.sqlite")
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("TOKIO_WORKER_THREADS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tasks = PathBuf::from(format!("/proc/{}/task", run.id()));
+    let mut most = 0;
+    while run.try_wait().unwrap().is_none() {
+        let tokio = std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .filter(|name| name.starts_with("tokio-"))
+            .count();
+        most = most.max(tokio);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("incidents written"), "{stdout}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(most > 0, "no thread of the run seen");
+    assert!(
+        most <= cores + 8 + 4 * 2,
+        "{most} tokio threads, more than {cores} workers and 16 blocking"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
