@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::Entry;
-use crate::rows::{Label, Logs};
+use crate::rows::{AGENT_TYPES, CHANNELS, Label, Logs};
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the UNIX epoch and PostgreSQL's (2000-01-01).
@@ -92,13 +92,10 @@ fn text(f: Field<'_>, what: &str) -> Result<Option<String>, String> {
     .transpose()
 }
 
-fn label(f: Field<'_>, what: &str) -> Result<Option<Label>, String> {
-    f.map(|b| {
-        std::str::from_utf8(b)
-            .map(crate::rows::label)
-            .map_err(|e| format!("{what}: {e}"))
-    })
-    .transpose()
+/// A [`Label`] field, looked up first among `usual`, the field's own usual values.
+fn label(f: Field<'_>, usual: &[&'static str], what: &str) -> Result<Option<Label>, String> {
+    f.map(|b| crate::rows::label_of(b, usual).map_err(|e| format!("{what}: {e}")))
+        .transpose()
 }
 
 fn timestamptz(f: Field<'_>, what: &str) -> Result<Option<DateTime<Utc>>, String> {
@@ -243,16 +240,17 @@ impl Decoder {
         let need = |v: Option<i64>, what: &str| v.ok_or_else(|| format!("{what} is NULL"));
         let id = need(int8(r.field()?, "id")?, "id")?;
         let incident_id = need(int8(r.field()?, "incident_id")?, "incident_id")?;
-        let entry_type = label(r.field()?, "type")?.ok_or("type is NULL")?;
+        let entry_type =
+            label(r.field()?, &mttx_migrations::KNOWN_TYPES, "type")?.ok_or("type is NULL")?;
         let created_at = timestamptz(r.field()?, "created_at")?.ok_or("created_at is NULL")?;
         let entry = Entry {
             id,
             incident_id,
             entry_type,
             created_at,
-            agent_type: label(r.field()?, "agent_type")?,
+            agent_type: label(r.field()?, &AGENT_TYPES, "agent_type")?,
             agent_id: int8(r.field()?, "agent_id")?,
-            channel: label(r.field()?, "channel")?,
+            channel: label(r.field()?, &CHANNELS, "channel")?,
             user_id: int8(r.field()?, "user_id")?,
             assignee_ids: int8_array(r.field()?, "assignee_ids")?,
             escalation_policy_id: int8(r.field()?, "escalation_policy_id")?,
@@ -332,7 +330,19 @@ mod tests {
         assert_eq!(e.channel.as_deref(), Some("api"));
         // The usual labels are static; others are kept as read.
         assert!(matches!(e.entry_type, Label::Borrowed("assign")));
+        assert!(matches!(e.channel, Some(Label::Borrowed("api"))));
         assert!(matches!(crate::rows::label("pager"), Label::Owned(ref s) if s == "pager"));
+        // Looked up among the field's own values first, then among all usual ones, then
+        // kept as read; bytes that are not UTF-8 are an error.
+        let of = |b: &[u8], usual: &[&'static str]| crate::rows::label_of(b, usual);
+        assert!(matches!(of(b"sms", &CHANNELS), Ok(Label::Borrowed("sms"))));
+        assert!(matches!(
+            of(b"notify", &CHANNELS),
+            Ok(Label::Borrowed("notify"))
+        ));
+        assert!(matches!(of(b"pager", &CHANNELS), Ok(Label::Owned(ref s)) if s == "pager"));
+        assert!(matches!(of("é".as_bytes(), &AGENT_TYPES), Ok(Label::Owned(ref s)) if s == "é"));
+        assert!(of(b"\xff", &AGENT_TYPES).is_err());
         assert_eq!(e.details.as_deref(), Some(r#"{"a": 1}"#));
         // Cut short anywhere: an error, never a panic.
         for cut in 0..buf.len() {
