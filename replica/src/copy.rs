@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::Entry;
-use crate::rows::{AGENT_TYPES, CHANNELS, Label, Logs};
+use crate::rows::{Label, Logs};
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the UNIX epoch and PostgreSQL's (2000-01-01).
@@ -92,9 +92,8 @@ fn text(f: Field<'_>, what: &str) -> Result<Option<String>, String> {
     .transpose()
 }
 
-/// A [`Label`] field, looked up first among `usual`, the field's own usual values.
-fn label(f: Field<'_>, usual: &[&'static str], what: &str) -> Result<Option<Label>, String> {
-    f.map(|b| crate::rows::label_of(b, usual).map_err(|e| format!("{what}: {e}")))
+fn label(f: Field<'_>, what: &str) -> Result<Option<Label>, String> {
+    f.map(|b| crate::rows::label_of(b).map_err(|e| format!("{what}: {e}")))
         .transpose()
 }
 
@@ -240,17 +239,16 @@ impl Decoder {
         let need = |v: Option<i64>, what: &str| v.ok_or_else(|| format!("{what} is NULL"));
         let id = need(int8(r.field()?, "id")?, "id")?;
         let incident_id = need(int8(r.field()?, "incident_id")?, "incident_id")?;
-        let entry_type =
-            label(r.field()?, &mttx_migrations::KNOWN_TYPES, "type")?.ok_or("type is NULL")?;
+        let entry_type = label(r.field()?, "type")?.ok_or("type is NULL")?;
         let created_at = timestamptz(r.field()?, "created_at")?.ok_or("created_at is NULL")?;
         let entry = Entry {
             id,
             incident_id,
             entry_type,
             created_at,
-            agent_type: label(r.field()?, &AGENT_TYPES, "agent_type")?,
+            agent_type: label(r.field()?, "agent_type")?,
             agent_id: int8(r.field()?, "agent_id")?,
-            channel: label(r.field()?, &CHANNELS, "channel")?,
+            channel: label(r.field()?, "channel")?,
             user_id: int8(r.field()?, "user_id")?,
             assignee_ids: int8_array(r.field()?, "assignee_ids")?,
             escalation_policy_id: int8(r.field()?, "escalation_policy_id")?,
@@ -332,17 +330,14 @@ mod tests {
         assert!(matches!(e.entry_type, Label::Borrowed("assign")));
         assert!(matches!(e.channel, Some(Label::Borrowed("api"))));
         assert!(matches!(crate::rows::label("pager"), Label::Owned(ref s) if s == "pager"));
-        // Looked up among the field's own values first, then among all usual ones, then
-        // kept as read; bytes that are not UTF-8 are an error.
-        let of = |b: &[u8], usual: &[&'static str]| crate::rows::label_of(b, usual);
-        assert!(matches!(of(b"sms", &CHANNELS), Ok(Label::Borrowed("sms"))));
-        assert!(matches!(
-            of(b"notify", &CHANNELS),
-            Ok(Label::Borrowed("notify"))
-        ));
-        assert!(matches!(of(b"pager", &CHANNELS), Ok(Label::Owned(ref s)) if s == "pager"));
-        assert!(matches!(of("é".as_bytes(), &AGENT_TYPES), Ok(Label::Owned(ref s)) if s == "é"));
-        assert!(of(b"\xff", &AGENT_TYPES).is_err());
+        // Found among the usual values on their bytes, else kept as read; bytes that are
+        // not UTF-8 are an error.
+        let of = |b: &[u8]| crate::rows::label_of(b);
+        assert!(matches!(of(b"sms"), Ok(Label::Borrowed("sms"))));
+        assert!(matches!(of(b"notify"), Ok(Label::Borrowed("notify"))));
+        assert!(matches!(of(b"pager"), Ok(Label::Owned(ref s)) if s == "pager"));
+        assert!(matches!(of("é".as_bytes()), Ok(Label::Owned(ref s)) if s == "é"));
+        assert!(of(b"\xff").is_err());
         assert_eq!(e.details.as_deref(), Some(r#"{"a": 1}"#));
         // Cut short anywhere: an error, never a panic.
         for cut in 0..buf.len() {

@@ -12,41 +12,49 @@ pub type Ts = DateTime<Utc>;
 /// the usual values are static, so reading one allocates nothing; any other is kept as read.
 pub type Label = std::borrow::Cow<'static, str>;
 
-/// The usual values of an entry's agent type.
-pub const AGENT_TYPES: [&str; 4] = ["user", "service", "integration", "system"];
-
-/// The usual values of an entry's channel.
-pub const CHANNELS: [&str; 11] = [
-    "sms", "phone", "push", "email", "slack", "webhook", "website", "web", "api", "auto", "timeout",
+/// The values of [`Label`] fields besides the contract's entry types
+/// ([`mttx_migrations::KNOWN_TYPES`]) that are read without allocating.
+const LABELS: [&str; 15] = [
+    // agent types
+    "user",
+    "service",
+    "integration",
+    "system",
+    // channels
+    "sms",
+    "phone",
+    "push",
+    "email",
+    "slack",
+    "webhook",
+    "website",
+    "web",
+    "api",
+    "auto",
+    "timeout",
 ];
 
-/// Every value of a [`Label`] field that is read without allocating: the contract's entry
-/// types ([`mttx_migrations::KNOWN_TYPES`]), agent types and channels.
-fn usual() -> impl Iterator<Item = &'static &'static str> {
+/// The usual value spelt `bytes`, if it is one.
+fn usual(bytes: &[u8]) -> Option<&'static str> {
     mttx_migrations::KNOWN_TYPES
         .iter()
-        .chain(&AGENT_TYPES)
-        .chain(&CHANNELS)
+        .chain(&LABELS)
+        .copied()
+        .find(|l| l.as_bytes() == bytes)
 }
 
 /// `text` as a [`Label`]: a static one where `text` is a usual value.
 pub fn label(text: &str) -> Label {
-    match usual().find(|l| **l == text) {
+    match usual(text.as_bytes()) {
         Some(l) => Label::Borrowed(l),
         None => Label::Owned(text.to_owned()),
     }
 }
 
-/// `bytes` as a [`Label`], looked up first among `field`'s own usual values (a few
-/// comparisons for the values nearly every entry has), then among all of them, and only
-/// then checked as UTF-8 and kept as read: a backfill reads three labels per entry.
-pub fn label_of(bytes: &[u8], field: &[&'static str]) -> Result<Label, std::str::Utf8Error> {
-    match field
-        .iter()
-        .copied()
-        .chain(usual().copied())
-        .find(|l| l.as_bytes() == bytes)
-    {
+/// `bytes` as a [`Label`]: a usual value is found on its bytes, and only another is checked
+/// as UTF-8 and kept as read (a backfill reads three labels per entry).
+pub fn label_of(bytes: &[u8]) -> Result<Label, std::str::Utf8Error> {
+    match usual(bytes) {
         Some(l) => Ok(Label::Borrowed(l)),
         None => std::str::from_utf8(bytes).map(|t| Label::Owned(t.to_owned())),
     }
