@@ -77,8 +77,10 @@ pub struct Entry {
     pub details: Option<String>,
 }
 
-/// Log entries by incident, each incident with its account.
-pub type Logs = HashMap<i64, (i64, Vec<Entry>)>;
+/// Log entries by incident, each incident with its account. Hashed with foldhash, not the
+/// standard SipHash: a backfill files every entry it reads under its incident, and SipHash
+/// of an id cost about a hundred instructions each time (callgrind: 5.8 % of a backfill's).
+pub type Logs = HashMap<i64, (i64, Vec<Entry>), foldhash::fast::RandomState>;
 
 /// One row of `incidents`: the incident's current state.
 #[derive(Debug, Clone, PartialEq, Eq)]

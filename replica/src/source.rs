@@ -599,7 +599,7 @@ impl Source {
                 Which::Range(from, to) => crate::goalert::logs(self.pg()?, None, (from, to)).await,
             };
         }
-        let mut out: crate::Logs = HashMap::new();
+        let mut out = crate::Logs::default();
         let decode_err = |source| Error::Read {
             doing: "decoding log entries",
             source,
