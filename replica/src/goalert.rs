@@ -163,7 +163,7 @@ pub(crate) async fn check(pg: &PgPool) -> Result<()> {
 /// The account's single time zone, for the fold's context.
 pub(crate) fn context(options: &GoAlert) -> crate::Context {
     crate::Context {
-        account_time_zones: HashMap::from([(ACCOUNT, options.time_zone)]),
+        account_time_zones: [(ACCOUNT, options.time_zone)].into_iter().collect(),
         ..crate::Context::default()
     }
 }
