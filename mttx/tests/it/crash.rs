@@ -75,17 +75,20 @@ pub(crate) async fn kill_at_random(mut child: Child, wait_ms: u64) -> bool {
     true
 }
 
-/// Starts `command` up to 6 times, each killed at a random moment between a tenth and half
-/// of `took` (how long an uninterrupted run took on this machine) after its start, until a
-/// run ends by itself; returns how many were killed. Fixed moments let a fast machine finish
-/// before the second kill.
+/// Starts `command` up to 6 times, each killed at a random moment between a twentieth and a
+/// quarter of `took` (how long an uninterrupted run took on this machine) after its start,
+/// until a run ends by itself; returns how many were killed. Fixed moments let a fast
+/// machine finish before the second kill; so did moments up to half of `took` when the
+/// machine sped up after the reference run (a build beside the tests ending): a resumed
+/// run has only the rest of the work left, and two kills within a quarter each leave it
+/// at least half.
 pub(crate) async fn kill_until_done(
     mut command: impl FnMut() -> Command,
     moments: &mut Moments,
     took: Duration,
 ) -> usize {
     let took = took.as_millis() as u64;
-    let (from, to) = (took / 10, (took / 2).max(took / 10 + 1));
+    let (from, to) = (took / 20, (took / 4).max(took / 20 + 1));
     let mut kills = 0;
     for _ in 0..6 {
         let child = command().spawn().unwrap();
