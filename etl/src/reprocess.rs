@@ -204,7 +204,7 @@ pub async fn dry_run(
         .map(|chunk| async move {
             let ids: Vec<i64> = chunk.iter().map(|f| f.incident_id).collect();
             let incidents = source.incidents(&ids).await?;
-            let logs = source.logs(&ids).await?;
+            let logs = source.logs_to_fold(&ids).await?;
             let folded = fold_all(&version.into(), ids.iter().copied(), &incidents, &logs, ctx);
             Ok::<_, Error>(
                 folded

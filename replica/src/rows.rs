@@ -77,6 +77,51 @@ pub struct Entry {
     pub details: Option<String>,
 }
 
+impl Entry {
+    /// The same event written twice: equal in everything but the id.
+    pub fn same_event(&self, other: &Entry) -> bool {
+        self.same_but_details(other) && self.details == other.details
+    }
+
+    /// Equal in everything but the id and `details`: the only entries whose details decide
+    /// whether they are the same event.
+    pub fn same_but_details(&self, other: &Entry) -> bool {
+        self.entry_type == other.entry_type
+            && self.created_at == other.created_at
+            && self.agent_type == other.agent_type
+            && self.agent_id == other.agent_id
+            && self.channel == other.channel
+            && self.user_id == other.user_id
+            && self.assignee_ids == other.assignee_ids
+            && self.escalation_policy_id == other.escalation_policy_id
+    }
+}
+
+/// The entries of `logs` that another entry of their incident equals in everything but the
+/// id and details ([`Entry::same_but_details`]), as (incident, index in its log): the
+/// entries a read without details must read the details of.
+pub fn twins(logs: &Logs) -> Vec<(i64, usize)> {
+    let mut out = Vec::new();
+    let mut by_time: Vec<usize> = Vec::new();
+    for (&incident, (_, log)) in logs {
+        // Equal events have equal times: compare within runs of equal time.
+        by_time.clear();
+        by_time.extend(0..log.len());
+        by_time.sort_unstable_by_key(|&i| log[i].created_at);
+        for run in by_time.chunk_by(|&a, &b| log[a].created_at == log[b].created_at) {
+            for &i in run {
+                if run
+                    .iter()
+                    .any(|&j| j != i && log[i].same_but_details(&log[j]))
+                {
+                    out.push((incident, i));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A map keyed by the replica's ids, hashed with foldhash rather than the standard SipHash:
 /// a backfill files every entry it reads under its incident and looks up a time zone or a
 /// team for many, and SipHash of an id costs about a hundred instructions each time
@@ -120,5 +165,52 @@ impl Context {
         policy
             .and_then(|p| self.policy_teams.get(&p).copied().flatten())
             .or_else(|| self.service_teams.get(&service).copied().flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: i64, minute: i64, channel: &str, details: &str) -> Entry {
+        Entry {
+            id,
+            incident_id: 1,
+            entry_type: label("notify"),
+            created_at: DateTime::from_timestamp(1_800_000_000 + 60 * minute, 0).unwrap(),
+            agent_type: None,
+            agent_id: None,
+            channel: Some(label(channel)),
+            user_id: Some(3),
+            assignee_ids: None,
+            escalation_policy_id: None,
+            details: Some(details.to_owned()),
+        }
+    }
+
+    #[test]
+    fn twins_are_equal_in_all_but_id_and_details() {
+        let log = vec![
+            entry(1, 0, "sms", "a"),
+            entry(2, 1, "sms", "b"),
+            // The same as 1 but its details, out of time order.
+            entry(3, 0, "sms", "c"),
+            // Same time as 1, another channel.
+            entry(4, 0, "phone", "a"),
+            // Same channel as 2, another time.
+            entry(5, 2, "sms", "b"),
+        ];
+        let mut logs = Logs::default();
+        logs.insert(1, (7, log));
+        logs.insert(2, (7, vec![entry(6, 0, "sms", "a")]));
+        let mut found = twins(&logs);
+        found.sort();
+        assert_eq!(found, vec![(1, 0), (1, 2)]);
+        let log = &logs[&1].1;
+        assert!(!log[0].same_event(&log[2]));
+        assert!(log[0].same_but_details(&log[2]));
+        let mut again = log[0].clone();
+        again.id = 9;
+        assert!(log[0].same_event(&again));
     }
 }

@@ -97,7 +97,7 @@ fn cancelled_by_standby(e: &sqlx::Error) -> bool {
 
 /// The binary COPY of the logs of `which`'s incidents: the replica's fastest way out. COPY
 /// takes no parameters, so the condition is written out (integers only).
-fn copy_logs_sql(which: &Which<'_>) -> String {
+fn copy_logs_sql(which: &Which<'_>, details: Details) -> String {
     let condition = match which {
         Which::Ids(ids) => {
             let list: Vec<String> = ids.iter().map(i64::to_string).collect();
@@ -107,7 +107,10 @@ fn copy_logs_sql(which: &Which<'_>) -> String {
     };
     format!(
         "COPY (SELECT {} FROM incident_log_entries WHERE {condition}) TO STDOUT (FORMAT binary)",
-        copy::COLUMNS
+        match details {
+            Details::All => copy::COLUMNS,
+            Details::Twins => copy::COLUMNS_BUT_DETAILS,
+        }
     )
 }
 
@@ -207,16 +210,52 @@ macro_rules! incident_row {
     };
 }
 
-/// Runs a `COPY … TO STDOUT` and gathers its output.
-async fn copy_out(pg: &sqlx::PgPool, sql: &str) -> Result<copy::Decoder, sqlx::Error> {
+/// Runs a `COPY … TO STDOUT` of [`copy_logs_sql`] and gathers its output.
+async fn copy_out(
+    pg: &sqlx::PgPool,
+    sql: &str,
+    details: Details,
+) -> Result<copy::Decoder, sqlx::Error> {
     use futures::TryStreamExt;
     use sqlx::postgres::PgPoolCopyExt;
     let mut stream = pg.copy_out_raw(sql).await?;
-    let mut decoder = copy::Decoder::default();
+    let mut decoder = match details {
+        Details::All => copy::Decoder::default(),
+        Details::Twins => copy::Decoder::without_details(),
+    };
     while let Some(chunk) = stream.try_next().await? {
         decoder.feed(&chunk);
     }
     Ok(decoder)
+}
+
+/// Reads the `details` of the entries of `logs` that [`crate::rows::twins`] finds, the only
+/// ones the fold compares, into a read made without details.
+async fn twin_details(pg: &sqlx::PgPool, logs: &mut crate::Logs) -> Result<()> {
+    let twins = crate::rows::twins(logs);
+    if twins.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = twins
+        .iter()
+        .map(|&(incident, i)| logs[&incident].1[i].id)
+        .collect();
+    let rows: Vec<(i64, Option<String>)> = with_retries("reading the details of entries", || {
+        sqlx::query_as(
+            "SELECT id, CAST(details AS TEXT) FROM incident_log_entries WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(pg)
+    })
+    .await?;
+    let mut details: crate::rows::IdMap<Option<String>> = rows.into_iter().collect();
+    for (incident, i) in twins {
+        if let Some((_, log)) = logs.get_mut(&incident) {
+            let entry = &mut log[i];
+            entry.details = details.remove(&entry.id).flatten();
+        }
+    }
+    Ok(())
 }
 
 /// Runs the same expression against either backend.
@@ -229,6 +268,17 @@ macro_rules! on_source {
     };
 }
 pub(crate) use on_source;
+
+/// Which entries' `details` a read of the log brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Details {
+    /// Every entry's, as the replica has it.
+    All,
+    /// Only those of entries that another of their incident equals in everything else
+    /// ([`crate::rows::twins`]): the fold compares details only to tell a duplicate, so the
+    /// others are left None, and PostgreSQL is spared printing each jsonb value.
+    Twins,
+}
 
 /// Which incidents a read is about.
 #[derive(Debug, Clone, Copy)]
@@ -583,16 +633,26 @@ impl Source {
     /// Every entry of these incidents (their whole logs), with the account of each entry.
     #[tracing::instrument(level = "debug", skip_all, fields(incidents = ids.len()), err)]
     pub async fn logs(&self, ids: &[i64]) -> Result<crate::Logs> {
-        self.logs_where(Which::Ids(ids)).await
+        self.logs_where(Which::Ids(ids), Details::All).await
     }
 
-    /// Every entry of the incidents with ids in `[from, to)`.
+    /// Every entry of these incidents, to fold: an entry's `details` may be None where no
+    /// other entry of its incident equals it in everything else, since the fold compares
+    /// details only to tell a duplicate ([`Entry::same_event`]).
+    #[tracing::instrument(level = "debug", skip_all, fields(incidents = ids.len()), err)]
+    pub async fn logs_to_fold(&self, ids: &[i64]) -> Result<crate::Logs> {
+        self.logs_where(Which::Ids(ids), Details::Twins).await
+    }
+
+    /// Every entry of the incidents with ids in `[from, to)`, to fold: details as in
+    /// [`Source::logs_to_fold`].
     #[tracing::instrument(level = "debug", skip_all, fields(from, to), err)]
     pub async fn logs_between(&self, from: i64, to: i64) -> Result<crate::Logs> {
-        self.logs_where(Which::Range(from, to)).await
+        self.logs_where(Which::Range(from, to), Details::Twins)
+            .await
     }
 
-    async fn logs_where(&self, which: Which<'_>) -> Result<crate::Logs> {
+    async fn logs_where(&self, which: Which<'_>, details: Details) -> Result<crate::Logs> {
         if self.is_goalert() {
             return match which {
                 Which::Ids(ids) => crate::goalert::logs(self.pg()?, Some(ids), (0, 0)).await,
@@ -612,8 +672,8 @@ impl Source {
                 // primary's cleanups, where the same long one could be cancelled every time.
                 let mut parts = vec![which];
                 while let Some(part) = parts.pop() {
-                    let sql = copy_logs_sql(&part);
-                    let decoded = match copy_out(pg, &sql).await {
+                    let sql = copy_logs_sql(&part, details);
+                    let decoded = match copy_out(pg, &sql, details).await {
                         Ok(decoded) => decoded,
                         Err(source) if !transient(&source) => {
                             return Err(Error::Read {
@@ -630,7 +690,8 @@ impl Source {
                                 continue;
                             }
                             tracing::warn!(error = %e, "replica statement failed; retrying");
-                            with_retries("reading incident logs", || copy_out(pg, &sql)).await?
+                            with_retries("reading incident logs", || copy_out(pg, &sql, details))
+                                .await?
                         }
                     };
                     let logs = decoded.finish().map_err(|e| Error::Read {
@@ -647,6 +708,9 @@ impl Source {
                                 .extend(log);
                         }
                     }
+                }
+                if details == Details::Twins {
+                    twin_details(pg, &mut out).await?;
                 }
             }
             Pool::Sqlite(lite) => {
@@ -815,8 +879,9 @@ mod tests {
         let (a, b) = Which::Ids(&ids).halves().unwrap();
         assert_eq!((bounds(a), bounds(b)), ((3, 3), (5, 8)));
         assert!(Which::Ids(&ids[..1]).halves().is_none());
-        assert!(
-            copy_logs_sql(&Which::Range(1, 9)).contains("incident_id >= 1 AND incident_id < 9")
-        );
+        let sql = copy_logs_sql(&Which::Range(1, 9), Details::Twins);
+        assert!(sql.contains("incident_id >= 1 AND incident_id < 9"));
+        assert!(!sql.contains("details"), "{sql}");
+        assert!(copy_logs_sql(&Which::Range(1, 9), Details::All).contains("details"));
     }
 }

@@ -335,7 +335,7 @@ async fn refold_adopted_orphans(
         .into_iter()
         .filter(|id| incidents.contains_key(id))
         .collect();
-    let logs = source.logs(&adopted).await?;
+    let logs = source.logs_to_fold(&adopted).await?;
     let folded = fold_all(
         &opts.versions(),
         adopted.iter().copied(),
@@ -456,7 +456,7 @@ async fn lead(
             .into_iter()
             .collect();
         let incidents = source.incidents(&touched).await?;
-        let logs = source.logs(&touched).await?;
+        let logs = source.logs_to_fold(&touched).await?;
 
         let folded = fold_all(
             &opts.versions(),

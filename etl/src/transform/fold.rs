@@ -100,19 +100,6 @@ fn seconds(from: Ts, to: Ts) -> f64 {
     ((to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6).max(0.0)
 }
 
-/// Entries equal in everything but their id: the same event written twice.
-fn same_event(a: &Entry, b: &Entry) -> bool {
-    a.entry_type == b.entry_type
-        && a.created_at == b.created_at
-        && a.agent_type == b.agent_type
-        && a.agent_id == b.agent_id
-        && a.channel == b.channel
-        && a.user_id == b.user_id
-        && a.assignee_ids == b.assignee_ids
-        && a.escalation_policy_id == b.escalation_policy_id
-        && a.details == b.details
-}
-
 /// One escalation as the log shows it: its time, agent (type and id) and channel. Its
 /// entries (one per assignee) share all four.
 type Escalation<'a> = (Ts, Option<&'a str>, Option<i64>, Option<&'a str>);
@@ -147,7 +134,7 @@ pub fn fold(
             .iter()
             .rev()
             .take_while(|k| k.created_at == e.created_at)
-            .find(|k| same_event(k, e))
+            .find(|k| k.same_event(e))
             .map(|k| k.id);
         match twin {
             Some(original) => issue(

@@ -414,6 +414,148 @@ async fn an_orphan_is_folded_when_its_incident_row_appears(pool: PgPool) {
     assert!(!q.iter().any(|r| r.2 == "orphan"), "{q:?}");
 }
 
+/// Reads to fold leave out `details` except where they decide a duplicate, so the cases are
+/// worked by hand on the golden set: entry 37 (incident 4) is a note; written again with the
+/// same text it is a duplicate of 37, and with another text it is a second note. Through the
+/// backfill and through following alike; the timeline's read keeps every entry's details.
+#[sqlx::test(migrations = false)]
+async fn entries_equal_but_for_their_details_are_two_events(pool: PgPool) {
+    let loc = location(&pool).await;
+    load_dataset(&golden::dataset().unwrap(), &loc, false)
+        .await
+        .unwrap();
+    let copy_of_37 = |id: i64, details: &str| {
+        sqlx::query(
+            "INSERT INTO incident_log_entries (id, account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, assignee_ids, escalation_policy_id, details) \
+             SELECT $1, account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, assignee_ids, escalation_policy_id, CAST($2 AS JSONB) \
+             FROM incident_log_entries WHERE id = 37",
+        )
+        .bind(id)
+        .bind(details.to_owned())
+        .execute(&pool)
+    };
+    let followed = Scratch::new("details-follow");
+    etl_once(&loc, &followed, 100).await;
+    copy_of_37(1001, r#"{"content": "Handing to Platform"}"#)
+        .await
+        .unwrap();
+    copy_of_37(1002, r#"{"content": "Platform took it"}"#)
+        .await
+        .unwrap();
+    let (by_follow, summary, follow_state) = etl_once(&loc, &followed, 100).await;
+    assert_eq!(summary.entries_read, 2);
+    let backfilled = Scratch::new("details-backfill");
+    let (by_backfill, _, backfill_state) = etl_once(&loc, &backfilled, 7).await;
+    assert_eq!(by_follow, by_backfill);
+    for state in [&follow_state, &backfill_state] {
+        let of_4: Vec<_> = quarantine_rows(state)
+            .await
+            .into_iter()
+            .filter(|q| q.0 == 4)
+            .collect();
+        assert_eq!(of_4, vec![(4, 1001, "duplicate".to_owned())]);
+    }
+
+    let replica = Source::open(&loc, 2).await.unwrap();
+    let details = |logs: &mttx_replica::Logs, id: i64| {
+        logs[&4]
+            .1
+            .iter()
+            .find(|e| e.id == id)
+            .unwrap()
+            .details
+            .clone()
+    };
+    let to_fold = replica.logs_between(4, 5).await.unwrap();
+    assert_eq!(
+        details(&to_fold, 1002).as_deref(),
+        Some(r#"{"content": "Platform took it"}"#)
+    );
+    assert_eq!(details(&to_fold, 1001), details(&to_fold, 37));
+    let timeline = replica.logs(&[4]).await.unwrap();
+    assert_eq!(
+        details(&timeline, 31).as_deref(),
+        Some(r#"{"summary": "Certificate for checkout-api expires in 7 days"}"#)
+    );
+}
+
+/// The binary caps tokio's blocking pool for a backfill (`mttx/src/cli/mod.rs`,
+/// `blocking_threads`) on a bound: a Delta kernel call holds a blocking thread while it waits
+/// for file operations that need another, and each backfill worker has one such call at a
+/// time, as does a follow pass or the upkeep. So a pool of one thread more than the workers
+/// finishes a backfill of many small ranges on a local folder, a follow pass and the upkeep,
+/// where a larger share of waiting calls would hang until the timeout.
+#[sqlx::test(migrations = false)]
+async fn a_blocking_pool_one_thread_above_the_workers_never_deadlocks(pool: PgPool) {
+    const WORKERS: usize = 2;
+    let loc = location(&pool).await;
+    let cfg = Config {
+        seed: 5,
+        accounts: 3,
+        incidents: 3_000,
+        weeks: 4,
+        ..Config::default()
+    };
+    generate_into(cfg, &loc, false).await.unwrap();
+    let capped = Scratch::new("capped");
+    let (facts, state) = (capped.facts(), capped.state());
+    let (source, add) = (loc.clone(), pool.clone());
+    let capped_run = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(WORKERS + 1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let work = async {
+            let replica = Source::open(&source, 2).await.unwrap();
+            let state = State::open(&state).await.unwrap();
+            let mut table = FactsTable::open(&facts).await.unwrap();
+            let opts = RunOptions {
+                workers: WORKERS,
+                range_incidents: 60,
+                read_incidents: Some(20),
+                ..RunOptions::default()
+            };
+            let backfill = run(&replica, &mut table, &state, &opts).await.unwrap();
+            // An entry written after the backfill, for the follow pass to MERGE.
+            sqlx::query(
+                "INSERT INTO incident_log_entries (id, account_id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, assignee_ids, escalation_policy_id, details) \
+                 SELECT id + 1000000, account_id, incident_id, 'annotate', created_at, 'user', user_id, 'note', NULL, NULL, NULL, NULL \
+                 FROM incident_log_entries ORDER BY id DESC LIMIT 1",
+            )
+            .execute(&add)
+            .await
+            .unwrap();
+            let follow = run(&replica, &mut table, &state, &opts).await.unwrap();
+            table.upkeep(std::time::Duration::ZERO).await.unwrap();
+            (backfill, follow)
+        };
+        let done = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(300), work).await
+        });
+        // Threads stuck in a deadlock are left behind rather than waited for.
+        rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        done
+    });
+    let done = tokio::task::spawn_blocking(move || capped_run.join().unwrap())
+        .await
+        .unwrap();
+    let (backfill, follow) = done.expect("the capped run hung: a deadlock of blocking threads");
+    let ranges = backfill.backfill.as_ref().unwrap().ranges_committed;
+    assert!(ranges >= 40, "{ranges} ranges");
+    assert_eq!(follow.entries_read, 1);
+
+    let got = FactsTable::open(&capped.facts())
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
+    let (want, _, _) = etl_once(&loc, &Scratch::new("uncapped"), 50_000).await;
+    assert_eq!(got, want);
+}
+
 /// The rows of each data page of `column` in the Parquet file at `path`, from its page index.
 fn page_rows(path: &std::path::Path, column: &str) -> Vec<i64> {
     use deltalake::parquet::basic::Compression;
