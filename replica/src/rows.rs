@@ -73,7 +73,9 @@ pub struct Entry {
     pub user_id: Option<i64>,
     pub assignee_ids: Option<Vec<i64>>,
     pub escalation_policy_id: Option<i64>,
-    /// JSON text as the replica returns it.
+    /// JSON text as the replica returns it. A read to fold (`Source::logs_between`,
+    /// `Source::logs_to_fold`) leaves it None unless another entry of the incident equals
+    /// this one in everything else: the fold compares details only to tell a duplicate.
     pub details: Option<String>,
 }
 
