@@ -15,15 +15,24 @@ const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the UNIX epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
-/// The SELECT list the decoder expects, in order: the entry, then its account.
-pub const COLUMNS: &str = "id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, \
-     assignee_ids, escalation_policy_id, CAST(details AS TEXT), account_id";
+/// An entry's columns before its details, in the order the readers of the log decode them.
+const FIELDS: &str = "id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, \
+     assignee_ids, escalation_policy_id";
 
-/// [`COLUMNS`] without `details`, for [`Decoder::without_details`]: the fold reads an
-/// entry's details only to tell a duplicate, and printing each jsonb value as text is about a
-/// fifth of PostgreSQL's work of a COPY (BENCHMARKS.md).
-pub const COLUMNS_BUT_DETAILS: &str = "id, incident_id, type, created_at, agent_type, agent_id, channel, \
-     user_id, assignee_ids, escalation_policy_id, account_id";
+/// The SELECT list of a read of the log, in order: the entry; its `details` as text unless
+/// `details` is false; its account. PostgreSQL prints a jsonb value in one normal form (keys
+/// ordered, whitespace fixed), so equal details compare equal as text without parsing them.
+/// Without details the decoder is [`Decoder::without_details`]: the fold reads details only
+/// to tell a duplicate, and printing each jsonb value as text is a tenth or more of
+/// PostgreSQL's work of a COPY (BENCHMARKS.md).
+pub fn columns(details: bool) -> String {
+    let details = if details {
+        ", CAST(details AS TEXT)"
+    } else {
+        ""
+    };
+    format!("{FIELDS}{details}, account_id")
+}
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -166,12 +175,12 @@ pub struct Decoder {
     rows: Logs,
     /// The first thing wrong with the data: the rest is not decoded.
     error: Option<String>,
-    /// The rows are [`COLUMNS_BUT_DETAILS`]: every entry's `details` is None.
+    /// The rows are [`columns`] without details: every entry's `details` is None.
     no_details: bool,
 }
 
 impl Decoder {
-    /// A decoder of rows of [`COLUMNS_BUT_DETAILS`].
+    /// A decoder of rows of [`columns`] without details.
     pub fn without_details() -> Self {
         Decoder {
             no_details: true,

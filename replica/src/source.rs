@@ -107,10 +107,7 @@ fn copy_logs_sql(which: &Which<'_>, details: Details) -> String {
     };
     format!(
         "COPY (SELECT {} FROM incident_log_entries WHERE {condition}) TO STDOUT (FORMAT binary)",
-        match details {
-            Details::All => copy::COLUMNS,
-            Details::Twins => copy::COLUMNS_BUT_DETAILS,
-        }
+        copy::columns(details == Details::All)
     )
 }
 
@@ -152,11 +149,6 @@ where
     }
     unreachable!("the loop returns")
 }
-
-/// `details` as text: PostgreSQL prints a jsonb value in one normal form (keys ordered,
-/// whitespace fixed), so equal details compare equal as text without parsing them here.
-const ENTRY_COLUMNS: &str = "id, incident_id, type, created_at, agent_type, agent_id, channel, user_id, \
-     assignee_ids, escalation_policy_id, CAST(details AS TEXT)";
 
 fn parse_ts(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(s)
@@ -715,7 +707,8 @@ impl Source {
             }
             Pool::Sqlite(lite) => {
                 let sql = format!(
-                    "SELECT {ENTRY_COLUMNS}, account_id FROM incident_log_entries WHERE {}",
+                    "SELECT {} FROM incident_log_entries WHERE {}",
+                    copy::columns(true),
                     which.lite("incident_id")
                 );
                 let rows = with_retries("reading incident logs", || {
