@@ -484,7 +484,9 @@ async fn entries_equal_but_for_their_details_are_two_events(pool: PgPool) {
 /// for file operations that need another, and each backfill worker has one such call at a
 /// time, as does a follow pass or the upkeep. So a pool of one thread more than the workers
 /// finishes a backfill of many small ranges on a local folder, a follow pass and the upkeep,
-/// where a larger share of waiting calls would hang until the timeout.
+/// where a larger share of waiting calls would hang until the timeout. The bound is tight:
+/// this run takes about 5 s, and with a pool of 1 or 2 threads (the workers' count) it hung
+/// until the timeout (tried with the timeout at 90 and 120 s, 2026-12-04).
 #[sqlx::test(migrations = false)]
 async fn a_blocking_pool_one_thread_above_the_workers_never_deadlocks(pool: PgPool) {
     const WORKERS: usize = 2;
