@@ -119,7 +119,7 @@ fn walk(
         if let toml::Value::Table(inner) = value
             && !command
                 .get_arguments()
-                .any(|a| !a.is_positional() && a.get_id().as_str() == name)
+                .any(|a| !a.is_positional() && key_of(a) == name)
         {
             let Some(sub) = command
                 .get_subcommands()
@@ -150,17 +150,17 @@ fn walk(
         let Some(arg) = command
             .get_arguments()
             .filter(settable)
-            .find(|a| a.get_id().as_str() == name)
+            .find(|a| key_of(a) == name)
         else {
-            let known: Vec<&str> = command
+            let known: Vec<String> = command
                 .get_arguments()
                 .filter(settable)
-                .map(|a| a.get_id().as_str())
+                .map(key_of)
                 .collect();
             let global = !path.is_empty()
                 && command
                     .get_arguments()
-                    .any(|a| a.is_global_set() && a.get_id().as_str() == name);
+                    .any(|a| a.is_global_set() && key_of(a) == name);
             return Err(if global {
                 format!(
                     "{place}: `{name}` is a setting of every command: put it at the top of the file, before any [table]"
@@ -173,7 +173,7 @@ fn walk(
             } else {
                 format!(
                     "{place}: unknown key `{key}`; settings here: {}",
-                    names(known.into_iter())
+                    names(known.iter().map(String::as_str))
                 )
             });
         };
@@ -247,6 +247,14 @@ fn scalar(v: &toml::Value) -> Option<String> {
     }
 }
 
+/// The file's key of `arg`: its flag without the dashes, in snake case (`--team` is `team`
+/// even where the argument's id is `teams`).
+fn key_of(arg: &Arg) -> String {
+    arg.get_long()
+        .unwrap_or_else(|| arg.get_id().as_str())
+        .replace('-', "_")
+}
+
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let mut names: Vec<&str> = names.filter(|n| *n != "help").collect();
     names.sort_unstable();
@@ -304,9 +312,9 @@ pub fn describe(command: &Command, matches: &ArgMatches, config: &Config) -> Str
                 _ => "default".to_owned(),
             };
             let key = if path.is_empty() {
-                id.to_owned()
+                key_of(arg)
             } else {
-                format!("{}.{id}", path.join("."))
+                format!("{}.{}", path.join("."), key_of(arg))
             };
             let value = match values.as_slice() {
                 [one] => toml::Value::String(one.clone()).to_string(),
@@ -401,6 +409,25 @@ mod tests {
         let e = parse("[serve]\nsource = \"x\"\n").unwrap_err();
         assert!(e.contains("top of the file"), "{e}");
         assert!(parse("[serve]\ncache-mib = 64\n").is_ok());
+    }
+
+    #[test]
+    fn a_key_is_its_flag_even_where_the_argument_is_named_otherwise() {
+        // `report send --team` keeps its values in `teams`: the file says `team`, as the flag.
+        let config = parse("[report.send]\nteam = [\"Payments\", \"7\"]\n").unwrap();
+        let command = config.apply(Cli::command());
+        let m = command.get_matches_from(["mttx", "report", "send", "--account", "1"]);
+        let send = m
+            .subcommand_matches("report")
+            .and_then(|r| r.subcommand_matches("send"))
+            .unwrap();
+        let teams: Vec<&String> = send.get_many::<String>("teams").unwrap().collect();
+        assert_eq!(teams, ["Payments", "7"]);
+        let e = parse("[report.send]\nteams = [\"Payments\"]\n").unwrap_err();
+        assert!(
+            e.contains("unknown key `teams`") && e.contains("team,"),
+            "{e}"
+        );
     }
 
     #[test]

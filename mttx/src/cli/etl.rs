@@ -62,7 +62,7 @@ pub struct EtlRunArgs {
 }
 
 fn hours(flag: &str, h: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(
+    ensure_arg!(
         h.is_finite() && (0.0..=24.0 * 3650.0).contains(&h),
         "--{flag} must be between 0 and 87600 hours"
     );
@@ -71,7 +71,7 @@ fn hours(flag: &str, h: f64) -> anyhow::Result<Duration> {
 
 /// `--workers`: 1 to 64.
 pub fn check_workers(workers: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(
+    ensure_arg!(
         (1..=64).contains(&workers),
         "--workers must be between 1 and 64"
     );
@@ -80,35 +80,41 @@ pub fn check_workers(workers: usize) -> anyhow::Result<()> {
 
 /// `--poll-seconds`: more than 0, at most an hour.
 pub fn check_poll(seconds: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(
+    ensure_arg!(
         seconds > 0.0 && seconds <= 3600.0,
-        "--poll-seconds must be between 0 and 3600"
+        "--poll-seconds must be more than 0 and at most 3600"
     );
     Ok(Duration::from_secs_f64(seconds))
 }
 
 /// `--range-incidents`: 1 or more.
 pub fn check_range(range_incidents: i64) -> anyhow::Result<()> {
-    anyhow::ensure!(range_incidents > 0, "--range-incidents must be at least 1");
+    ensure_arg!(range_incidents > 0, "--range-incidents must be at least 1");
+    Ok(())
+}
+
+/// `--lease-seconds`: 1 to 3600.
+pub fn check_lease(seconds: u64) -> anyhow::Result<()> {
+    ensure_arg!(
+        (1..=3600).contains(&seconds),
+        "--lease-seconds must be between 1 and 3600"
+    );
     Ok(())
 }
 
 impl EtlRunArgs {
     /// The run's options, checked.
     fn options(&self) -> anyhow::Result<RunOptions> {
-        anyhow::ensure!(self.batch_entries > 0, "--batch-entries must be at least 1");
+        ensure_arg!(self.batch_entries > 0, "--batch-entries must be at least 1");
         check_range(self.range_incidents)?;
-        anyhow::ensure!(
+        ensure_arg!(
             self.read_incidents.is_none_or(|n| n > 0),
             "--read-incidents must be at least 1"
         );
         check_workers(self.workers)?;
         let poll = check_poll(self.poll_seconds)?;
-        anyhow::ensure!(
-            (1..=3600).contains(&self.lease_seconds),
-            "--lease-seconds must be between 1 and 3600"
-        );
-        anyhow::ensure!(
+        check_lease(self.lease_seconds)?;
+        ensure_arg!(
             self.upkeep_minutes.is_finite() && self.upkeep_minutes >= 0.0,
             "--upkeep-minutes must be 0 (never) or more"
         );

@@ -101,9 +101,9 @@ pub async fn run(places: &Places, command: FixturesCommand) -> anyhow::Result<()
             let mttx_migrations::Pool::Postgres(pg) =
                 mttx_migrations::connect(&source, &Default::default()).await?
             else {
-                anyhow::bail!(
-                    "GoAlert keeps its data in PostgreSQL: give --source a PostgreSQL URL of an empty database"
-                );
+                return Err(super::usage(
+                    "GoAlert keeps its data in PostgreSQL: give --source a PostgreSQL URL of an empty database",
+                ));
             };
             let hint = || format!("making a GoAlert database at {source} (it must be empty)");
             if args.golden {

@@ -61,7 +61,7 @@ fn token(file: Option<&PathBuf>) -> anyhow::Result<secrecy::SecretString> {
 pub async fn run(places: &Places, command: ImportCommand) -> anyhow::Result<()> {
     let ImportCommand::Pagerduty(args) = command;
     let poll = check_poll(args.poll_seconds)?;
-    anyhow::ensure!(
+    ensure_arg!(
         (1..=4320).contains(&args.window_hours),
         "--window-hours must be between 1 and 4320 (6 months)"
     );

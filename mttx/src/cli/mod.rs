@@ -11,6 +11,16 @@ use mttx_etl::Shutdown;
 use mttx_migrations::Location;
 use mttx_state::State;
 
+/// `anyhow::ensure!` for a bad argument: fails with a [`Usage`] error, so `mttx` exits with
+/// status 2 and the message, as for the arguments clap itself refuses.
+macro_rules! ensure_arg {
+    ($ok:expr, $($message:tt)+) => {
+        if !$ok {
+            return Err($crate::cli::usage(format!($($message)+)));
+        }
+    };
+}
+
 mod config;
 mod demo;
 mod etl;

@@ -9,7 +9,7 @@ use mttx_etl::MetricsVersion;
 use mttx_etl::reprocess::Movement;
 use mttx_etl::run::RunOptions;
 
-use super::etl::{check_range, check_workers};
+use super::etl::{check_lease, check_range, check_workers};
 use super::{Places, shutdown_on_signal};
 
 #[derive(Debug, Args)]
@@ -48,6 +48,7 @@ pub struct ReprocessArgs {
 pub async fn run(places: &Places, args: ReprocessArgs) -> anyhow::Result<()> {
     check_workers(args.workers)?;
     check_range(args.range_incidents)?;
+    check_lease(args.lease_seconds)?;
     let version = MetricsVersion::try_from(args.metrics_version)?;
     let replica = places.replica((args.workers as u32 + 2).min(16)).await?;
     let state = places.open_state().await?;

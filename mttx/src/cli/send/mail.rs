@@ -131,11 +131,15 @@ impl Mailer {
                 builder = builder
                     .credentials(Credentials::new(user, password.expose_secret().to_owned()));
             }
-            (Some(_), None) => anyhow::bail!(
-                "--smtp-user is given but no password: set MTTX_SMTP_PASSWORD or give --smtp-password-file"
-            ),
+            (Some(_), None) => {
+                return Err(crate::cli::usage(
+                    "--smtp-user is given but no password: set MTTX_SMTP_PASSWORD or give --smtp-password-file",
+                ));
+            }
             (None, Some(_)) => {
-                anyhow::bail!("an SMTP password is given but no --smtp-user to sign in as")
+                return Err(crate::cli::usage(
+                    "an SMTP password is given but no --smtp-user to sign in as",
+                ));
             }
             (None, None) => {}
         }
