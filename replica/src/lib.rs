@@ -46,7 +46,7 @@ pub enum Error {
         "a GoAlert source must be a PostgreSQL URL (GoAlert keeps its data in PostgreSQL), not {0}"
     )]
     GoAlertNotPostgres(String),
-    #[error("replica error while {doing}")]
+    #[error("replica error while {doing}{}", missing_table_hint(.source))]
     Read {
         doing: &'static str,
         #[source]
@@ -55,6 +55,20 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to check when the replica has no table of the contract (PostgreSQL's SQLSTATE 42P01,
+/// SQLite's "no such table"): `--source` names some other database, or one of another kind.
+fn missing_table_hint(e: &sqlx::Error) -> &'static str {
+    let missing = matches!(e, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table"));
+    if missing {
+        " (a table of the replica contract is missing: check that --source names the replica's \
+         database; a GoAlert database needs --source-kind goalert, and a PagerDuty account is \
+         read with `mttx import pagerduty` into a replica first)"
+    } else {
+        ""
+    }
+}
 
 /// Replica statements retried after a transient failure, since the process started (the
 /// ETL exports it as `mttx_etl_replica_retries_total`).

@@ -12,9 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use mttx_migrations::{Location, Pool};
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{ConnectOptions as _, Row};
 
 use crate::copy;
 
@@ -369,6 +369,12 @@ impl Source {
                         ("default_transaction_read_only", "on"),
                         ("statement_timeout", STATEMENT_TIMEOUT),
                     ]);
+                // One direct attempt first, as for the state database: a replica that is down
+                // or refuses us is reported at once with its reason (connection refused, no
+                // such database, authentication), not as the pool's timeout 30 s later.
+                sqlx::Connection::close(opts.connect().await.map_err(err)?)
+                    .await
+                    .map_err(err)?;
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(max_connections)
@@ -382,7 +388,12 @@ impl Source {
                 if !path.exists() {
                     return Err(Error::NoReplica(path.display().to_string()));
                 }
-                let opts = mttx_migrations::sqlite_options(path, false).read_only(true);
+                // Read only, in whatever journal mode the file's writer chose: setting one
+                // (mttx's own files use WAL) is a write, refused on a read-only connection.
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true)
+                    .busy_timeout(std::time::Duration::from_secs(10));
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(max_connections)

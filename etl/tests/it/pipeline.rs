@@ -267,6 +267,84 @@ async fn a_missing_sqlite_replica_is_a_clear_error() {
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
+/// A PostgreSQL replica that cannot be reached is reported at once with the reason, not as
+/// a pool's timeout half a minute later.
+#[tokio::test]
+async fn an_unreachable_replica_says_why_at_once() {
+    let started = std::time::Instant::now();
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let err = Source::open(&"postgres://postgres@127.0.0.1:1/x".parse().unwrap(), 1)
+        .await
+        .unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// An SQLite replica written by another tool keeps the journal mode that tool chose (here
+/// SQLite's default, a rollback journal): mttx only reads it, so it opens the file as it is
+/// and folds it. A file without the contract's tables says what to check.
+#[tokio::test]
+async fn an_sqlite_replica_in_rollback_journal_mode_is_read_as_it_is() {
+    use sqlx::{ConnectOptions, Connection, Row};
+    let dir = Scratch::new("rollback");
+    let path = dir.0.join("replica.sqlite");
+    let loc = Location::Sqlite(path.clone());
+    let cfg = Config {
+        seed: 11,
+        accounts: 1,
+        incidents: 300,
+        weeks: 2,
+        ..Config::default()
+    };
+    generate_into(cfg, &loc, false).await.unwrap();
+    // The generator's pool may still be closing its connections: wait for them.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let row = sqlx::query(
+        "SELECT MAX(id), (SELECT COUNT(*) FROM incidents WHERE id IN \
+         (SELECT incident_id FROM incident_log_entries)) FROM incident_log_entries",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let (max_id, with_entries): (i64, i64) = (row.get(0), row.get(1));
+    conn.close().await.unwrap();
+
+    let replica = Source::open(&loc, 2).await.unwrap();
+    assert_eq!(replica.bounds().await.unwrap().0, max_id);
+    drop(replica);
+    let (facts, _, _) = etl_once(&loc, &dir, 100).await;
+    assert_eq!(facts.len() as i64, with_entries);
+
+    let other = dir.0.join("other.sqlite");
+    let mut conn =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", other.display()))
+            .await
+            .unwrap();
+    sqlx::query("CREATE TABLE notes (body TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let replica = Source::open(&Location::Sqlite(other), 1).await.unwrap();
+    let err = replica.bounds().await.unwrap_err().to_string();
+    assert!(
+        err.contains("a table of the replica contract is missing")
+            && err.contains("--source names the replica's database"),
+        "{err}"
+    );
+}
+
 /// Two ETL runs at once on the same replica, facts table and state database (a fleet of
 /// two, three backfill workers each): every range is committed exactly once, by one or the
 /// other, and the facts equal a single run's.
