@@ -423,20 +423,63 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli, &file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Usage>().is_some() => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `e` and its causes, joined by ": ", each said once: many errors of the crates below
+/// (sqlx's, object_store's through deltalake's) print their cause in their own text and
+/// return it as their source too.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_cause_its_parent_already_says_is_said_once() {
+        // Says its cause in its own text and returns it as its source.
+        #[derive(Debug)]
+        struct Inner(std::io::Error);
+        impl std::fmt::Display for Inner {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "loading credentials: {}", self.0)
+            }
+        }
+        impl std::error::Error for Inner {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::other("no profile");
+        let e = anyhow::Error::new(Inner(io)).context("opening the facts table");
+        assert_eq!(
+            message(&e),
+            "opening the facts table: loading credentials: no profile"
+        );
+        let plain = anyhow::anyhow!("disk full").context("writing");
+        assert_eq!(message(&plain), "writing: disk full");
+    }
 
     #[test]
     fn command_line_is_consistent() {
