@@ -18,10 +18,10 @@ pub enum ReportCommand {
         /// The account the team belongs to.
         #[arg(long)]
         account: i64,
-        /// The team id (default: the whole account, as for a GoAlert instance, which has no
-        /// teams).
-        #[arg(long)]
-        team: Option<i64>,
+        /// The team, by id or by name in any case (default: the whole account, as for a
+        /// GoAlert instance, which has no teams).
+        #[arg(long, value_name = "TEAM")]
+        team: Option<String>,
         /// ISO week such as 2026-W44 (default: the last complete week in the time zone).
         #[arg(long, value_parser = parse_week)]
         week: Option<chrono::NaiveDate>,
@@ -78,6 +78,9 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         ReportCommand::Send(args) => return super::send::run(places, *args).await,
     };
     let (names, source) = directory(places, account).await?;
+    let team = team
+        .map(|key| super::send::team_id(&names, &key))
+        .transpose()?;
     let tz = zone(tz, &names);
     let monday = week.unwrap_or_else(|| mttx_api::weekly::last_week(tz));
     let state = places.open_state().await?;

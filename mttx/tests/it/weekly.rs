@@ -221,6 +221,35 @@ async fn the_weekly_report_names_things_in_the_accounts_zone() {
     assert_eq!(json["period"]["tz"], zone);
     assert_eq!(json["team_name"], team);
     assert_eq!(json["team"]["name"], team);
+    // The team by its name, in any case, is the same report; a name the account does not
+    // have is refused with the names it does (exit status 2).
+    let by_name = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mttx"))
+            .args(["report", "weekly", "--account", "1", "--team", name])
+            .args(["--week", "2026-W44", "--format", "json"])
+            .args(["--facts", &served.facts])
+            .args(["--state", served.dir.join("state.sqlite").to_str().unwrap()])
+            .args(source)
+            .current_dir(&served.dir)
+            .output()
+            .unwrap()
+    };
+    let out = by_name(&team.to_uppercase());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let named: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(named["team"], json["team"]);
+    assert_eq!(named["services"], json["services"]);
+    let out = by_name("No Such Team");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no team named `No Such Team`") && err.contains(&team),
+        "{err}"
+    );
     let mut services = Vec::new();
     for r in json["services"].as_array().unwrap() {
         let id: i64 = r["key"].as_str().unwrap().parse().unwrap();

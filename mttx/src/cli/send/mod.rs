@@ -230,7 +230,7 @@ struct Round {
 
 /// A team of the account, by id or by name (any case); an id the replica does not know is
 /// refused too, where it knows the account's teams.
-fn team_id(names: &Directory, key: &str) -> anyhow::Result<i64> {
+pub(super) fn team_id(names: &Directory, key: &str) -> anyhow::Result<i64> {
     let teams = names.named(Kind::Team);
     let known = || {
         let mut known: Vec<String> = teams.iter().map(|(id, n)| format!("{n} ({id})")).collect();
