@@ -438,8 +438,13 @@ pub fn main() -> ExitCode {
 /// return it as their source too.
 fn message(e: &anyhow::Error) -> String {
     let mut out = String::new();
+    let mut said_by_parent = false;
     for cause in e.chain() {
-        let text = cause.to_string();
+        if std::mem::take(&mut said_by_parent) {
+            continue;
+        }
+        let (text, says_its_source) = cause_text(cause);
+        said_by_parent = says_its_source;
         if text.is_empty() || out.contains(&text) {
             continue;
         }
@@ -449,6 +454,25 @@ fn message(e: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+/// One cause's own text, and whether it says its source's too. A PostgreSQL error is said
+/// by its message, detail and hint: sqlx adds " at line N", the line of PostgreSQL's own
+/// source code that raised it, which reads as if it were a line of the user's input.
+fn cause_text(cause: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    use sqlx::postgres::PgDatabaseError;
+    if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
+        && let Some(db) = db.try_downcast_ref::<PgDatabaseError>()
+    {
+        let mut text = format!("error returned from database: {}", db.message());
+        for extra in [db.detail(), db.hint()].into_iter().flatten() {
+            text.push_str(" (");
+            text.push_str(extra);
+            text.push(')');
+        }
+        return (text, true);
+    }
+    (cause.to_string(), false)
 }
 
 #[cfg(test)]

@@ -167,6 +167,25 @@ fn bad_arguments_say_what_to_fix() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot open"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // PostgreSQL's own words, said once, without sqlx's " at line N" (a line of PostgreSQL's
+    // source code, not of anything the user wrote).
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let missing = format!("{}/mttx_no_such_database", url.rsplit_once('/').unwrap().0);
+    let out = mttx(&dir, &["etl", "run", "--once", "--source", &missing]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert_eq!(
+        said.matches("database \"mttx_no_such_database\" does not exist")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!said.contains(" at line "), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
