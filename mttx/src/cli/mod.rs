@@ -453,7 +453,23 @@ fn message(e: &anyhow::Error) -> String {
         }
         out.push_str(&text);
     }
+    if let Some(hint) = hint(&out) {
+        out.push_str("; ");
+        out.push_str(hint);
+    }
     out
+}
+
+/// What to do, where the words of the crates below do not say it.
+fn hint(message: &str) -> Option<&'static str> {
+    // object_store found no credentials (in the environment, a profile or a role): "an
+    // error occurred while loading credentials", "the credential provider was not enabled".
+    (message.contains("object store") && message.contains("credential")).then_some(
+        "no credentials for the object store were found: for S3 set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and AWS_ENDPOINT_URL for an S3-compatible \
+         server; for Azure AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (README, \
+         \"Facts on object storage\")",
+    )
 }
 
 /// One cause's own text, and whether it says its source's too. A PostgreSQL error is said

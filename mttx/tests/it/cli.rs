@@ -186,6 +186,30 @@ fn bad_arguments_say_what_to_fix() {
         "{stderr}"
     );
     assert!(!said.contains(" at line "), "{stderr}");
+    // S3 without credentials: which variables to set, not only that loading them failed.
+    let mut s3 = Command::new(env!("CARGO_BIN_EXE_mttx"));
+    s3.args(["etl", "upkeep", "--facts", "s3://mttx/no-credentials"])
+        .current_dir(&dir)
+        .env("HOME", &dir)
+        .env("AWS_CONFIG_FILE", dir.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("MTTX_STATE")
+        .env_remove("MTTX_FACTS")
+        .env("RUST_LOG", "off");
+    for (var, _) in std::env::vars() {
+        if var.starts_with("AWS_") && !var.ends_with("_FILE") && var != "AWS_EC2_METADATA_DISABLED"
+        {
+            s3.env_remove(var);
+        }
+    }
+    let out = s3.output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
