@@ -150,6 +150,19 @@ impl Default for ConnectOptions {
     }
 }
 
+/// A pool of up to `max_connections` to the PostgreSQL server `opts` names, after one
+/// direct attempt: a server that is down or refuses us is reported at once with its reason
+/// (connection refused, no such database, authentication), instead of as the pool's acquire
+/// timeout 30 s later.
+pub async fn pg_pool(opts: PgConnectOptions, max_connections: u32) -> sqlx::Result<PgPool> {
+    sqlx::Connection::close(opts.connect().await?).await?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await
+}
+
 /// Opens the database at `location`.
 pub async fn connect(location: &Location, options: &ConnectOptions) -> Result<Pool> {
     let err = |source| Error::Connect {
@@ -161,17 +174,7 @@ pub async fn connect(location: &Location, options: &ConnectOptions) -> Result<Po
             let opts = PgConnectOptions::from_str(url)
                 .map_err(err)?
                 .application_name(&options.application_name);
-            // One direct attempt first: a server that is down or refuses us is reported at
-            // once with its reason, instead of after the pool's acquire timeout.
-            sqlx::Connection::close(opts.connect().await.map_err(err)?)
-                .await
-                .map_err(err)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(opts)
-                .await
-                .map_err(err)?;
+            let pool = pg_pool(opts, options.max_connections).await.map_err(err)?;
             Ok(Pool::Postgres(pool))
         }
         Location::Sqlite(path) => {

@@ -12,9 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use mttx_migrations::{Location, Pool};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Row;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{ConnectOptions as _, Row};
 
 use crate::copy;
 
@@ -369,17 +369,8 @@ impl Source {
                         ("default_transaction_read_only", "on"),
                         ("statement_timeout", STATEMENT_TIMEOUT),
                     ]);
-                // One direct attempt first, as for the state database: a replica that is down
-                // or refuses us is reported at once with its reason (connection refused, no
-                // such database, authentication), not as the pool's timeout 30 s later.
-                sqlx::Connection::close(opts.connect().await.map_err(err)?)
-                    .await
-                    .map_err(err)?;
                 Pool::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(max_connections)
-                        .acquire_timeout(Duration::from_secs(30))
-                        .connect_with(opts)
+                    mttx_migrations::pg_pool(opts, max_connections)
                         .await
                         .map_err(err)?,
                 )

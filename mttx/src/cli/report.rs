@@ -6,9 +6,9 @@ use clap::Subcommand;
 use mttx_api::named::account_zone;
 use mttx_api::weekly::Format;
 use mttx_migrations::Location;
-use mttx_replica::Directory;
+use mttx_replica::{Directory, Kind};
 
-use super::Places;
+use super::{Places, usage};
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -78,9 +78,7 @@ pub async fn run(places: &Places, command: ReportCommand) -> anyhow::Result<()> 
         ReportCommand::Send(args) => return super::send::run(places, *args).await,
     };
     let (names, source) = directory(places, account).await?;
-    let team = team
-        .map(|key| super::send::team_id(&names, &key))
-        .transpose()?;
+    let team = team.map(|key| team_id(&names, &key)).transpose()?;
     let tz = zone(tz, &names);
     let monday = week.unwrap_or_else(|| mttx_api::weekly::last_week(tz));
     let state = places.open_state().await?;
@@ -150,4 +148,40 @@ pub(super) async fn directory(
         eprintln!("the replica at --source has no account {account}: names show by id");
     }
     Ok((names, Some(source)))
+}
+
+/// A team of the account, by id or by name (any case); an id the replica does not know is
+/// refused too, where it knows the account's teams.
+pub(super) fn team_id(names: &Directory, key: &str) -> anyhow::Result<i64> {
+    let teams = names.named(Kind::Team);
+    let known = || {
+        let mut known: Vec<String> = teams.iter().map(|(id, n)| format!("{n} ({id})")).collect();
+        known.sort();
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    };
+    if let Ok(id) = key.parse::<i64>() {
+        if teams.is_empty() || teams.iter().any(|(t, _)| *t == id) {
+            return Ok(id);
+        }
+        return Err(usage(format!(
+            "account {} has no team {id}; its teams: {}",
+            names.account_id,
+            known()
+        )));
+    }
+    teams
+        .iter()
+        .find(|(_, name)| name.eq_ignore_ascii_case(key))
+        .map(|(id, _)| *id)
+        .ok_or_else(|| {
+            usage(format!(
+                "no team named `{key}` in account {}; its teams: {}",
+                names.account_id,
+                known()
+            ))
+        })
 }

@@ -29,6 +29,7 @@ use secrecy::SecretString;
 use self::mail::Mailer;
 use self::schedule::{Clock, Every, parse_every, week_of_slot};
 use self::webhook::Webhook;
+use super::report::team_id;
 use super::{Places, shutdown_on_signal, usage};
 
 #[derive(Debug, clap::Args)]
@@ -226,42 +227,6 @@ struct Round {
     failed: Vec<String>,
     /// Stopped by a signal before the round's end.
     stopped: bool,
-}
-
-/// A team of the account, by id or by name (any case); an id the replica does not know is
-/// refused too, where it knows the account's teams.
-pub(super) fn team_id(names: &Directory, key: &str) -> anyhow::Result<i64> {
-    let teams = names.named(Kind::Team);
-    let known = || {
-        let mut known: Vec<String> = teams.iter().map(|(id, n)| format!("{n} ({id})")).collect();
-        known.sort();
-        if known.is_empty() {
-            "none".to_owned()
-        } else {
-            known.join(", ")
-        }
-    };
-    if let Ok(id) = key.parse::<i64>() {
-        if teams.is_empty() || teams.iter().any(|(t, _)| *t == id) {
-            return Ok(id);
-        }
-        return Err(usage(format!(
-            "account {} has no team {id}; its teams: {}",
-            names.account_id,
-            known()
-        )));
-    }
-    teams
-        .iter()
-        .find(|(_, name)| name.eq_ignore_ascii_case(key))
-        .map(|(id, _)| *id)
-        .ok_or_else(|| {
-            usage(format!(
-                "no team named `{key}` in account {}; its teams: {}",
-                names.account_id,
-                known()
-            ))
-        })
 }
 
 impl Sender<'_> {
