@@ -129,6 +129,18 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
+impl Pool {
+    /// Closes every connection and waits until they are closed. Dropping a pool closes them
+    /// later, in the background: an SQLite file may still be held open after its writer
+    /// returns, and another process changing its journal mode then finds it locked.
+    pub async fn close(&self) {
+        match self {
+            Pool::Postgres(pg) => pg.close().await,
+            Pool::Sqlite(lite) => lite.close().await,
+        }
+    }
+}
+
 /// How to open a database.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
