@@ -151,6 +151,23 @@ const NAMES: [(Kind, &str); 4] = [
 ];
 
 impl Source {
+    /// Every account of the replica, by id, with its name: a GoAlert instance is one.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn accounts(&self) -> Result<Vec<(i64, String)>> {
+        if let SourceKind::GoAlert(options) = &self.kind {
+            return Ok(vec![(
+                crate::goalert::ACCOUNT,
+                options.account_name.clone(),
+            )]);
+        }
+        Ok(on_source!(&self.pool, p => {
+            with_retries("reading the accounts", || {
+                sqlx::query_as("SELECT id, name FROM accounts ORDER BY id").fetch_all(p)
+            })
+            .await?
+        }))
+    }
+
     /// The names and outside ids of one account, as the replica holds them now.
     #[tracing::instrument(skip_all, fields(account), err)]
     pub async fn directory(&self, account: i64) -> Result<Directory> {

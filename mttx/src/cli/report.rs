@@ -128,7 +128,8 @@ pub(super) fn zone(tz: Option<chrono_tz::Tz>, names: &Directory) -> chrono_tz::T
 }
 
 /// The account's names and time zone from the replica at `--source`, and the replica;
-/// without one (no such SQLite file), ids alone and UTC, as stderr says.
+/// without one (no such SQLite file), ids alone and UTC, as stderr says. An account the
+/// replica does not hold is refused, with the accounts it does.
 pub(super) async fn directory(
     places: &Places,
     account: i64,
@@ -145,7 +146,19 @@ pub(super) async fn directory(
     let source = places.replica(1).await?;
     let names = source.directory(account).await?;
     if names.account_name.is_none() {
-        eprintln!("the replica at --source has no account {account}: names show by id");
+        let accounts = source.accounts().await?;
+        let known = if accounts.is_empty() {
+            "none".to_owned()
+        } else {
+            let list: Vec<String> = accounts
+                .iter()
+                .map(|(id, name)| format!("{name} ({id})"))
+                .collect();
+            list.join(", ")
+        };
+        return Err(usage(format!(
+            "the replica at --source has no account {account}; its accounts: {known}"
+        )));
     }
     Ok((names, Some(source)))
 }

@@ -250,6 +250,26 @@ async fn the_weekly_report_names_things_in_the_accounts_zone() {
         err.contains("no team named `No Such Team`") && err.contains(&team),
         "{err}"
     );
+    // An account the replica does not hold is refused with the accounts it does, by name.
+    let account_name: String = sqlx::query_scalar("SELECT name FROM accounts WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mttx"))
+        .args(["report", "weekly", "--account", "999", "--format", "json"])
+        .args(["--facts", &served.facts])
+        .args(["--state", served.dir.join("state.sqlite").to_str().unwrap()])
+        .args(source)
+        .current_dir(&served.dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains("has no account 999") && err.contains(&format!("{account_name} (1)")),
+        "{err}"
+    );
     let mut services = Vec::new();
     for r in json["services"].as_array().unwrap() {
         let id: i64 = r["key"].as_str().unwrap().parse().unwrap();
