@@ -23,6 +23,10 @@ pub enum LocationError {
         scheme: String,
         feature: &'static str,
     },
+    #[error(
+        "--facts `{location}` is a file: give a folder for the facts table (made if missing) or an object-store URL"
+    )]
+    NotAFolder { location: String },
     #[error("cannot create the facts folder {location}")]
     CreateFolder {
         location: String,
@@ -74,6 +78,11 @@ pub fn table_url(location: &str) -> Result<url::Url, LocationError> {
         });
     }
     if !location.contains("://") {
+        if std::path::Path::new(location).is_file() {
+            return Err(LocationError::NotAFolder {
+                location: location.to_owned(),
+            });
+        }
         std::fs::create_dir_all(location).map_err(|source| LocationError::CreateFolder {
             location: location.to_owned(),
             source,
@@ -83,4 +92,24 @@ pub fn table_url(location: &str) -> Result<url::Url, LocationError> {
         location: location.to_owned(),
         source: Box::new(source),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_not_a_facts_folder() {
+        let dir = std::env::temp_dir().join(format!("mttx-facts-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("notes.txt");
+        std::fs::write(&file, "not a table").unwrap();
+        let err = table_url(file.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("is a file: give a folder"), "{err}");
+        // A folder that does not exist yet is made.
+        let made = dir.join("facts");
+        table_url(made.to_str().unwrap()).unwrap();
+        assert!(made.is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
