@@ -98,7 +98,7 @@ impl Client {
         let response = match sent {
             Ok(r) => r,
             // The error names the URL, never the headers: the token stays out of it.
-            Err(e) => return Err(Attempt::Transient(e.to_string())),
+            Err(e) => return Err(Attempt::Transient(with_causes(&e))),
         };
         let status = response.status();
         let header_secs = |name: &str| {
@@ -118,7 +118,7 @@ impl Client {
         let body = response
             .bytes()
             .await
-            .map_err(|e| Attempt::Transient(e.to_string()))?;
+            .map_err(|e| Attempt::Transient(with_causes(&e)))?;
         if status.is_server_error() {
             return Err(Attempt::Transient(format!("{status} from {path}")));
         }
@@ -326,4 +326,45 @@ struct Page {
 /// A time as PagerDuty takes it.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An HTTP error with what caused it ("error sending request for url (…): client error
+/// (Connect): tcp connect error: Connection refused (os error 111)"): reqwest's own text
+/// names only the request, and the reason to fix is in its causes.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// reqwest says only which request failed; the reason is in its causes.
+    #[tokio::test]
+    async fn a_refused_connection_says_refused() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // bound, then closed when the listener is dropped: nothing listens
+        let err = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/teams"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(!err.to_string().to_lowercase().contains("refused"));
+        let text = with_causes(&err);
+        assert!(text.to_lowercase().contains("connection refused"), "{text}");
+        assert!(text.contains("/teams"), "{text}");
+    }
 }
