@@ -147,14 +147,19 @@ pub(super) async fn directory(
     let names = source.directory(account).await?;
     if names.account_name.is_none() {
         let accounts = source.accounts().await?;
-        let known = if accounts.is_empty() {
+        const SHOWN: usize = 20;
+        let mut known: Vec<String> = accounts
+            .iter()
+            .take(SHOWN)
+            .map(|(id, name)| format!("{name} ({id})"))
+            .collect();
+        if accounts.len() > SHOWN {
+            known.push(format!("and {} more", accounts.len() - SHOWN));
+        }
+        let known = if known.is_empty() {
             "none".to_owned()
         } else {
-            let list: Vec<String> = accounts
-                .iter()
-                .map(|(id, name)| format!("{name} ({id})"))
-                .collect();
-            list.join(", ")
+            known.join(", ")
         };
         return Err(usage(format!(
             "the replica at --source has no account {account}; its accounts: {known}"
