@@ -147,20 +147,7 @@ pub(super) async fn directory(
     let names = source.directory(account).await?;
     if names.account_name.is_none() {
         let accounts = source.accounts().await?;
-        const SHOWN: usize = 20;
-        let mut known: Vec<String> = accounts
-            .iter()
-            .take(SHOWN)
-            .map(|(id, name)| format!("{name} ({id})"))
-            .collect();
-        if accounts.len() > SHOWN {
-            known.push(format!("and {} more", accounts.len() - SHOWN));
-        }
-        let known = if known.is_empty() {
-            "none".to_owned()
-        } else {
-            known.join(", ")
-        };
+        let known = listing(accounts.iter().map(|(id, name)| (*id, name.as_str())));
         return Err(usage(format!(
             "the replica at --source has no account {account}; its accounts: {known}"
         )));
@@ -168,19 +155,31 @@ pub(super) async fn directory(
     Ok((names, Some(source)))
 }
 
+/// Named things for an error message, "Acme (1), Globex (2)": at most 20, then how many
+/// more; "none" when there are none.
+fn listing<'a>(items: impl ExactSizeIterator<Item = (i64, &'a str)>) -> String {
+    const SHOWN: usize = 20;
+    let total = items.len();
+    let mut shown: Vec<String> = items
+        .take(SHOWN)
+        .map(|(id, name)| format!("{name} ({id})"))
+        .collect();
+    if total > SHOWN {
+        shown.push(format!("and {} more", total - SHOWN));
+    }
+    if shown.is_empty() {
+        "none".to_owned()
+    } else {
+        shown.join(", ")
+    }
+}
+
 /// A team of the account, by id or by name (any case); an id the replica does not know is
 /// refused too, where it knows the account's teams.
 pub(super) fn team_id(names: &Directory, key: &str) -> anyhow::Result<i64> {
     let teams = names.named(Kind::Team);
-    let known = || {
-        let mut known: Vec<String> = teams.iter().map(|(id, n)| format!("{n} ({id})")).collect();
-        known.sort();
-        if known.is_empty() {
-            "none".to_owned()
-        } else {
-            known.join(", ")
-        }
-    };
+    // By name (`named` sorts them).
+    let known = || listing(teams.iter().copied());
     if let Ok(id) = key.parse::<i64>() {
         if teams.is_empty() || teams.iter().any(|(t, _)| *t == id) {
             return Ok(id);
