@@ -394,8 +394,42 @@ fn blocking_threads(command: &Command) -> Option<usize> {
     Some(8 + 4 * workers)
 }
 
+/// A bad argument: a [`Usage`] error, or a `--facts` that names no table location this
+/// mttx can use (a file, a store not built in, not a location at all), wherever in the
+/// chain. A facts folder that cannot be made (permissions, a full disk) is not.
+fn bad_argument(e: &anyhow::Error) -> bool {
+    use mttx_facts::LocationError;
+    e.chain().any(|c| {
+        c.is::<Usage>()
+            || matches!(
+                location_error(c),
+                Some(
+                    LocationError::NotAFolder { .. }
+                        | LocationError::StoreNotCompiled { .. }
+                        | LocationError::NotATable { .. }
+                )
+            )
+    })
+}
+
+/// A facts location's error, also where the crates above facts wrap it transparently (which
+/// hides it from the chain).
+fn location_error<'a>(
+    c: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a mttx_facts::LocationError> {
+    c.downcast_ref::<mttx_facts::LocationError>()
+        .or(match c.downcast_ref::<mttx_etl::Error>() {
+            Some(mttx_etl::Error::Location(l)) => Some(l),
+            _ => None,
+        })
+        .or(match c.downcast_ref::<mttx_api::Error>() {
+            Some(mttx_api::Error::Location(l)) => Some(l),
+            _ => None,
+        })
+}
+
 /// Runs the command line; errors print their whole chain and exit with status 1, or 2 for
-/// a bad argument ([`Usage`]).
+/// a bad argument ([`bad_argument`]).
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let file = match config::Config::load(&Cli::command(), &args) {
@@ -422,7 +456,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli, &file)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+        Err(e) if bad_argument(&e) => {
             eprintln!("error: {}", message(&e));
             ExitCode::from(2)
         }

@@ -60,6 +60,23 @@ fn generate_writes_the_default_replica_and_says_what_it_made() {
     );
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(text(&out).0.contains("incidents 200"));
+    // --facts naming a file is a bad argument: status 2, saying what to give instead.
+    std::fs::write(dir.join("notes.txt"), "not a table").unwrap();
+    let out = mttx(&dir, &["etl", "run", "--once", "--facts", "notes.txt"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--facts `notes.txt` is a file: give a folder"),
+        "{stderr}"
+    );
+    // So is a store this build has not compiled in (Google Cloud Storage is opt-in).
+    let out = mttx(
+        &dir,
+        &["etl", "run", "--once", "--facts", "gs://bucket/facts"],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--features gcs"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
