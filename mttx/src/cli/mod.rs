@@ -471,9 +471,14 @@ pub fn main() -> ExitCode {
 /// (sqlx's, object_store's through deltalake's) print their cause in their own text and
 /// return it as their source too.
 fn message(e: &anyhow::Error) -> String {
+    said(e.as_ref())
+}
+
+/// [`message`] of any error (a send round's failures are the API's errors, not anyhow's).
+fn said(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();
     let mut said_by_parent = false;
-    for cause in e.chain() {
+    for cause in std::iter::successors(Some(e), |e| e.source()) {
         if std::mem::take(&mut said_by_parent) {
             continue;
         }
@@ -553,6 +558,9 @@ mod tests {
         );
         let plain = anyhow::anyhow!("disk full").context("writing");
         assert_eq!(message(&plain), "writing: disk full");
+        // The same for an error that never went through anyhow (a send round's).
+        let bare = Inner(std::io::Error::other("no profile"));
+        assert_eq!(said(&bare), "loading credentials: no profile");
     }
 
     #[test]

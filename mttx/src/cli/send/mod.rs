@@ -298,11 +298,12 @@ impl Sender<'_> {
                 Err(e) => {
                     let whose =
                         team.map_or(format!("account {}", self.account), |t| format!("team {t}"));
+                    let why = super::said(&e);
                     tracing::error!(
-                        "cannot make the report of {} for {whose}: {e:#}",
+                        "cannot make the report of {} for {whose}: {why}",
                         weekly::iso(monday)
                     );
-                    round.failed.push(format!("{whose}: {e:#}"));
+                    round.failed.push(format!("{whose}: {why}"));
                     continue;
                 }
             };
@@ -338,8 +339,9 @@ impl Sender<'_> {
                             .await?;
                         }
                         Err(e) => {
-                            tracing::error!("cannot write the mail of {whose}: {e:#}");
-                            round.failed.push(format!("{whose} by email: {e:#}"));
+                            let why = super::message(&e);
+                            tracing::error!("cannot write the mail of {whose}: {why}");
+                            round.failed.push(format!("{whose} by email: {why}"));
                         }
                     }
                 }
@@ -687,8 +689,9 @@ pub async fn run(places: &Places, args: SendArgs) -> anyhow::Result<()> {
             }
             Err(e) => {
                 tracing::error!(
-                    "cannot send the reports of {}: {e:#}; trying again in {} minutes",
+                    "cannot send the reports of {}: {}; trying again in {} minutes",
                     weekly::iso(monday),
+                    super::message(&e),
                     args.retry_minutes
                 );
                 true
