@@ -8,12 +8,12 @@
 # (`RANGES=50000,500`, incident ids per range and so per commit): each runs on the same data,
 # to see what the number of commits costs.
 #
-#   bash benches/etl.sh [WORKERS] [SIZES...]   (default: 2 workers; 130000 1300000 incidents,
+#   bash benches/etl.sh [WORKERS] [SIZES...]   (default: 3 workers; 130000 1300000 incidents,
 #                                              about 1M and 10M log entries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-workers=${1:-2}
+workers=${1:-3}
 shift || true
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(130000 1300000)

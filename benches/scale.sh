@@ -16,14 +16,14 @@
 # directory and of the work folder first, and says what it needs.
 #
 #   bash benches/scale.sh [INCIDENTS...]
-#   BENCH_WORKERS (default 2), BENCH_RUNS (query runs, default 20), BENCH_WORK=DIR (work folder
+#   BENCH_WORKERS (default 3, as `etl run`), BENCH_RUNS (query runs, default 20), BENCH_WORK=DIR (work folder
 #   on a disk with room; default a temporary folder under /var/tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(130000 1300000 13000000)
-workers=${BENCH_WORKERS:-2}
+workers=${BENCH_WORKERS:-3}
 runs=${BENCH_RUNS:-20}
 tz=Europe/Berlin
 source benches/common.sh

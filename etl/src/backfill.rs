@@ -41,6 +41,13 @@ pub const PLAN_PROPERTY: &str = "mttx.backfill.plan";
 /// How far below the high-water mark the plan looks for ids not visible yet.
 const GAP_WINDOW: i64 = 100_000;
 
+/// Backfill workers in one process unless told otherwise. On 2 cores, three finished a
+/// 10M-entry backfill sooner than two (ETL / COPY 1.49–1.50 against 1.62–1.64 at the
+/// median, on two machines) and four later than three: a worker waits on the replica's
+/// reads and its commits, and a third keeps the cores busy meanwhile. Each holds one range's
+/// facts, 25–40 MiB at the default range size (BENCHMARKS.md).
+pub const WORKERS: usize = 3;
+
 /// How a backfill is cut and run.
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
@@ -62,7 +69,7 @@ pub struct BackfillOptions {
 impl Default for BackfillOptions {
     fn default() -> Self {
         Self {
-            workers: 2,
+            workers: WORKERS,
             range_incidents: 50_000,
             read_incidents: 5_000,
             lease_ttl: Duration::from_secs(60),

@@ -55,7 +55,7 @@ impl Default for RunOptions {
             metrics_version: MetricsVersion::V1,
             account_versions: Default::default(),
             worker_id: worker_id(),
-            workers: 2,
+            workers: crate::backfill::WORKERS,
             range_incidents: 50_000,
             read_incidents: None,
             lease_ttl: Duration::from_secs(30),

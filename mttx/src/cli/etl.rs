@@ -29,7 +29,7 @@ pub struct EtlRunArgs {
     #[arg(long)]
     pub once: bool,
     /// Backfill workers in this process (following new entries needs only one).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = mttx_etl::backfill::WORKERS)]
     pub workers: usize,
     /// Log entries per incremental batch (one facts commit each).
     #[arg(long, default_value_t = 50_000)]

@@ -20,7 +20,7 @@ pub struct ReprocessArgs {
     pub metrics_version: i32,
     /// Backfill workers in this process (other processes running the same command share
     /// the work).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = mttx_etl::backfill::WORKERS)]
     pub workers: usize,
     /// Incident ids per backfill range (one lease and one commit each).
     #[arg(long, default_value_t = 50_000)]

@@ -994,7 +994,7 @@ fn a_configuration_file_gives_settings_under_the_environment_and_flags() {
             "run",
         ],
     );
-    assert!(shown.contains("etl.run.workers = \"2\"  # file"), "{shown}");
+    assert!(shown.contains("etl.run.workers = \"3\"  # file"), "{shown}");
 
     std::fs::write(dir.join("bad.toml"), "[serve]\ncache_mb = 64\n").unwrap();
     let out = mttx(&dir, &["--config", "bad.toml", "serve"]);
@@ -1007,8 +1007,9 @@ fn a_configuration_file_gives_settings_under_the_environment_and_flags() {
 }
 
 /// A backfill's threads stay within its cap however many files its flushes write at once:
-/// the runtime's workers (one a core) and 8 + 4 per backfill worker of the blocking pool.
-/// Without the cap this run reached 29–56 tokio threads. Counted from /proc while it runs.
+/// the runtime's workers (one a core) and 8 + 4 per backfill worker of the blocking pool,
+/// with the default number of backfill workers. Without the cap this run reached 29–56 tokio
+/// threads. Counted from /proc while it runs.
 #[cfg(target_os = "linux")]
 #[sqlx::test(migrations = false)]
 async fn a_backfill_keeps_its_threads_within_the_cap(pool: PgPool) {
@@ -1029,15 +1030,7 @@ async fn a_backfill_keeps_its_threads_within_the_cap(pool: PgPool) {
     let out = mttx(&dir, &generate);
     assert!(out.status.success(), "{:?}", text(&out));
     let mut run = Command::new(env!("CARGO_BIN_EXE_mttx"))
-        .args([
-            "etl",
-            "run",
-            "--once",
-            "--workers",
-            "2",
-            "--range-incidents",
-            "200",
-        ])
+        .args(["etl", "run", "--once", "--range-incidents", "200"])
         .args([
             "--source",
             &url,
@@ -1072,9 +1065,10 @@ async fn a_backfill_keeps_its_threads_within_the_cap(pool: PgPool) {
     assert!(stdout.contains("incidents written"), "{stdout}");
     let cores = std::thread::available_parallelism().unwrap().get();
     assert!(most > 0, "no thread of the run seen");
+    let blocking = 8 + 4 * mttx_etl::backfill::WORKERS;
     assert!(
-        most <= cores + 8 + 4 * 2,
-        "{most} tokio threads, more than {cores} workers and 16 blocking"
+        most <= cores + blocking,
+        "{most} tokio threads, more than {cores} workers and {blocking} blocking"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
