@@ -3,13 +3,14 @@
 //! classic pagination (`limit` ≤ 100, `offset + limit` ≤ 10,000) over time windows that are
 //! split in two whenever they hold more than one listing can page through.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Result};
 
@@ -28,6 +29,8 @@ pub struct Client {
     calls: AtomicU64,
     /// Requests answered 429 (rate limited).
     throttled: AtomicU64,
+    /// Cancelled to stop: a request waiting to be tried again is not tried again.
+    stop: CancellationToken,
 }
 
 /// Why one request failed, and whether trying again may help.
@@ -39,6 +42,8 @@ enum Attempt {
     Transient(String),
     /// Anything else: stop.
     Fatal(Error),
+    /// A stop was asked for while this request waited to be tried again.
+    Stopped,
 }
 
 impl Client {
@@ -62,7 +67,16 @@ impl Client {
             token,
             calls: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// This client, stopping when `stop` is cancelled: a request waiting to be tried again
+    /// (a backoff, or a rate limit's wait of up to an hour) ends at once with
+    /// [`Error::Stopped`]; a request under way finishes.
+    pub fn stopping_on(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Requests sent so far, and how many of them were rate limited.
@@ -153,7 +167,7 @@ impl Client {
     }
 
     /// One GET, retried: 5xx and dropped connections up to 8 times with backoff, 429s as
-    /// long as PagerDuty asks (at most 30 times in a row).
+    /// long as PagerDuty asks (at most 30 times in a row), until a stop is asked for.
     #[tracing::instrument(skip_all, fields(path), err)]
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
         let backoff = ExponentialBuilder::default()
@@ -161,40 +175,71 @@ impl Client {
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(30)
             .with_jitter();
-        let transient = std::sync::atomic::AtomicU32::new(0);
-        let result = (|| self.attempt(path, query))
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|a| match a {
-                Attempt::Throttled(_) => true,
-                Attempt::Transient(_) => transient.fetch_add(1, Ordering::Relaxed) < 8,
-                Attempt::Fatal(_) => false,
-            })
-            .adjust(|a, backoff| match a {
-                Attempt::Throttled(Some(wait)) => Some(*wait + Duration::from_millis(50)),
-                _ => backoff,
-            })
-            .notify(|a, wait| match a {
-                Attempt::Throttled(_) => {
-                    tracing::info!(
-                        path,
-                        wait_ms = wait.as_millis() as u64,
-                        "rate limited by PagerDuty; waiting"
-                    )
+        let transient = AtomicU32::new(0);
+        let tries = AtomicU32::new(0);
+        let stop = &self.stop;
+        let result = (|| async {
+            // A first try goes out whatever happens (the import finishes its window); a try
+            // again does not once a stop is asked for.
+            if tries.fetch_add(1, Ordering::Relaxed) > 0 && stop.is_cancelled() {
+                return Err(Attempt::Stopped);
+            }
+            self.attempt(path, query).await
+        })
+        .retry(backoff)
+        .sleep({
+            let stop = stop.clone();
+            move |wait| {
+                let stop = stop.clone();
+                async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.cancelled() => {}
+                    }
                 }
-                Attempt::Transient(why) => {
-                    tracing::warn!(
-                        path,
-                        error = why.as_str(),
-                        wait_ms = wait.as_millis() as u64,
-                        "PagerDuty request failed; retrying"
-                    )
-                }
-                Attempt::Fatal(_) => {}
-            })
-            .await;
+            }
+        })
+        .when(|a| match a {
+            Attempt::Throttled(_) => !stop.is_cancelled(),
+            Attempt::Transient(_) => {
+                !stop.is_cancelled() && transient.fetch_add(1, Ordering::Relaxed) < 8
+            }
+            Attempt::Fatal(_) | Attempt::Stopped => false,
+        })
+        .adjust(|a, backoff| match a {
+            Attempt::Throttled(Some(wait)) => Some(*wait + Duration::from_millis(50)),
+            _ => backoff,
+        })
+        .notify(|a, wait| match a {
+            Attempt::Throttled(_) => {
+                tracing::info!(
+                    path,
+                    wait_ms = wait.as_millis() as u64,
+                    "rate limited by PagerDuty; waiting"
+                )
+            }
+            Attempt::Transient(why) => {
+                tracing::warn!(
+                    path,
+                    error = why.as_str(),
+                    wait_ms = wait.as_millis() as u64,
+                    "PagerDuty request failed; retrying"
+                )
+            }
+            Attempt::Fatal(_) | Attempt::Stopped => {}
+        })
+        .await;
         result.map_err(|a| match a {
             Attempt::Fatal(e) => e,
+            Attempt::Stopped => Error::Stopped {
+                path: path.to_owned(),
+            },
+            // Not tried again because a stop was asked for.
+            Attempt::Throttled(_) | Attempt::Transient(_) if stop.is_cancelled() => {
+                Error::Stopped {
+                    path: path.to_owned(),
+                }
+            }
             Attempt::Throttled(_) => Error::GaveUp {
                 path: path.to_owned(),
                 why: "still rate limited after 30 waits".into(),

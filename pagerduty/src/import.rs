@@ -43,7 +43,8 @@ pub struct Options {
     pub overlap: chrono::Duration,
     /// The account's name in the replica.
     pub account_name: String,
-    /// Cancelled to stop after the current window.
+    /// Cancelled to stop after the current window, or at once while a request waits to be
+    /// tried again (that window is imported again next time).
     pub shutdown: CancellationToken,
 }
 
@@ -85,6 +86,8 @@ pub struct Summary {
     pub throttled: u64,
     /// Up to when the log is imported.
     pub until: Option<DateTime<Utc>>,
+    /// Stopped on request before catching up: the next import goes on from `until`.
+    pub stopped: bool,
 }
 
 impl std::fmt::Display for Summary {
@@ -105,7 +108,14 @@ impl std::fmt::Display for Summary {
             self.calls,
             self.throttled,
             self.until.map_or("-".into(), rfc3339)
-        )
+        )?;
+        if self.stopped {
+            write!(
+                f,
+                "\nstopped on request before catching up: the next import goes on from there"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -260,7 +270,9 @@ fn bar(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = ProgressBar::new((to - from).num_hours().max(1) as u64);
+    // Cleared when dropped too: a stop while a request waits returns at once.
+    let bar = ProgressBar::new((to - from).num_hours().max(1) as u64)
+        .with_finish(indicatif::ProgressFinish::AndClear);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {bar:40} {pos}/{len} hours of history [{elapsed_precise}, ETA {eta}] {msg}",
@@ -278,20 +290,40 @@ pub async fn import(
     replica: &mttx_migrations::Location,
     mut on_round: impl FnMut(&Summary),
 ) -> Result<Summary> {
-    let client = Client::new(&opts.api_url, opts.token.clone())?;
+    let client = Client::new(&opts.api_url, opts.token.clone())?.stopping_on(opts.shutdown.clone());
     let store = Store::open(replica).await?;
     let mut s = Summary::default();
+    match rounds(opts, &client, &store, &mut s, &mut on_round).await {
+        Ok(()) => {}
+        Err(Error::Stopped { path }) => {
+            tracing::info!("stopped while waiting to ask {path} again");
+            s.stopped = true;
+        }
+        Err(e) => return Err(e),
+    }
+    (s.calls, s.throttled) = client.calls();
+    Ok(s)
+}
+
+/// The rounds of [`import`]: one, or one per poll with `follow`, until a stop.
+async fn rounds(
+    opts: &Options,
+    client: &Client,
+    store: &Store,
+    s: &mut Summary,
+    on_round: &mut impl FnMut(&Summary),
+) -> Result<()> {
     let mut rounds = 0u64;
     loop {
         // The organisation changes seldom: at the start and every 100 polls.
         if rounds.is_multiple_of(100) {
-            organisation(&client, &store, opts, &mut s).await?;
+            organisation(client, store, opts, s).await?;
         }
         let now = Utc::now();
         // Incident rows written before this round show their state as of then: entries
         // made since may have changed it.
-        let logged = imported_until(&store, "log_entries_until").await?;
-        let listed = imported_until(&store, "incidents_until").await?;
+        let logged = imported_until(store, "log_entries_until").await?;
+        let listed = imported_until(store, "incidents_until").await?;
         let written_before = logged.unwrap_or(now) - opts.overlap;
         // From where the last round stopped, less the overlap (or from `since`).
         let resume = |until: Option<DateTime<Utc>>| until.map_or(opts.since, |t| t - opts.overlap);
@@ -301,12 +333,12 @@ pub async fn import(
         let mut from = start;
         while from < now {
             if opts.shutdown.is_cancelled() {
+                s.stopped = true;
                 break;
             }
             let to = (from + opts.window).min(now);
-            incidents_window(&client, &store, from, to, &mut s).await?;
-            touched
-                .extend(entries_window(&client, &store, (from, to), written_before, &mut s).await?);
+            incidents_window(client, store, from, to, s).await?;
+            touched.extend(entries_window(client, store, (from, to), written_before, s).await?);
             s.until = Some(to);
             if let Some(bar) = &bar {
                 bar.set_position((to - start).num_hours().max(0) as u64);
@@ -318,16 +350,16 @@ pub async fn import(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        refresh(&client, &store, &touched, &mut s).await?;
+        refresh(client, store, &touched, s).await?;
         (s.calls, s.throttled) = client.calls();
-        on_round(&s);
+        on_round(s);
         rounds += 1;
         if !opts.follow || opts.shutdown.is_cancelled() {
-            return Ok(s);
+            return Ok(());
         }
         tokio::select! {
             _ = tokio::time::sleep(opts.poll) => {}
-            _ = opts.shutdown.cancelled() => return Ok(s),
+            _ = opts.shutdown.cancelled() => return Ok(()),
         }
     }
 }

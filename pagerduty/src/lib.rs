@@ -43,6 +43,9 @@ pub enum Error {
     Shape { path: String, what: String },
     #[error("gave up on {path}: {why}")]
     GaveUp { path: String, why: String },
+    /// A stop was asked for while a request waited to be tried again.
+    #[error("stopped while waiting to ask {path} again")]
+    Stopped { path: String },
     #[error("{path} lists more than PagerDuty can page through")]
     TooMany { path: String },
     #[error("`{url}` is not a URL")]

@@ -78,7 +78,9 @@ pub async fn run(places: &Places, command: ImportCommand) -> anyhow::Result<()> 
             .clone()
             .unwrap_or_else(|| "PagerDuty".into()),
         window: chrono::Duration::hours(i64::from(args.window_hours)),
-        shutdown: shutdown_on_signal("finishing the current window"),
+        shutdown: shutdown_on_signal(
+            "finishing the current window (at once if a request waits to be tried again)",
+        ),
         ..Options::new(&args.api_url, token(args.token_file.as_ref())?, since)
     };
     let summary = mttx_pagerduty::import(&opts, &source, |s| {

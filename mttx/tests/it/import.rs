@@ -158,3 +158,71 @@ async fn kill_9_during_an_import_then_again_leaves_the_same_replica() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("PAGERDUTY_TOKEN"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stop (SIGTERM, as Ctrl-C) while a request waits to be tried again ends the import at
+/// once, not after the backoff (8 tries again, about a minute in all) or a rate limit's
+/// wait (up to an hour). Nothing listens at the API's address here, so every request is
+/// refused and waits to be tried again.
+#[test]
+fn a_stop_while_a_request_waits_to_be_tried_again_ends_the_import_at_once() {
+    use std::io::BufRead as _;
+    let dir = scratch("import-stop");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let api = format!("http://127.0.0.1:{port}");
+    let mut child = import(&dir.join("replica.sqlite"), &api, "2026-01-01")
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    // The second warning: the import is well into its backoff (tries again after 0.2 s,
+    // 0.4 s, … 25.6 s).
+    while said
+        .iter()
+        .filter(|l: &&String| l.contains("retrying"))
+        .count()
+        < 2
+    {
+        match heard.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => said.push(line),
+            Err(e) => panic!("no retry warnings ({e}): {said:?}"),
+        }
+    }
+    assert!(
+        said.iter().any(|l| l.contains("Connection refused")),
+        "{said:?}"
+    );
+    let stopped = std::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    let took = stopped.elapsed();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    said.extend(heard.try_iter());
+    assert!(status.success(), "{status:?}: {stdout}\n{said:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the import took {took:?} to stop: {said:?}"
+    );
+    assert!(
+        stdout.contains("stopped on request before catching up"),
+        "{stdout}"
+    );
+    assert!(!said.iter().any(|l| l.contains("gave up")), "{said:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
