@@ -95,11 +95,8 @@ impl Drop for Killed {
     }
 }
 
-/// The address an `mttx … --metrics-addr 127.0.0.1:0` announces on its standard error
-/// (logged at info), and the rest of its standard error, line by line.
-pub fn metrics_address(
-    child: &mut std::process::Child,
-) -> (String, std::sync::mpsc::Receiver<String>) {
+/// A child's standard error (piped), line by line as it comes, read by a thread of its own.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -111,6 +108,15 @@ pub fn metrics_address(
             let _ = tx.send(line);
         }
     });
+    rx
+}
+
+/// The address an `mttx … --metrics-addr 127.0.0.1:0` announces on its standard error
+/// (logged at info), and the rest of its standard error, line by line.
+pub fn metrics_address(
+    child: &mut std::process::Child,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    let rx = stderr_lines(child);
     let mut seen = Vec::new();
     loop {
         let line = match rx.recv_timeout(std::time::Duration::from_secs(60)) {

@@ -11,7 +11,7 @@ use mttx_fixtures::Config;
 use mttx_fixtures::generate::generate_all;
 use sqlx::Row as _;
 
-use crate::common::scratch;
+use crate::common::{scratch, stderr_lines};
 use crate::pd_server::{TOKEN, Trouble, render, serve};
 
 fn import(replica: &Path, api: &str, since: &str) -> Command {
@@ -165,7 +165,6 @@ async fn kill_9_during_an_import_then_again_leaves_the_same_replica() {
 /// refused and waits to be tried again.
 #[test]
 fn a_stop_while_a_request_waits_to_be_tried_again_ends_the_import_at_once() {
-    use std::io::BufRead as _;
     let dir = scratch("import-stop");
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -175,16 +174,7 @@ fn a_stop_while_a_request_waits_to_be_tried_again_ends_the_import_at_once() {
     let mut child = import(&dir.join("replica.sqlite"), &api, "2026-01-01")
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines, heard) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines.send(line);
-        }
-    });
+    let heard = stderr_lines(&mut child);
     let mut said = Vec::new();
     // The second warning: the import is well into its backoff (tries again after 0.2 s,
     // 0.4 s, … 25.6 s).
