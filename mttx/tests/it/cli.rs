@@ -3,7 +3,7 @@ use std::process::{Command, Output};
 
 use sqlx::PgPool;
 
-use crate::common::{scratch, test_url};
+use crate::common::{scratch, sigterm, test_url};
 
 fn mttx(dir: &PathBuf, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mttx"))
@@ -365,11 +365,7 @@ fn the_demo_serves_a_report_on_a_fresh_folder() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"account_id\":1"), "{answer}");
     assert!(answer.contains("\"incident_count\""), "{answer}");
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
     assert!(
         dir.join(".mttx/replica.sqlite").exists() && dir.join(".mttx/facts/_delta_log").exists()
@@ -858,9 +854,7 @@ fn logs_are_quiet_plain_or_json_and_carry_request_ids() {
         .to_owned();
     assert!(id.len() > 10, "{made}");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
+    sigterm(&server);
     assert!(server.wait().unwrap().success());
     let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
     assert!(log.contains("id=ops-ticket-4711"), "{log}");

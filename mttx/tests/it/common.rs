@@ -95,6 +95,15 @@ impl Drop for Killed {
     }
 }
 
+/// Sends SIGTERM to `child`, as Ctrl-C or a deploy's stop would (`kill -TERM`).
+pub fn sigterm(child: &std::process::Child) {
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success(), "kill -TERM {}: {term}", child.id());
+}
+
 /// A child's standard error (piped), line by line as it comes, read by a thread of its own.
 pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;

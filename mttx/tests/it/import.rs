@@ -11,7 +11,7 @@ use mttx_fixtures::Config;
 use mttx_fixtures::generate::generate_all;
 use sqlx::Row as _;
 
-use crate::common::{scratch, stderr_lines};
+use crate::common::{scratch, sigterm, stderr_lines};
 use crate::pd_server::{TOKEN, Trouble, render, serve};
 
 fn import(replica: &Path, api: &str, since: &str) -> Command {
@@ -194,11 +194,7 @@ fn a_stop_while_a_request_waits_to_be_tried_again_ends_the_import_at_once() {
         "{said:?}"
     );
     let stopped = std::time::Instant::now();
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&child);
     let status = child.wait().unwrap();
     let took = stopped.elapsed();
     let mut stdout = String::new();

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{metrics_address, scratch};
+use crate::common::{metrics_address, scratch, sigterm};
 
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -67,11 +67,7 @@ fn the_etl_serves_prometheus_counters_while_following() {
     };
     // SIGTERM: the follower stops at a batch boundary, gives up its lead and prints its
     // summary.
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);

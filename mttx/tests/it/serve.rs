@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{await_listening, free_addr, get, mttx_in as mttx, new_token, scratch};
+use crate::common::{
+    await_listening, free_addr, get, mttx_in as mttx, new_token, scratch, sigterm,
+};
 
 /// The status and body of a response read to its end.
 fn response(mut s: TcpStream) -> (u16, String) {
@@ -100,11 +102,7 @@ fn sigterm_under_load_answers_every_request_in_flight() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&server);
     let termed = Instant::now();
 
     let mut after_term = 0;
