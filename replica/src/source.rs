@@ -202,7 +202,7 @@ macro_rules! incident_row {
     };
 }
 
-/// How a read of the log is planned, for its statement only (`SET LOCAL`).
+/// How a read of the log is planned, for its own transaction only (`SET LOCAL`).
 ///
 /// - No plain index scan. A read's entries sit a few to a heap page, between other
 ///   incidents' entries (an incident's log is written over its life), and an index scan
